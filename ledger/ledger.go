@@ -1,0 +1,206 @@
+// Package ledger makes an operation on a single-use secret (a GitHub refresh
+// token, an authorization code, a session refresh token) happen at most once
+// across every process sharing a store, and replays its outcome to anyone who
+// presents the same secret within a window.
+//
+// The protocol: claim (kind, SHA-256(secret)) in the store -> run the
+// operation -> commit the outcome, sealed under a key derived from the secret
+// -> answer. Concurrent callers in one process share one attempt
+// (single-flight); callers in other processes see the pending claim and poll
+// until it is done or its lease runs out.
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/seal"
+)
+
+// Outcome is what an operation decided and wants committed.
+type Outcome struct {
+	// Payload is sealed, committed and returned; replays return it unchanged.
+	Payload []byte
+	// Lineage is upserted in the same transaction as the payload.
+	Lineage []flashauth.Lineage
+}
+
+// Options configure a Ledger. Zero values take the defaults.
+type Options struct {
+	Clock flashauth.Clock
+	// Lease bounds how long a claim blocks others when its holder dies. It
+	// must exceed the longest operation (the upstream timeout). Default 30s.
+	Lease time.Duration
+	// PollInterval is the first wait between looks at another process's
+	// pending claim; it doubles up to MaxPoll. Defaults 20ms and 500ms.
+	PollInterval, MaxPoll time.Duration
+	Logger            *slog.Logger
+}
+
+// Ledger runs operations exactly once. Its zero value is not usable; use New.
+type Ledger struct {
+	store flashauth.LedgerStore
+	opt   Options
+	group singleflight.Group
+
+	// afterCommit, when set (tests only), runs after a commit and before the
+	// answer is returned.
+	afterCommit func(kind string)
+}
+
+// New returns a Ledger over store.
+func New(store flashauth.LedgerStore, opt Options) *Ledger {
+	if opt.Clock == nil {
+		opt.Clock = flashauth.SystemClock{}
+	}
+	if opt.Lease <= 0 {
+		opt.Lease = 30 * time.Second
+	}
+	if opt.PollInterval <= 0 {
+		opt.PollInterval = 20 * time.Millisecond
+	}
+	if opt.MaxPoll <= 0 {
+		opt.MaxPoll = 500 * time.Millisecond
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Ledger{store: store, opt: opt}
+}
+
+// SetAfterCommit installs a hook that runs after every commit, before Do
+// returns. For crash tests only.
+func (l *Ledger) SetAfterCommit(f func(kind string)) { l.afterCommit = f }
+
+// Result is what Do returns.
+type Result struct {
+	Payload  []byte
+	Replayed bool // the payload came from the store, not from running fn
+}
+
+// Op is an operation on a secret. An error means "nothing definitive
+// happened" (transient trouble): it is not committed, the claim is released
+// and the next caller runs the operation again. Anything that must replay,
+// including a definitive rejection, is an Outcome.
+type Op func(ctx context.Context) (Outcome, error)
+
+// Do runs op at most once for (kind, secret) across all processes sharing the
+// store, and replays the committed payload to callers presenting the same
+// secret until window has passed since the commit.
+//
+// op runs on a context detached from ctx's cancellation: a caller that goes
+// away does not abort a refresh that may already have reached GitHub, and its
+// outcome is still committed for the retry.
+func (l *Ledger) Do(ctx context.Context, kind, secret string, window time.Duration, op Op) (Result, error) {
+	key := seal.Hash(secret)
+	ch := l.group.DoChan(kind+"\x00"+string(key), func() (any, error) {
+		return l.run(context.WithoutCancel(ctx), kind, secret, key, window, op)
+	})
+	select {
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	case r := <-ch:
+		res, _ := r.Val.(Result) // a CommitError comes with its payload
+		if r.Shared && res.Payload != nil {
+			// Every caller gets its own copy of the payload.
+			res.Payload = append([]byte(nil), res.Payload...)
+		}
+		return res, r.Err
+	}
+}
+
+func (l *Ledger) run(ctx context.Context, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
+	claimID, err := newClaimID()
+	if err != nil {
+		return Result{}, err
+	}
+	wait := l.opt.PollInterval
+	for {
+		now := l.opt.Clock.Now()
+		entry, claimed, err := l.store.ClaimLedger(ctx, kind, key, claimID, now, now.Add(l.opt.Lease))
+		if err != nil {
+			return Result{}, fmt.Errorf("ledger claim: %w", err)
+		}
+		if claimed {
+			return l.execute(ctx, kind, secret, key, claimID, window, op)
+		}
+		if entry.State == flashauth.LedgerDone {
+			pt, err := seal.Open([]byte(secret), sealInfo(kind), entry.Sealed, key)
+			if err != nil {
+				return Result{}, fmt.Errorf("ledger open: %w", err)
+			}
+			return Result{Payload: pt, Replayed: true}, nil
+		}
+		// Another process holds the claim: wait for its commit or its lease.
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return Result{}, ctx.Err()
+		case <-timer.C:
+		}
+		wait = min(2*wait, l.opt.MaxPoll)
+	}
+}
+
+func (l *Ledger) execute(ctx context.Context, kind, secret string, key []byte, claimID string, window time.Duration, op Op) (Result, error) {
+	out, opErr := op(ctx)
+	if opErr != nil {
+		if err := l.store.ReleaseLedger(ctx, kind, key, claimID); err != nil {
+			// The lease will free it; the op's error is what matters.
+			l.opt.Logger.Warn("ledger release failed", "kind", kind, "err", err)
+		}
+		return Result{}, opErr
+	}
+	sealed, err := seal.Seal([]byte(secret), sealInfo(kind), out.Payload, key)
+	if err != nil {
+		return Result{}, err
+	}
+	expires := l.opt.Clock.Now().Add(window)
+	if err := l.store.CompleteLedger(ctx, kind, key, claimID, sealed, expires, out.Lineage); err != nil {
+		// The operation happened (a single-use secret may be spent) but its
+		// outcome is not stored. Returning it is the only way it is not lost;
+		// a retry will not replay it.
+		return Result{Payload: out.Payload}, &CommitError{Err: err}
+	}
+	if l.afterCommit != nil {
+		l.afterCommit(kind)
+	}
+	return Result{Payload: out.Payload}, nil
+}
+
+// CommitError reports that the operation ran but its outcome could not be
+// committed. The Result returned with it still carries the payload.
+type CommitError struct{ Err error }
+
+func (e *CommitError) Error() string { return "ledger commit: " + e.Err.Error() }
+func (e *CommitError) Unwrap() error { return e.Err }
+
+// IsCommitError reports whether err is a *CommitError.
+func IsCommitError(err error) bool {
+	var ce *CommitError
+	return errors.As(err, &ce)
+}
+
+// Purge deletes entries whose window or lease has passed.
+func (l *Ledger) Purge(ctx context.Context) (int64, error) {
+	return l.store.PurgeLedger(ctx, l.opt.Clock.Now())
+}
+
+func sealInfo(kind string) string { return "flashauth ledger v1 " + kind }
+
+func newClaimID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("ledger: claim id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}

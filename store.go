@@ -1,0 +1,243 @@
+package flashauth
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Store is everything flashauth keeps. Implementations (sqlite, postgres)
+// are dumb: they keep rows and make each method atomic; the rules live in the
+// domain packages. Every implementation passes the storetest conformance suite.
+//
+// Hashes are SHA-256 digests (32 bytes) of secrets; stores never see a secret.
+// Errors: ErrNotFound, ErrConflict, ErrClaimLost as documented, and an *Error
+// with CodeStoreUnavailable when the database cannot be reached.
+type Store interface {
+	LedgerStore
+	LineageStore
+	UserStore
+	SessionStore
+	KeyStore
+	StateStore
+	AuditStore
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// LedgerState is the state of a ledger entry.
+type LedgerState int
+
+const (
+	// LedgerPending: a caller holds the claim and is talking to GitHub.
+	LedgerPending LedgerState = 1
+	// LedgerDone: the sealed outcome is committed and replayable.
+	LedgerDone LedgerState = 2
+)
+
+// Ledger kinds: namespaces of the ledger's keys.
+const (
+	LedgerGitHubRefresh  = "github_refresh"
+	LedgerGitHubCode     = "github_code"
+	LedgerSessionRefresh = "session_refresh"
+)
+
+// LedgerEntry is one row of the exactly-once ledger, keyed by (Kind, Key).
+type LedgerEntry struct {
+	Kind       string
+	Key        []byte // SHA-256 of the presented secret
+	ClaimID    string // random id of the claim's holder
+	State      LedgerState
+	LeaseUntil time.Time // pending: the claim may be taken over after this
+	Sealed     []byte    // done: the sealed outcome
+	ExpiresAt  time.Time // done: replayable until this
+	CreatedAt  time.Time
+}
+
+// LedgerStore keeps the exactly-once ledger.
+type LedgerStore interface {
+	// ClaimLedger atomically makes (kind, key) a pending entry held by
+	// claimID until leaseUntil, unless a live entry exists: a done entry with
+	// ExpiresAt after now, or a pending entry with LeaseUntil after now. A
+	// dead entry (expired done, or pending past its lease) is replaced. It
+	// returns the entry now stored and whether claimID holds it.
+	ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (LedgerEntry, bool, error)
+	// CompleteLedger turns claimID's pending entry into a done one with the
+	// sealed outcome, replayable until expiresAt, and upserts lineage in the
+	// same transaction. ErrClaimLost when claimID no longer holds the entry.
+	CompleteLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, expiresAt time.Time, lineage []Lineage) error
+	// ReleaseLedger deletes claimID's pending entry; nil when it is gone.
+	ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error
+	// GetLedger returns the entry or ErrNotFound.
+	GetLedger(ctx context.Context, kind string, key []byte) (LedgerEntry, error)
+	// PurgeLedger deletes done entries with ExpiresAt <= now and pending
+	// entries with LeaseUntil <= now, and returns how many it deleted.
+	PurgeLedger(ctx context.Context, now time.Time) (int64, error)
+}
+
+// Lineage records one GitHub refresh token flashauth has seen: who owns it
+// and which token replaced it.
+type Lineage struct {
+	TokenHash  []byte    // SHA-256 of the refresh token
+	ParentHash []byte    // the token it replaced; nil when issued at sign-in or unknown
+	UserID     string    // owner; "" when unknown
+	ReplacedBy []byte    // the token that replaced it; nil while current
+	CreatedAt  time.Time // when flashauth first saw it
+	RotatedAt  time.Time // when it was replaced; zero while current
+	ExpiresAt  time.Time // the refresh token's own expiry; zero when unknown
+}
+
+// LineageStore keeps refresh-token lineage.
+type LineageStore interface {
+	// PutLineage inserts or replaces the record of l.TokenHash.
+	PutLineage(ctx context.Context, l Lineage) error
+	// GetLineage returns the record or ErrNotFound.
+	GetLineage(ctx context.Context, tokenHash []byte) (Lineage, error)
+}
+
+// User is a flashauth user, keyed for GitHub sign-in by GitHubID.
+type User struct {
+	ID        string
+	GitHubID  int64
+	Login     string
+	Email     string
+	Name      string
+	ImageURL  string
+	OrgID     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Organization is created for a user on first sign-in.
+type Organization struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// UserStore keeps users and organizations.
+type UserStore interface {
+	// UpsertGitHubUser finds the user with u.GitHubID. If found it updates
+	// Login, Email, Name, ImageURL and UpdatedAt and returns it with
+	// created=false (ID, OrgID and CreatedAt of the stored row win). If not it
+	// inserts org and then u (u.OrgID set to org.ID) in one transaction and
+	// returns created=true. Concurrent first sign-ins of one GitHub user end
+	// with one user and one organization.
+	UpsertGitHubUser(ctx context.Context, u User, org Organization) (User, bool, error)
+	GetUser(ctx context.Context, id string) (User, error)
+	GetOrganization(ctx context.Context, id string) (Organization, error)
+}
+
+// Session is a flashauth session: a family of rotating refresh tokens and the
+// access tokens issued from them.
+type Session struct {
+	ID         string
+	UserID     string
+	Provider   string // "GITHUB"
+	DeviceInfo json.RawMessage
+	IPAddress  string
+	UserAgent  string
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	ExpiresAt  time.Time
+	RevokedAt  time.Time // zero while active
+}
+
+// Active reports whether s can still be used at now.
+func (s Session) Active(now time.Time) bool {
+	return s.RevokedAt.IsZero() && now.Before(s.ExpiresAt)
+}
+
+// SessionStore keeps sessions and the hashes of their refresh tokens. Every
+// refresh token a session ever had stays recorded, so reuse of a rotated-out
+// token can be recognised.
+type SessionStore interface {
+	// CreateSession inserts s with refreshHash as its current refresh token.
+	CreateSession(ctx context.Context, s Session, refreshHash []byte) error
+	GetSession(ctx context.Context, id string) (Session, error)
+	// FindSessionByRefresh returns the session refreshHash was issued to and
+	// whether it is still that session's current refresh token. ErrNotFound
+	// when the hash was never issued.
+	FindSessionByRefresh(ctx context.Context, refreshHash []byte) (Session, bool, error)
+	// RotateSession atomically replaces the session's current refresh hash
+	// oldHash with newHash, sets LastUsedAt=now and ExpiresAt=expiresAt.
+	// ErrConflict when oldHash is not current (already rotated) or the session
+	// is revoked.
+	RotateSession(ctx context.Context, id string, oldHash, newHash []byte, now, expiresAt time.Time) error
+	// TouchSession sets LastUsedAt=now.
+	TouchSession(ctx context.Context, id string, now time.Time) error
+	// RevokeSession sets RevokedAt=now if not already revoked; nil either way,
+	// ErrNotFound for an unknown id.
+	RevokeSession(ctx context.Context, id string, now time.Time) error
+	// RevokeUserSessions revokes every active session of the user.
+	RevokeUserSessions(ctx context.Context, userID string, now time.Time) (int64, error)
+	// ListSessions returns the user's active sessions at now, newest first.
+	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
+}
+
+// SigningKey is one Ed25519 key that signs access tokens.
+type SigningKey struct {
+	ID         string // the JWT "kid"
+	Generation int64  // 1, 2, 3...: unique; the highest signs
+	Algorithm  string // "EdDSA"
+	PublicKey  []byte // raw Ed25519 public key
+	PrivateKey []byte // raw Ed25519 private key, or sealed when Sealed
+	Sealed     bool
+	CreatedAt  time.Time
+	// RetireAt: when the key stops signing (its successor is due).
+	RetireAt time.Time
+	// ExpiresAt: when no token it signed can still be valid; it is dropped
+	// from the JWKS and may be deleted after this.
+	ExpiresAt time.Time
+}
+
+// KeyStore keeps signing keys.
+type KeyStore interface {
+	// InsertSigningKey inserts k; ErrConflict when a key with the same
+	// Generation exists (another replica rotated first).
+	InsertSigningKey(ctx context.Context, k SigningKey) error
+	// ListSigningKeys returns all keys, highest Generation first.
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// DeleteSigningKeys deletes keys with ExpiresAt <= now.
+	DeleteSigningKeys(ctx context.Context, now time.Time) (int64, error)
+}
+
+// OAuthState is a pending GitHub login started by GET /auth/github/authorize.
+type OAuthState struct {
+	Hash        []byte // SHA-256 of the state value
+	Verifier    []byte // PKCE verifier, sealed under a key derived from the state
+	RedirectURI string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+}
+
+// StateStore keeps OAuth states. A state can be taken once.
+type StateStore interface {
+	PutOAuthState(ctx context.Context, s OAuthState) error
+	// TakeOAuthState deletes and returns the state. ErrNotFound when unknown,
+	// already taken, or expired at now.
+	TakeOAuthState(ctx context.Context, hash []byte, now time.Time) (OAuthState, error)
+	// PurgeOAuthStates deletes states expired at now.
+	PurgeOAuthStates(ctx context.Context, now time.Time) (int64, error)
+}
+
+// AuditEvent is one security-relevant event. It never holds a secret.
+type AuditEvent struct {
+	ID        int64 // assigned by the store
+	Time      time.Time
+	Type      string // e.g. "github_refresh", "signin", "session_refresh", "reuse_detected", "revoke"
+	Outcome   string // e.g. "ok", "replayed", "rejected", "upstream_error"
+	UserID    string
+	SessionID string
+	IPAddress string
+	RequestID string
+	Detail    string
+}
+
+// AuditStore keeps the audit trail.
+type AuditStore interface {
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// ListAudit returns up to limit events, newest first.
+	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+}
