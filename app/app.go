@@ -1,0 +1,227 @@
+// Package app wires flashauth together: store, GitHub client, domain
+// services and the HTTP server, and runs it with a graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/github"
+	"github.com/flashbacktech/flashauth/httpapi"
+	"github.com/flashbacktech/flashauth/ledger"
+	"github.com/flashbacktech/flashauth/refresh"
+	"github.com/flashbacktech/flashauth/sqlite"
+)
+
+// Config is the configuration of a flashauth process; cmd/flashauth fills it
+// from the environment and flags.
+type Config struct {
+	Addr             string
+	DatabaseURL      string
+	ClientID         string
+	ClientSecret     string
+	GitHubURL        string
+	GitHubAPIURL     string
+	ReplayWindow     time.Duration
+	UpstreamTimeout  time.Duration
+	RefreshAuth      refresh.Policy
+	LogLevel         string
+	LogFormat        string
+	TrustedProxies   []netip.Prefix
+	CORSOrigins      []string
+	TLSCert, TLSKey  string
+	RateIPPerMinute  float64
+	RateTokenPerMin  float64
+	RateUserPerMin   float64
+	BreakerFailures  int
+	BreakerCooldown  time.Duration
+	ShutdownTimeout  time.Duration
+	SecretKey        []byte
+	SessionAccessTTL time.Duration
+	Version          string // reported in logs and the User-Agent
+}
+
+// App is a wired flashauth: store, GitHub client, domain services and the
+// HTTP handler.
+type App struct {
+	Store   flashauth.Store
+	Ledger  *ledger.Ledger
+	Handler http.Handler
+
+	log     *slog.Logger
+	clock   flashauth.Clock
+	closers []func()
+}
+
+func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock) (*App, error) {
+	store, err := OpenStore(ctx, c.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{log: log, Store: store, clock: clock}
+	a.closers = append(a.closers, func() { _ = store.Close() })
+
+	gh, err := github.New(github.Config{
+		ClientID:     c.ClientID,
+		ClientSecret: c.ClientSecret,
+		BaseURL:      c.GitHubURL,
+		APIURL:       c.GitHubAPIURL,
+		Timeout:      c.UpstreamTimeout,
+		UserAgent:    "flashauth/" + c.Version,
+		Clock:        clock,
+	})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("GitHub client: %w", err)
+	}
+	breaker := github.NewBreaker(gh, github.BreakerConfig{Failures: c.BreakerFailures, Cooldown: c.BreakerCooldown, Clock: clock})
+
+	a.Ledger = ledger.New(store, ledger.Options{
+		Clock: clock,
+		// A claim must outlive the upstream call it guards.
+		Lease:  c.UpstreamTimeout + 5*time.Second,
+		Logger: log,
+	})
+	ref := refresh.New(breaker, store, a.Ledger, refresh.Config{
+		ReplayWindow: c.ReplayWindow,
+		Policy:       c.RefreshAuth,
+		Clock:        clock,
+		Logger:       log,
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Handler = httpapi.NewServer(httpapi.Config{
+		Logger:  log,
+		Clock:   clock,
+		Store:   store,
+		Refresh: ref,
+		Limits: httpapi.Limits{
+			IPPerMinute: c.RateIPPerMinute, IPBurst: burstOf(c.RateIPPerMinute),
+			TokenPerMinute: c.RateTokenPerMin, TokenBurst: burstOf(c.RateTokenPerMin),
+			UserPerMinute: c.RateUserPerMin, UserBurst: burstOf(c.RateUserPerMin),
+		},
+		TrustedProxies: c.TrustedProxies,
+		CORSOrigins:    c.CORSOrigins,
+		Registry:       reg,
+	})
+	return a, nil
+}
+
+// burstOf allows a sixth of a minute's quota at once, at least 5.
+func burstOf(perMinute float64) int {
+	return max(int(perMinute/6), 5)
+}
+
+// OpenStore opens the store FLASHAUTH_DATABASE_URL names and applies its
+// migrations.
+func OpenStore(ctx context.Context, url string) (flashauth.Store, error) {
+	switch {
+	case strings.HasPrefix(url, "sqlite:"):
+		path := strings.TrimPrefix(url, "sqlite:")
+		if path == "" {
+			return nil, errors.New("FLASHAUTH_DATABASE_URL: sqlite: needs a path")
+		}
+		db, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
+		}
+		return db, nil
+	}
+	return nil, fmt.Errorf("FLASHAUTH_DATABASE_URL: unsupported database %q", RedactURL(url))
+}
+
+// Close releases the store.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+}
+
+// Serve runs the HTTP server on ln until ctx is done, then stops accepting,
+// lets in-flight requests (and the refreshes they are committing) finish,
+// and returns.
+func (a *App) Serve(ctx context.Context, ln net.Listener, c Config) error {
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		// A refresh may wait for GitHub for the whole upstream timeout.
+		WriteTimeout:   c.UpstreamTimeout + 15*time.Second,
+		IdleTimeout:    90 * time.Second,
+		MaxHeaderBytes: 32 << 10,
+		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if c.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, c.TLSCert, c.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	purgeDone := make(chan struct{})
+	purgeCtx, stopPurge := context.WithCancel(context.Background())
+	go func() {
+		defer close(purgeDone)
+		a.purgeLoop(purgeCtx)
+	}()
+	defer func() { stopPurge(); <-purgeDone }()
+
+	a.log.Info("flashauth started", "addr", ln.Addr().String(), "version", c.Version)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down: draining in-flight requests", "timeout", c.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	a.log.Info("shutdown complete")
+	return nil
+}
+
+// purgeLoop deletes ledger entries whose window has passed, so sealed
+// results do not outlive it.
+func (a *App) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := a.Ledger.Purge(ctx); err != nil {
+			a.log.Warn("ledger purge failed", "err", err)
+		} else if n > 0 {
+			a.log.Debug("ledger purged", "entries", n)
+		}
+		if _, err := a.Store.PurgeOAuthStates(ctx, a.clock.Now()); err != nil {
+			a.log.Warn("oauth state purge failed", "err", err)
+		}
+	}
+}
+
+// RedactURL drops a password from a database URL before it is shown.
+func RedactURL(s string) string {
+	if i := strings.LastIndex(s, "@"); i > 0 {
+		if j := strings.Index(s, "://"); j > 0 && j < i {
+			return s[:j+3] + "[REDACTED]" + s[i:]
+		}
+	}
+	return s
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/refresh"
+)
+
+// setting is one configuration variable.
+type setting struct {
+	env, def, help string
+	secret         bool // never echoed in errors or help
+}
+
+var settings = []setting{
+	{env: "FLASHAUTH_ADDR", def: ":8080", help: "listen address"},
+	{env: "FLASHAUTH_DATABASE_URL", def: "sqlite:flashauth.db", help: "sqlite:PATH or postgres://..."},
+	{env: "GITHUB_CLIENT_ID", help: "GitHub App client id (required)"},
+	{env: "GITHUB_CLIENT_SECRET", help: "GitHub App client secret (this or GITHUB_CLIENT_SECRET_FILE is required)", secret: true},
+	{env: "GITHUB_CLIENT_SECRET_FILE", help: "file holding the GitHub App client secret"},
+	{env: "GITHUB_URL", def: "https://github.com", help: "GitHub base URL (token endpoint)"},
+	{env: "GITHUB_API_URL", def: "https://api.github.com", help: "GitHub REST API base URL"},
+	{env: "FLASHAUTH_REPLAY_WINDOW", def: "60s", help: "how long a refresh result is replayed to retries"},
+	{env: "FLASHAUTH_UPSTREAM_TIMEOUT", def: "10s", help: "timeout of one call to GitHub"},
+	{env: "FLASHAUTH_GITHUB_REFRESH_AUTH", def: "compat", help: "ownership policy of /auth/github/refresh: compat or session"},
+	{env: "FLASHAUTH_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
+	{env: "FLASHAUTH_LOG_FORMAT", def: "json", help: "json or text"},
+	{env: "FLASHAUTH_TRUSTED_PROXIES", help: "comma-separated CIDRs whose X-Forwarded-For/Forwarded is believed"},
+	{env: "FLASHAUTH_CORS_ORIGINS", help: "comma-separated origins allowed by CORS"},
+	{env: "FLASHAUTH_TLS_CERT", help: "TLS certificate file (with FLASHAUTH_TLS_KEY)"},
+	{env: "FLASHAUTH_TLS_KEY", help: "TLS key file"},
+	{env: "FLASHAUTH_RATE_IP", def: "600", help: "requests per minute per client IP (0 disables)"},
+	{env: "FLASHAUTH_RATE_TOKEN", def: "30", help: "refresh requests per minute per refresh token (0 disables)"},
+	{env: "FLASHAUTH_RATE_USER", def: "120", help: "session requests per minute per user (0 disables)"},
+	{env: "FLASHAUTH_BREAKER_FAILURES", def: "5", help: "consecutive GitHub failures that open the circuit breaker"},
+	{env: "FLASHAUTH_BREAKER_COOLDOWN", def: "30s", help: "how long the breaker stays open before a probe"},
+	{env: "FLASHAUTH_SHUTDOWN_TIMEOUT", def: "30s", help: "how long shutdown waits for in-flight requests"},
+	{env: "FLASHAUTH_SECRET_KEY", help: "at least 32 bytes; seals signing keys at rest", secret: true},
+	{env: "FLASHAUTH_ACCESS_TTL", def: "1h", help: "lifetime of flashauth access tokens"},
+}
+
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "FLASHAUTH_")), "_", "-")
+}
+
+// parseConfig reads the settings from getenv and args.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	vals := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		v := getenv(s.env)
+		if v == "" {
+			v = s.def
+		}
+		def := v
+		if s.secret {
+			def = "" // flag's help must not print it
+		}
+		p := fs.String(flagName(s.env), def, s.help+" ($"+s.env+")")
+		if s.secret {
+			*p = v
+		}
+		vals[s.env] = p
+	}
+	if err := fs.Parse(args); err != nil {
+		return app.Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return app.Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	get := func(env string) string { return strings.TrimSpace(*vals[env]) }
+	var c app.Config
+	var err error
+	c.Addr = get("FLASHAUTH_ADDR")
+	c.DatabaseURL = get("FLASHAUTH_DATABASE_URL")
+	c.ClientID = get("GITHUB_CLIENT_ID")
+	c.GitHubURL = get("GITHUB_URL")
+	c.GitHubAPIURL = get("GITHUB_API_URL")
+	c.LogFormat = get("FLASHAUTH_LOG_FORMAT")
+	c.LogLevel = get("FLASHAUTH_LOG_LEVEL")
+	c.TLSCert, c.TLSKey = get("FLASHAUTH_TLS_CERT"), get("FLASHAUTH_TLS_KEY")
+
+	if c.ClientID == "" {
+		return c, errors.New("GITHUB_CLIENT_ID is required")
+	}
+	c.ClientSecret = *vals["GITHUB_CLIENT_SECRET"]
+	if file := get("GITHUB_CLIENT_SECRET_FILE"); file != "" {
+		if c.ClientSecret != "" {
+			return c, errors.New("set only one of GITHUB_CLIENT_SECRET and GITHUB_CLIENT_SECRET_FILE")
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return c, fmt.Errorf("GITHUB_CLIENT_SECRET_FILE: cannot read %s", file)
+		}
+		c.ClientSecret = strings.TrimSpace(string(b))
+		if c.ClientSecret == "" {
+			return c, fmt.Errorf("GITHUB_CLIENT_SECRET_FILE: %s is empty", file)
+		}
+	}
+	if c.ClientSecret == "" {
+		return c, errors.New("GITHUB_CLIENT_SECRET (or GITHUB_CLIENT_SECRET_FILE) is required")
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return c, fmt.Errorf("FLASHAUTH_DATABASE_URL: want sqlite:PATH or postgres://..., got %q", app.RedactURL(c.DatabaseURL))
+	}
+	for _, u := range []struct{ env, v string }{{"GITHUB_URL", c.GitHubURL}, {"GITHUB_API_URL", c.GitHubAPIURL}} {
+		if !strings.HasPrefix(u.v, "http://") && !strings.HasPrefix(u.v, "https://") {
+			return c, fmt.Errorf("%s: want an http(s) URL, got %q", u.env, u.v)
+		}
+	}
+	durations := []struct {
+		env string
+		dst *time.Duration
+	}{
+		{"FLASHAUTH_REPLAY_WINDOW", &c.ReplayWindow},
+		{"FLASHAUTH_UPSTREAM_TIMEOUT", &c.UpstreamTimeout},
+		{"FLASHAUTH_BREAKER_COOLDOWN", &c.BreakerCooldown},
+		{"FLASHAUTH_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout},
+		{"FLASHAUTH_ACCESS_TTL", &c.SessionAccessTTL},
+	}
+	for _, d := range durations {
+		if *d.dst, err = time.ParseDuration(get(d.env)); err != nil || *d.dst <= 0 {
+			return c, fmt.Errorf("%s: want a positive duration such as 60s, got %q", d.env, get(d.env))
+		}
+	}
+	if c.RefreshAuth, err = refresh.ParsePolicy(get("FLASHAUTH_GITHUB_REFRESH_AUTH")); err != nil {
+		return c, fmt.Errorf("FLASHAUTH_GITHUB_REFRESH_AUTH: %v", err)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return c, fmt.Errorf("FLASHAUTH_LOG_FORMAT: want json or text, got %q", c.LogFormat)
+	}
+	rates := []struct {
+		env string
+		dst *float64
+	}{{"FLASHAUTH_RATE_IP", &c.RateIPPerMinute}, {"FLASHAUTH_RATE_TOKEN", &c.RateTokenPerMin}, {"FLASHAUTH_RATE_USER", &c.RateUserPerMin}}
+	for _, r := range rates {
+		if *r.dst, err = strconv.ParseFloat(get(r.env), 64); err != nil || *r.dst < 0 {
+			return c, fmt.Errorf("%s: want a number of requests per minute (0 disables), got %q", r.env, get(r.env))
+		}
+	}
+	if c.BreakerFailures, err = strconv.Atoi(get("FLASHAUTH_BREAKER_FAILURES")); err != nil || c.BreakerFailures < 1 {
+		return c, fmt.Errorf("FLASHAUTH_BREAKER_FAILURES: want a whole number >= 1, got %q", get("FLASHAUTH_BREAKER_FAILURES"))
+	}
+	for _, p := range splitList(get("FLASHAUTH_TRUSTED_PROXIES")) {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return c, fmt.Errorf("FLASHAUTH_TRUSTED_PROXIES: %q is not a CIDR or an address", p)
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
+	}
+	c.CORSOrigins = splitList(get("FLASHAUTH_CORS_ORIGINS"))
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return c, errors.New("FLASHAUTH_TLS_CERT and FLASHAUTH_TLS_KEY must be set together")
+	}
+	if k := *vals["FLASHAUTH_SECRET_KEY"]; k != "" {
+		if len(k) < 32 {
+			return c, errors.New("FLASHAUTH_SECRET_KEY: must be at least 32 bytes (e.g. `openssl rand -base64 32`)")
+		}
+		c.SecretKey = []byte(k)
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/flashbacktech/flashauth/githubemu"
+	"github.com/flashbacktech/flashauth/logging"
+)
+
+// runDev runs the emulator and the service in one process on loopback, with
+// SQLite in a throw-away directory, and prints how to try it.
+func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("dev takes no arguments; configure it with the environment (FLASHAUTH_ADDR, FLASHAUTH_LOG_LEVEL, ...)")
+	}
+	dir, err := os.MkdirTemp("", "flashauth-dev-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	secret := randomHex(20)
+	const clientID = "Iv1.flashauthdev"
+	emuLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("emulator listener: %w", err)
+	}
+	emu := githubemu.New(githubemu.Config{ClientID: clientID, ClientSecret: secret})
+	defer emu.Close()
+	emuURL := "http://" + emuLn.Addr().String()
+	emuSrv := &http.Server{Handler: emu, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = emuSrv.Serve(emuLn) }()
+	defer emuSrv.Close()
+
+	overrides := map[string]string{
+		"FLASHAUTH_ADDR":         "127.0.0.1:8080",
+		"FLASHAUTH_DATABASE_URL": "sqlite:" + filepath.Join(dir, "flashauth.db"),
+		"GITHUB_CLIENT_ID":       clientID,
+		"GITHUB_CLIENT_SECRET":   secret,
+		"GITHUB_URL":             emuURL,
+		"GITHUB_API_URL":         emuURL,
+		"FLASHAUTH_LOG_FORMAT":   "text",
+	}
+	devenv := func(k string) string {
+		if v := getenv(k); v != "" && k != "GITHUB_URL" && k != "GITHUB_API_URL" && k != "GITHUB_CLIENT_ID" &&
+			k != "GITHUB_CLIENT_SECRET" && k != "GITHUB_CLIENT_SECRET_FILE" && k != "FLASHAUTH_DATABASE_URL" {
+			return v
+		}
+		return overrides[k]
+	}
+	c, err := parseConfig(nil, devenv, stderr)
+	if err != nil {
+		return err
+	}
+	user := emu.AddUser(githubemu.User{
+		Login: "octocat", Name: "The Octocat", Company: "@github", AvatarURL: "https://avatars.githubusercontent.com/u/583231",
+		Emails: []githubemu.Email{{Email: "octocat@example.com", Primary: true, Verified: true, Visibility: "public"}},
+	})
+	grant, err := emu.MintGrant(user.ID)
+	if err != nil {
+		return fmt.Errorf("emulator: mint grant: %w", err)
+	}
+	fmt.Fprintf(stderr, "dev mode: data lives in %s and is deleted on exit\n", dir)
+	err = start(ctx, c, stdout, stderr, func(base string) {
+		printDevInstructions(stdout, base, emuURL, grant.RefreshToken)
+	})
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func printDevInstructions(w io.Writer, base, emuURL, refreshToken string) {
+	fmt.Fprintf(w, `GitHub emulator on %[2]s
+
+Try a refresh with a token the emulator just minted for "octocat":
+
+  curl -s -X POST %[1]s/auth/github/refresh \
+    -H 'Content-Type: application/json' \
+    -d '{"refresh_token": "%[3]s"}'
+
+Run it twice within a minute: the second answer is replayed, identical, without
+a second call to GitHub. More tokens: curl -s -X POST %[2]s/_emulator/grants -d '{"login":"octocat"}'
+Stop with Ctrl-C.
+`, base, emuURL, refreshToken)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// runEmulator serves the GitHub emulator alone, for tests and benchmarks of
+// another process.
+func runEmulator(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("emulator", stderr)
+	addr := fs.String("addr", envOr(getenv, "GITHUB_EMULATOR_ADDR", "127.0.0.1:9090"), "listen address ($GITHUB_EMULATOR_ADDR)")
+	clientID := fs.String("client-id", envOr(getenv, "GITHUB_CLIENT_ID", "Iv1.flashauthdev"), "client id the emulator accepts ($GITHUB_CLIENT_ID)")
+	secretFile := fs.String("client-secret-file", getenv("GITHUB_CLIENT_SECRET_FILE"), "file with the client secret ($GITHUB_CLIENT_SECRET_FILE)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, errFlagHelp) {
+			return nil
+		}
+		return err
+	}
+	secret := getenv("GITHUB_CLIENT_SECRET")
+	if *secretFile != "" {
+		b, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return fmt.Errorf("GITHUB_CLIENT_SECRET_FILE: cannot read %s", *secretFile)
+		}
+		secret = string(trimSpace(b))
+	}
+	if secret == "" {
+		return errors.New("GITHUB_CLIENT_SECRET (or GITHUB_CLIENT_SECRET_FILE) is required: the emulator checks it like GitHub does")
+	}
+	log := logging.New(stderr, "text", slog.LevelInfo)
+	emu := githubemu.New(githubemu.Config{ClientID: *clientID, ClientSecret: secret, Logger: log})
+	defer emu.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *addr, err)
+	}
+	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 5 * time.Second}
+	fmt.Fprintf(stdout, "GitHub emulator listening on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	emu.Close() // release hung requests before waiting for them
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}

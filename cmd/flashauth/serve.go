@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/logging"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, errFlagHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return start(ctx, c, stdout, stderr, nil)
+}
+
+// start opens the app for c, listens, prints the address (and whatever
+// banner prints), and serves until ctx is done.
+func start(ctx context.Context, c app.Config, stdout, stderr io.Writer, banner func(base string)) error {
+	level, err := logging.ParseLevel(c.LogLevel)
+	if err != nil {
+		return fmt.Errorf("FLASHAUTH_LOG_LEVEL: %v", err)
+	}
+	log := logging.New(stderr, c.LogFormat, level)
+	c.Version = versionString()
+	a, err := app.New(ctx, c, log, flashauth.SystemClock{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("FLASHAUTH_ADDR: %v", err)
+	}
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	base := scheme + "://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "flashauth listening on %s\n", base)
+	if banner != nil {
+		banner(base)
+	}
+	return a.Serve(ctx, ln, c)
+}

@@ -1,0 +1,209 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+)
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// RequestID returns the request id stored by the middleware.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// saneRequestID accepts ids a caller may reasonably send; anything else is
+// replaced so logs cannot be polluted or injected through the header.
+var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusWriter records the status for the access log and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// withRequest assigns the request id, sets the common headers, recovers
+// panics, and writes one access-log line per request. It logs the path
+// only: query strings can carry codes and states.
+func (s *server) withRequest(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !saneRequestID.MatchString(id) {
+			id = newRequestID()
+		}
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		r = r.WithContext(ctx)
+		h := w.Header()
+		h.Set("X-Request-Id", id)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=63072000")
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				// The panic value and stack may hold anything; log only its type
+				// and where it happened.
+				s.log.ErrorContext(ctx, "panic in handler", "request_id", id, "panic_type", typeName(v), "stack", stackFrames())
+				if sw.status == 0 {
+					writeError(sw, flashauth.Errorf(flashauth.CodeInternal, "An internal error occurred."))
+				}
+			}
+			route := routeOf(r)
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.metrics.observe(route, status, time.Since(start))
+			s.log.LogAttrs(ctx, slog.LevelInfo, "request",
+				slog.String("request_id", id),
+				slog.String("method", r.Method),
+				slog.String("route", route),
+				slog.String("path", safePath(r.URL.Path)),
+				slog.Int("status", status),
+				slog.Duration("duration", time.Since(start)),
+				slog.String("ip", s.clientIP(r)),
+			)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// safePath keeps the path for the log but drops path segments that could be
+// secrets: flashauth never puts tokens in paths, but callers might.
+func safePath(p string) string {
+	if len(p) > 200 {
+		p = p[:200]
+	}
+	parts := strings.Split(p, "/")
+	for i, seg := range parts {
+		if len(seg) > 40 || strings.HasPrefix(seg, "gh") && strings.Contains(seg, "_") {
+			parts[i] = "[redacted]"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func routeOf(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	return "unmatched"
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case error:
+		return "error"
+	case string:
+		return "string"
+	}
+	return "other"
+}
+
+// stackFrames returns the function names of the stack, without arguments
+// (which could be secrets).
+func stackFrames() string {
+	var out []string
+	for _, line := range strings.Split(string(debug.Stack()), "\n") {
+		if strings.HasPrefix(line, "\t") || line == "" || strings.HasPrefix(line, "goroutine ") {
+			continue
+		}
+		if i := strings.LastIndex(line, "("); i > 0 {
+			line = line[:i]
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, " < ")
+}
+
+// limitIP applies the per-client-IP limit to every request.
+func (s *server) limitIP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if ok, wait := s.limits.ip.Allow(s.clientIP(r)); !ok {
+			s.metrics.rateLimited.WithLabelValues("ip").Inc()
+			writeError(w, rateLimited(wait))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func rateLimited(wait time.Duration) error {
+	return &flashauth.Error{Code: flashauth.CodeRateLimited, Message: "Too many requests. Slow down.", RetryAfter: wait}
+}
+
+// cors answers preflights and decorates responses for allowed origins only.
+func (s *server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" || !s.corsOrigins[origin] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+			h.Set("Access-Control-Max-Age", strconv.Itoa(600))
+			writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// noStore marks a response that carries tokens as uncacheable.
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}

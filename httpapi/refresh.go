@@ -1,0 +1,90 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/refresh"
+	"github.com/flashbacktech/flashauth/seal"
+)
+
+// handleGitHubRefresh serves POST /auth/github/refresh (CONTRACT §2).
+func (s *server) handleGitHubRefresh() http.Handler {
+	type request struct {
+		RefreshToken tokenField `json:"refresh_token"`
+	}
+	type response struct {
+		Success               bool   `json:"success"`
+		Token                 string `json:"token"`
+		AccessToken           string `json:"accessToken"`
+		RefreshToken          string `json:"refreshToken"`
+		ExpiresAt             int64  `json:"expiresAt"`
+		ExpiresIn             int64  `json:"expiresIn"`
+		RefreshTokenExpiresAt int64  `json:"refreshTokenExpiresAt"`
+		TokenType             string `json:"tokenType"`
+		Scope                 string `json:"scope"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := decodeJSON(w, r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		token := req.RefreshToken.String()
+		if !refresh.ValidToken(token) {
+			s.fail(w, r, flashauth.Errorf(flashauth.CodeInvalidRequest,
+				"refresh_token must be a non-empty string of at most %d printable characters without spaces.", refresh.MaxTokenLength))
+			return
+		}
+		if ok, wait := s.limits.token.Allow(string(seal.Hash(token))); !ok {
+			s.metrics.rateLimited.WithLabelValues("token").Inc()
+			s.fail(w, r, rateLimited(wait))
+			return
+		}
+		caller := refresh.Caller{UserID: s.optionalUser(r)}
+		res, err := s.Refresh.Refresh(r.Context(), token, caller)
+		s.metrics.refreshOutcome(res.Replayed, err)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		t := res.Token
+		noStore(w)
+		writeJSON(w, http.StatusOK, response{
+			Success:               true,
+			Token:                 t.AccessToken,
+			AccessToken:           t.AccessToken,
+			RefreshToken:          t.RefreshToken,
+			ExpiresAt:             flashauth.UnixMilli(t.ExpiresAt),
+			ExpiresIn:             t.ExpiresIn,
+			RefreshTokenExpiresAt: flashauth.UnixMilli(t.RefreshTokenExpiresAt),
+			TokenType:             t.TokenType,
+			Scope:                 t.Scope,
+		})
+	})
+}
+
+// bearer returns the Bearer credential of r, or "".
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// optionalUser returns the user of a valid flashauth access token, or "".
+// Clients keep sending stale or foreign Bearers (CONTRACT §1), so an invalid
+// one is ignored here, never a reason to reject.
+func (s *server) optionalUser(r *http.Request) string {
+	b := bearer(r)
+	if b == "" || s.Authenticate == nil {
+		return ""
+	}
+	uid, err := s.Authenticate(r.Context(), b)
+	if err != nil {
+		return ""
+	}
+	return uid
+}

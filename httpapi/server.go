@@ -1,0 +1,145 @@
+// Package httpapi is flashauth's HTTP surface: routing, decoding and
+// validation at the edge, middleware, and the only mapping of domain error
+// codes to HTTP statuses.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/ratelimit"
+	"github.com/flashbacktech/flashauth/refresh"
+)
+
+// Limits are the rate limits, in events per minute with a burst. Zero
+// disables a limit.
+type Limits struct {
+	IPPerMinute    float64
+	IPBurst        int
+	TokenPerMinute float64 // per presented refresh-token hash
+	TokenBurst     int
+	UserPerMinute  float64 // per authenticated user on session endpoints
+	UserBurst      int
+}
+
+// Config holds the server's dependencies.
+type Config struct {
+	Logger  *slog.Logger
+	Clock   flashauth.Clock
+	Store   flashauth.Store
+	Refresh *refresh.Service
+	// Authenticate verifies a flashauth access token and returns its user.
+	// Nil means no sessions: every Bearer is ignored.
+	Authenticate   func(ctx context.Context, bearer string) (userID string, err error)
+	Limits         Limits
+	TrustedProxies []netip.Prefix
+	CORSOrigins    []string
+	// Registry receives the server's metrics and is served on /metrics. A
+	// fresh registry is made when nil.
+	Registry *prometheus.Registry
+}
+
+type limiters struct {
+	ip, token, user *ratelimit.Limiter
+}
+
+type server struct {
+	Config
+	log            *slog.Logger
+	limits         limiters
+	trustedProxies []netip.Prefix
+	corsOrigins    map[string]bool
+	metrics        *metrics
+	mux            *http.ServeMux
+}
+
+// NewServer returns the flashauth HTTP handler.
+func NewServer(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = flashauth.SystemClock{}
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &server{
+		Config:         cfg,
+		log:            cfg.Logger,
+		trustedProxies: cfg.TrustedProxies,
+		corsOrigins:    make(map[string]bool),
+		metrics:        newMetrics(cfg.Registry),
+		mux:            http.NewServeMux(),
+		limits: limiters{
+			ip:    ratelimit.New(cfg.Limits.IPPerMinute, cfg.Limits.IPBurst, cfg.Clock),
+			token: ratelimit.New(cfg.Limits.TokenPerMinute, cfg.Limits.TokenBurst, cfg.Clock),
+			user:  ratelimit.New(cfg.Limits.UserPerMinute, cfg.Limits.UserBurst, cfg.Clock),
+		},
+	}
+	for _, o := range cfg.CORSOrigins {
+		s.corsOrigins[o] = true
+	}
+	s.routes()
+	return s.withRequest(s.cors(s.limitIP(http.HandlerFunc(s.dispatch))))
+}
+
+// dispatch routes through the mux but answers the mux's own 404 and 405 in
+// the contract's JSON shape, keeping the Allow header.
+func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	probe := &headerProbe{header: http.Header{}}
+	h.ServeHTTP(probe, r)
+	switch probe.status {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		writeError(w, flashauth.Errorf(flashauth.CodeMethodNotAllowed, "Method %s is not allowed here.", r.Method))
+	case http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		// The mux cleans paths like //x or /a/../b; say where, in JSON.
+		w.Header().Set("Location", probe.header.Get("Location"))
+		writeJSON(w, probe.status, errorBody{ErrorCode: flashauth.CodeNotFound, Message: "The resource has moved."})
+	default:
+		writeError(w, flashauth.Errorf(flashauth.CodeNotFound, "No such endpoint."))
+	}
+}
+
+// headerProbe captures what the mux's fallback handlers would answer.
+type headerProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *headerProbe) Header() http.Header         { return p.header }
+func (p *headerProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *headerProbe) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
+}
+
+// fail answers err and logs it under the request id. Errors that are the
+// caller's fault are logged at debug; operator faults at error.
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := flashauth.ErrorCode(err)
+	level := slog.LevelDebug
+	switch status := statusOf(code); {
+	case code == flashauth.CodeUpstreamCredentials || status == http.StatusInternalServerError:
+		level = slog.LevelError
+	case status >= 500:
+		level = slog.LevelWarn
+	}
+	if r.Context().Err() != nil {
+		level = slog.LevelInfo // the caller went away
+	}
+	s.log.Log(r.Context(), level, "request failed", "request_id", RequestID(r.Context()), "error_code", code, "err", err)
+	writeError(w, err)
+}

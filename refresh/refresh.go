@@ -1,0 +1,296 @@
+// Package refresh is the heart of flashauth: it refreshes a GitHub user token
+// exactly once, however many tabs, retries or replicas present it, and
+// replays the outcome within a window so a caller whose answer was lost can
+// ask again.
+package refresh
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/ledger"
+	"github.com/flashbacktech/flashauth/seal"
+)
+
+// Policy is the ownership policy of the refresh endpoint
+// (FLASHAUTH_GITHUB_REFRESH_AUTH).
+type Policy string
+
+const (
+	// PolicyCompat: a Bearer is optional; a valid one must own the lineage.
+	PolicyCompat Policy = "compat"
+	// PolicySession: a valid flashauth access token is required and must own
+	// the lineage.
+	PolicySession Policy = "session"
+)
+
+// ParsePolicy parses a policy name.
+func ParsePolicy(s string) (Policy, error) {
+	switch Policy(s) {
+	case PolicyCompat, PolicySession:
+		return Policy(s), nil
+	}
+	return "", fmt.Errorf("unknown policy %q (want compat or session)", s)
+}
+
+// MaxTokenLength bounds a presented refresh token.
+const MaxTokenLength = 4096
+
+// Config configures a Service.
+type Config struct {
+	ReplayWindow time.Duration // default 60s
+	Policy       Policy        // default compat
+	Clock        flashauth.Clock
+	Logger       *slog.Logger
+	// OnRejectedRotated, when set, is called when GitHub rejects a token
+	// that flashauth had already rotated: a likely sign of a stolen token
+	// being replayed after the window.
+	OnRejectedRotated func(ctx context.Context, lin flashauth.Lineage)
+}
+
+// Service refreshes GitHub tokens.
+type Service struct {
+	gh     flashauth.GitHub
+	store  flashauth.LineageStore
+	ledger *ledger.Ledger
+	cfg    Config
+}
+
+// New returns a Service.
+func New(gh flashauth.GitHub, store flashauth.LineageStore, l *ledger.Ledger, cfg Config) *Service {
+	if cfg.ReplayWindow <= 0 {
+		cfg.ReplayWindow = 60 * time.Second
+	}
+	if cfg.Policy == "" {
+		cfg.Policy = PolicyCompat
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = flashauth.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{gh: gh, store: store, ledger: l, cfg: cfg}
+}
+
+// Caller is who asks. UserID is empty unless the request carried a valid
+// flashauth access token.
+type Caller struct {
+	UserID string
+}
+
+// Token is a refreshed GitHub token. Times are at millisecond precision, the
+// wire's unit; zero means "does not expire".
+type Token struct {
+	AccessToken           string    `json:"access_token"`
+	RefreshToken          string    `json:"refresh_token"`
+	TokenType             string    `json:"token_type"`
+	Scope                 string    `json:"scope"`
+	ExpiresIn             int64     `json:"expires_in"` // seconds
+	ExpiresAt             time.Time `json:"expires_at"`
+	RefreshTokenExpiresAt time.Time `json:"refresh_token_expires_at"`
+}
+
+// Result is the outcome of Refresh.
+type Result struct {
+	Token    Token
+	Replayed bool // served from the ledger, no upstream call
+}
+
+// outcome is what the ledger commits and replays.
+type outcome struct {
+	Token *Token `json:"token,omitempty"`
+	Code  string `json:"code,omitempty"` // a definitive error code
+}
+
+// ValidToken reports whether s is acceptable as a presented token: non-empty,
+// at most MaxTokenLength printable ASCII characters without spaces.
+func ValidToken(s string) bool {
+	if s == "" || len(s) > MaxTokenLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// Refresh exchanges refreshToken at GitHub at most once and returns the new
+// token, or replays the committed outcome of an earlier exchange.
+func (s *Service) Refresh(ctx context.Context, refreshToken string, caller Caller) (Result, error) {
+	if !ValidToken(refreshToken) {
+		return Result{}, flashauth.Errorf(flashauth.CodeInvalidRequest,
+			"refresh_token must be a non-empty string of at most %d printable characters without spaces.", MaxTokenLength)
+	}
+	hash := seal.Hash(refreshToken)
+	lin, known, err := s.lineage(ctx, hash)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := s.authorize(caller, lin, known); err != nil {
+		return Result{}, err
+	}
+
+	res, err := s.ledger.Do(ctx, flashauth.LedgerGitHubRefresh, refreshToken, s.cfg.ReplayWindow,
+		func(ctx context.Context) (ledger.Outcome, error) {
+			return s.exchange(ctx, refreshToken, hash, lin, known)
+		})
+	if err != nil && res.Payload == nil {
+		return Result{}, err
+	}
+	if err != nil {
+		// The refresh happened but could not be committed: answer it anyway,
+		// since it is the only copy of the rotated token.
+		s.cfg.Logger.ErrorContext(ctx, "github refresh succeeded but its result could not be committed; a retry will not replay it", "err", err)
+	}
+	var out outcome
+	if jerr := json.Unmarshal(res.Payload, &out); jerr != nil {
+		return Result{}, fmt.Errorf("refresh: decode committed outcome: %w", jerr)
+	}
+	if out.Code != "" {
+		return Result{Replayed: res.Replayed}, rejection(out.Code)
+	}
+	if out.Token == nil {
+		return Result{}, errors.New("refresh: committed outcome has neither token nor code")
+	}
+	return Result{Token: *out.Token, Replayed: res.Replayed}, nil
+}
+
+func (s *Service) lineage(ctx context.Context, hash []byte) (flashauth.Lineage, bool, error) {
+	lin, err := s.store.GetLineage(ctx, hash)
+	switch {
+	case err == nil:
+		return lin, true, nil
+	case errors.Is(err, flashauth.ErrNotFound):
+		return flashauth.Lineage{}, false, nil
+	default:
+		return flashauth.Lineage{}, false, fmt.Errorf("refresh: lineage: %w", err)
+	}
+}
+
+// authorize applies the ownership policy before anything is sent upstream.
+func (s *Service) authorize(caller Caller, lin flashauth.Lineage, known bool) error {
+	mismatch := flashauth.Errorf(flashauth.CodeTokenOwnerMismatch, "This refresh token belongs to another user.")
+	switch s.cfg.Policy {
+	case PolicySession:
+		if caller.UserID == "" {
+			return flashauth.Errorf(flashauth.CodeAuthRequired, "A valid access token is required.")
+		}
+		if !known || lin.UserID != caller.UserID {
+			return mismatch
+		}
+	default:
+		if caller.UserID != "" && known && lin.UserID != "" && lin.UserID != caller.UserID {
+			return mismatch
+		}
+	}
+	return nil
+}
+
+// exchange is the ledger operation: one call to GitHub. Definitive answers
+// become committed outcomes; anything transient is an error, never cached.
+func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte, lin flashauth.Lineage, known bool) (ledger.Outcome, error) {
+	gt, err := s.gh.RefreshToken(ctx, refreshToken)
+	now := s.cfg.Clock.Now()
+	if err != nil {
+		var ue *flashauth.UpstreamError
+		if errors.As(err, &ue) && ue.Kind == flashauth.UpstreamRejected {
+			if known && lin.ReplacedBy != nil && s.cfg.OnRejectedRotated != nil {
+				s.cfg.OnRejectedRotated(ctx, lin)
+			}
+			return marshal(outcome{Code: flashauth.CodeInvalidRefreshToken}, nil)
+		}
+		return ledger.Outcome{}, UpstreamError(err)
+	}
+	tok := Token{
+		AccessToken:  gt.AccessToken,
+		RefreshToken: gt.RefreshToken,
+		TokenType:    gt.TokenType,
+		Scope:        gt.Scope,
+		ExpiresIn:    int64(gt.ExpiresIn / time.Second),
+	}
+	if tok.RefreshToken == "" {
+		tok.RefreshToken = refreshToken // GitHub did not rotate
+	}
+	if tok.TokenType == "" {
+		tok.TokenType = "bearer"
+	}
+	ms := now.Truncate(time.Millisecond)
+	if gt.ExpiresIn > 0 {
+		tok.ExpiresAt = ms.Add(gt.ExpiresIn)
+	}
+	if gt.RefreshTokenExpiresIn > 0 {
+		tok.RefreshTokenExpiresAt = ms.Add(gt.RefreshTokenExpiresIn)
+	}
+
+	var lineage []flashauth.Lineage
+	if tok.RefreshToken != refreshToken {
+		newHash := seal.Hash(tok.RefreshToken)
+		old := lin
+		if !known {
+			old = flashauth.Lineage{TokenHash: hash, CreatedAt: now}
+		}
+		old.ReplacedBy, old.RotatedAt = newHash, now
+		lineage = []flashauth.Lineage{old, {
+			TokenHash:  newHash,
+			ParentHash: hash,
+			UserID:     lin.UserID, // a rotated token inherits its owner
+			CreatedAt:  now,
+			ExpiresAt:  tok.RefreshTokenExpiresAt,
+		}}
+	}
+	return marshal(outcome{Token: &tok}, lineage)
+}
+
+func marshal(o outcome, lineage []flashauth.Lineage) (ledger.Outcome, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return ledger.Outcome{}, err
+	}
+	return ledger.Outcome{Payload: b, Lineage: lineage}, nil
+}
+
+func rejection(code string) error {
+	switch code {
+	case flashauth.CodeInvalidRefreshToken:
+		return flashauth.Errorf(code, "The refresh token is invalid, expired, revoked or already used. Sign in again.")
+	}
+	return flashauth.Errorf(code, "The request was rejected.")
+}
+
+// UpstreamError turns a GitHub client error that is not a verdict on the
+// caller's credential into the domain error the caller sees.
+func UpstreamError(err error) error {
+	var ue *flashauth.UpstreamError
+	if !errors.As(err, &ue) {
+		return &flashauth.Error{Code: flashauth.CodeInternal, Message: "An internal error occurred.", Err: err}
+	}
+	switch ue.Kind {
+	case flashauth.UpstreamTransient:
+		return &flashauth.Error{
+			Code:       flashauth.CodeUpstreamUnavailable,
+			Message:    "GitHub is unavailable or rate limiting us. Try again later.",
+			RetryAfter: max(ue.RetryAfter, time.Second),
+			Err:        err,
+		}
+	case flashauth.UpstreamConfig:
+		return &flashauth.Error{
+			Code:    flashauth.CodeUpstreamCredentials,
+			Message: "GitHub rejected this service's client credentials. The operator must fix the configuration.",
+			Err:     err,
+		}
+	default:
+		return &flashauth.Error{
+			Code:    flashauth.CodeUpstreamBadResponse,
+			Message: "GitHub answered something unexpected.",
+			Err:     err,
+		}
+	}
+}
