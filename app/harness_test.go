@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -66,7 +65,7 @@ func (s *syncBuffer) String() string {
 // harness is a whole flashauth (real SQLite, real GitHub client) in front of
 // the emulator, with a clock both share.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	clock  *testClock
 	emu    *githubemu.Emulator
 	emuSrv *httptest.Server
@@ -81,7 +80,7 @@ type harness struct {
 
 type option func(*app.Config)
 
-func newHarness(t *testing.T, opts ...option) *harness {
+func newHarness(t testing.TB, opts ...option) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: newTestClock(), logs: &syncBuffer{}}
 	h.emu = githubemu.New(githubemu.Config{ClientID: testClientID, ClientSecret: testClientSecret, Clock: h.clock})
@@ -117,7 +116,11 @@ func newHarness(t *testing.T, opts ...option) *harness {
 // start (re)opens the app on the harness's database.
 func (h *harness) start() {
 	h.t.Helper()
-	log := logging.New(h.logs, "json", slog.LevelDebug)
+	level, err := logging.ParseLevel(h.cfg.LogLevel)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	log := logging.New(h.logs, "json", level)
 	a, err := app.New(context.Background(), h.cfg, log, h.clock)
 	if err != nil {
 		h.t.Fatalf("app.New: %v", err)
@@ -158,7 +161,7 @@ type response struct {
 	Body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.Body, &m); err != nil {

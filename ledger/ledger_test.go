@@ -1,0 +1,262 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/ledger"
+	"github.com/flashbacktech/flashauth/seal"
+	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func newClock() *clock { return &clock{t: time.UnixMilli(1764120000000)} }
+
+const kind = flashauth.LedgerGitHubRefresh
+
+func okOp(calls *atomic.Int64, payload string) ledger.Op {
+	return func(ctx context.Context) (ledger.Outcome, error) {
+		calls.Add(1)
+		return ledger.Outcome{Payload: []byte(payload)}, nil
+	}
+}
+
+func TestDoReplaysWithinWindow(t *testing.T) {
+	db := sqlitetest.Open(t)
+	clk := newClock()
+	l := ledger.New(db, ledger.Options{Clock: clk})
+	var calls atomic.Int64
+	ctx := context.Background()
+	r1, err := l.Do(ctx, kind, "secret-1", time.Minute, okOp(&calls, "one"))
+	if err != nil || string(r1.Payload) != "one" || r1.Replayed {
+		t.Fatalf("first Do = %+v, %v", r1, err)
+	}
+	r2, err := l.Do(ctx, kind, "secret-1", time.Minute, okOp(&calls, "two"))
+	if err != nil || string(r2.Payload) != "one" || !r2.Replayed {
+		t.Fatalf("replay = %q replayed=%v, %v; want the committed payload", r2.Payload, r2.Replayed, err)
+	}
+	// The stored blob is sealed: neither the secret nor the payload in clear.
+	e, err := db.GetLedger(ctx, kind, seal.Hash("secret-1"))
+	if err != nil || string(e.Sealed) == "one" {
+		t.Fatalf("entry = %+v, %v", e, err)
+	}
+	// Another kind is another namespace.
+	if r, _ := l.Do(ctx, flashauth.LedgerGitHubCode, "secret-1", time.Minute, okOp(&calls, "code")); string(r.Payload) != "code" {
+		t.Fatalf("kinds share entries: %q", r.Payload)
+	}
+	clk.Advance(time.Minute)
+	r3, err := l.Do(ctx, kind, "secret-1", time.Minute, okOp(&calls, "three"))
+	if err != nil || string(r3.Payload) != "three" || r3.Replayed {
+		t.Fatalf("after the window = %q replayed=%v, %v; want the op to run again", r3.Payload, r3.Replayed, err)
+	}
+	if calls.Load() != 3 {
+		t.Fatalf("op ran %d times, want 3", calls.Load())
+	}
+}
+
+func TestDoSingleFlightInProcess(t *testing.T) {
+	db := sqlitetest.Open(t)
+	l := ledger.New(db, ledger.Options{Clock: newClock()})
+	var calls atomic.Int64
+	release := make(chan struct{})
+	op := func(ctx context.Context) (ledger.Outcome, error) {
+		calls.Add(1)
+		<-release
+		return ledger.Outcome{Payload: []byte("p")}, nil
+	}
+	var wg sync.WaitGroup
+	results := make([]ledger.Result, 50)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := l.Do(context.Background(), kind, "s", time.Minute, op)
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = r
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // let the callers pile up behind the first
+	close(release)
+	wg.Wait()
+	if calls.Load() != 1 {
+		t.Fatalf("op ran %d times, want 1", calls.Load())
+	}
+	for i, r := range results {
+		if string(r.Payload) != "p" {
+			t.Fatalf("caller %d got %q", i, r.Payload)
+		}
+	}
+	results[0].Payload[0] = 'X' // callers own their copies
+	if string(results[1].Payload) != "p" {
+		t.Fatal("callers share one payload slice")
+	}
+}
+
+// Two Ledgers on one store behave like two replicas: the second waits for
+// the first's commit and replays it.
+func TestDoAcrossInstancesWaitsForCommit(t *testing.T) {
+	db := sqlitetest.Open(t)
+	clk := newClock()
+	a := ledger.New(db, ledger.Options{Clock: clk, PollInterval: time.Millisecond})
+	b := ledger.New(db, ledger.Options{Clock: clk, PollInterval: time.Millisecond})
+	var calls atomic.Int64
+	inOp := make(chan struct{})
+	release := make(chan struct{})
+	go func() {
+		_, _ = a.Do(context.Background(), kind, "s", time.Minute, func(ctx context.Context) (ledger.Outcome, error) {
+			calls.Add(1)
+			close(inOp)
+			<-release
+			return ledger.Outcome{Payload: []byte("from-a")}, nil
+		})
+	}()
+	<-inOp
+	done := make(chan ledger.Result)
+	go func() {
+		r, err := b.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "from-b"))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("b answered %q while a held the claim", r.Payload)
+	case <-time.After(30 * time.Millisecond):
+	}
+	close(release)
+	r := <-done
+	if string(r.Payload) != "from-a" || !r.Replayed || calls.Load() != 1 {
+		t.Fatalf("b got %q replayed=%v, op calls %d; want a's committed payload", r.Payload, r.Replayed, calls.Load())
+	}
+}
+
+// A claim whose holder died is taken over once its lease has passed.
+func TestDoTakesOverAfterLease(t *testing.T) {
+	db := sqlitetest.Open(t)
+	clk := newClock()
+	ctx := context.Background()
+	now := clk.Now()
+	// A dead replica's claim.
+	if _, ok, err := db.ClaimLedger(ctx, kind, seal.Hash("s"), "dead-replica", now, now.Add(10*time.Second)); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	l := ledger.New(db, ledger.Options{Clock: clk, Lease: 10 * time.Second, PollInterval: time.Millisecond, MaxPoll: time.Millisecond})
+	var calls atomic.Int64
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		clk.Advance(11 * time.Second)
+	}()
+	r, err := l.Do(ctx, kind, "s", time.Minute, okOp(&calls, "taken-over"))
+	if err != nil || string(r.Payload) != "taken-over" || calls.Load() != 1 {
+		t.Fatalf("Do = %q, %v, calls %d", r.Payload, err, calls.Load())
+	}
+}
+
+// A caller that stops waiting gets its context's error; the operation goes
+// on and its outcome is committed for the retry.
+func TestDoCallerCancelDoesNotAbortOp(t *testing.T) {
+	db := sqlitetest.Open(t)
+	l := ledger.New(db, ledger.Options{Clock: newClock()})
+	var calls atomic.Int64
+	release := make(chan struct{})
+	finished := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		cancel()
+	}()
+	_, err := l.Do(ctx, kind, "s", time.Minute, func(opCtx context.Context) (ledger.Outcome, error) {
+		defer close(finished)
+		calls.Add(1)
+		<-release
+		if opCtx.Err() != nil {
+			return ledger.Outcome{}, opCtx.Err()
+		}
+		return ledger.Outcome{Payload: []byte("kept")}, nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	close(release)
+	<-finished
+	var r ledger.Result
+	for range 100 { // the commit follows the op's return
+		r, err = l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "again"))
+		if r.Replayed {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if string(r.Payload) != "kept" || calls.Load() != 1 {
+		t.Fatalf("retry got %q (calls %d), want the committed outcome", r.Payload, calls.Load())
+	}
+}
+
+func TestDoErrorIsNotCached(t *testing.T) {
+	db := sqlitetest.Open(t)
+	l := ledger.New(db, ledger.Options{Clock: newClock()})
+	boom := errors.New("transient")
+	if _, err := l.Do(context.Background(), kind, "s", time.Minute, func(context.Context) (ledger.Outcome, error) {
+		return ledger.Outcome{}, boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := db.GetLedger(context.Background(), kind, seal.Hash("s")); !errors.Is(err, flashauth.ErrNotFound) {
+		t.Fatalf("claim not released: %v", err)
+	}
+	var calls atomic.Int64
+	if r, err := l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "ok")); err != nil || string(r.Payload) != "ok" {
+		t.Fatalf("after a transient error: %q %v", r.Payload, err)
+	}
+}
+
+// When the commit fails the op's payload still comes back, with a
+// CommitError, because it may be the only copy of a rotated token.
+func TestDoCommitFailureReturnsPayload(t *testing.T) {
+	db := sqlitetest.Open(t)
+	l := ledger.New(db, ledger.Options{Clock: newClock()})
+	r, err := l.Do(context.Background(), kind, "s", time.Minute, func(context.Context) (ledger.Outcome, error) {
+		_ = db.Close() // the database goes away while GitHub answers
+		return ledger.Outcome{Payload: []byte("only-copy")}, nil
+	})
+	if !ledger.IsCommitError(err) || string(r.Payload) != "only-copy" {
+		t.Fatalf("Do = %q, %v; want the payload with a CommitError", r.Payload, err)
+	}
+	if flashauth.ErrorCode(err) != flashauth.CodeStoreUnavailable {
+		t.Fatalf("code = %s, want STORE_UNAVAILABLE in the chain", flashauth.ErrorCode(err))
+	}
+}
+
+func TestPurge(t *testing.T) {
+	db := sqlitetest.Open(t)
+	clk := newClock()
+	l := ledger.New(db, ledger.Options{Clock: clk})
+	var calls atomic.Int64
+	_, _ = l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "x"))
+	if n, err := l.Purge(context.Background()); err != nil || n != 0 {
+		t.Fatalf("purge inside the window: %d %v", n, err)
+	}
+	clk.Advance(time.Minute)
+	if n, err := l.Purge(context.Background()); err != nil || n != 1 {
+		t.Fatalf("purge after the window: %d %v", n, err)
+	}
+}
