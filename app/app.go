@@ -20,6 +20,7 @@ import (
 	"github.com/flashbacktech/flashauth/github"
 	"github.com/flashbacktech/flashauth/httpapi"
 	"github.com/flashbacktech/flashauth/ledger"
+	"github.com/flashbacktech/flashauth/postgres"
 	"github.com/flashbacktech/flashauth/refresh"
 	"github.com/flashbacktech/flashauth/sqlite"
 )
@@ -50,6 +51,11 @@ type Config struct {
 	SecretKey        []byte
 	SessionAccessTTL time.Duration
 	Version          string // reported in logs and the User-Agent
+	// HTTP server limits; zero takes the defaults (5s, 15s, 90s, 32 KiB).
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
 }
 
 // App is a wired flashauth: store, GitHub client, domain services and the
@@ -137,6 +143,12 @@ func OpenStore(ctx context.Context, url string) (flashauth.Store, error) {
 			return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
 		}
 		return db, nil
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		db, err := postgres.Open(ctx, url)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL database: %w", err)
+		}
+		return db, nil
 	}
 	return nil, fmt.Errorf("FLASHAUTH_DATABASE_URL: unsupported database %q", RedactURL(url))
 }
@@ -154,12 +166,12 @@ func (a *App) Close() {
 func (a *App) Serve(ctx context.Context, ln net.Listener, c Config) error {
 	srv := &http.Server{
 		Handler:           a.Handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		ReadHeaderTimeout: orDefault(c.ReadHeaderTimeout, 5*time.Second),
+		ReadTimeout:       orDefault(c.ReadTimeout, 15*time.Second),
 		// A refresh may wait for GitHub for the whole upstream timeout.
 		WriteTimeout:   c.UpstreamTimeout + 15*time.Second,
-		IdleTimeout:    90 * time.Second,
-		MaxHeaderBytes: 32 << 10,
+		IdleTimeout:    orDefault(c.IdleTimeout, 90*time.Second),
+		MaxHeaderBytes: int(orDefault(time.Duration(c.MaxHeaderBytes), 32<<10)),
 		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -224,4 +236,11 @@ func RedactURL(s string) string {
 		}
 	}
 	return s
+}
+
+func orDefault(v, def time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return def
 }

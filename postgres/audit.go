@@ -1,0 +1,49 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/flashbacktech/flashauth"
+)
+
+// AppendAudit records e; the store assigns its ID.
+func (db *DB) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
+	return db.do(ctx, func(ctx context.Context) error {
+		_, err := db.pool.Exec(ctx, `
+			INSERT INTO audit_events (occurred_at, event_type, outcome, user_id, session_id,
+				ip_address, request_id, detail)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			tsArg(e.Time), e.Type, e.Outcome, e.UserID, e.SessionID, e.IPAddress, e.RequestID, e.Detail)
+		return err
+	})
+}
+
+// ListAudit returns up to limit events, newest (last appended) first.
+func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []flashauth.AuditEvent
+	err := db.do(ctx, func(ctx context.Context) error {
+		rows, err := db.pool.Query(ctx, `
+			SELECT id, occurred_at, event_type, outcome, user_id, session_id, ip_address, request_id, detail
+			FROM audit_events ORDER BY id DESC LIMIT $1`, limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (flashauth.AuditEvent, error) {
+			var (
+				e  flashauth.AuditEvent
+				at pgtype.Timestamptz
+			)
+			err := row.Scan(&e.ID, &at, &e.Type, &e.Outcome, &e.UserID, &e.SessionID, &e.IPAddress, &e.RequestID, &e.Detail)
+			e.Time = tsVal(at)
+			return e, err
+		})
+		return err
+	})
+	return out, err
+}

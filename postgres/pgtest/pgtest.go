@@ -1,0 +1,93 @@
+// Package pgtest gives tests a PostgreSQL store of their own. Tests that use
+// it run only when FLASHAUTH_TEST_POSTGRES_URL points at a server, e.g.
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable, and skip
+// otherwise. Each call creates a fresh schema, dropped when the test ends,
+// so tests may run in parallel against one database.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/flashbacktech/flashauth/postgres"
+)
+
+// EnvURL names the environment variable holding the test server's URL.
+const EnvURL = "FLASHAUTH_TEST_POSTGRES_URL"
+
+// BaseURL returns the URL of the test server, or skips the test when
+// EnvURL is not set.
+func BaseURL(tb testing.TB) string {
+	tb.Helper()
+	base := os.Getenv(EnvURL)
+	if base == "" {
+		tb.Skipf("%s is not set; skipping PostgreSQL test", EnvURL)
+	}
+	return base
+}
+
+// URL creates a fresh schema, registers its removal with tb.Cleanup, and
+// returns a URL whose connections use that schema. It is for tests that hand
+// the URL to something else, such as a real flashauth process.
+func URL(tb testing.TB) string {
+	tb.Helper()
+	base := BaseURL(tb)
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		tb.Fatalf("%s must be a postgres:// URL", EnvURL)
+	}
+	schema := "flashauth_test_" + randomHex(tb)
+	exec(tb, base, `CREATE SCHEMA `+schema)
+	tb.Cleanup(func() { exec(tb, base, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`) })
+
+	// Unknown URL parameters are sent to the server as run-time settings.
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Open returns a store in a fresh schema, closed and dropped when the test
+// ends.
+func Open(tb testing.TB, opts ...postgres.Option) *postgres.DB {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := postgres.Open(ctx, URL(tb), opts...)
+	if err != nil {
+		tb.Fatalf("postgres.Open: %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// exec runs one statement on a connection of its own.
+func exec(tb testing.TB, base, sql string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		tb.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		tb.Fatalf("pgtest: %s: %v", sql, err)
+	}
+}
+
+func randomHex(tb testing.TB) string {
+	tb.Helper()
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		tb.Fatalf("pgtest: random: %v", err)
+	}
+	return hex.EncodeToString(b[:])
+}
