@@ -61,11 +61,15 @@ type LedgerStore interface {
 	// claimID until leaseUntil, unless a live entry exists: a done entry with
 	// ExpiresAt after now, or a pending entry with LeaseUntil after now. A
 	// dead entry (expired done, or pending past its lease) is replaced. It
-	// returns the entry now stored and whether claimID holds it.
+	// returns the entry now stored and whether claimID holds it; claiming
+	// again with one's own live claim returns held=true without extending the
+	// lease. A done entry's LeaseUntil is not meaningful.
 	ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (LedgerEntry, bool, error)
 	// CompleteLedger turns claimID's pending entry into a done one with the
 	// sealed outcome, replayable until expiresAt, and upserts lineage in the
-	// same transaction. ErrClaimLost when claimID no longer holds the entry.
+	// same transaction. ErrClaimLost when claimID no longer holds the entry
+	// (also when it is already done); nothing is written when any lineage
+	// record is invalid (e.g. an empty TokenHash).
 	CompleteLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, expiresAt time.Time, lineage []Lineage) error
 	// ReleaseLedger deletes claimID's pending entry; nil when it is gone.
 	ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error
@@ -153,7 +157,8 @@ func (s Session) Active(now time.Time) bool {
 // refresh token a session ever had stays recorded, so reuse of a rotated-out
 // token can be recognised.
 type SessionStore interface {
-	// CreateSession inserts s with refreshHash as its current refresh token.
+	// CreateSession inserts s with refreshHash as its current refresh token;
+	// ErrConflict for a duplicate id or refresh hash.
 	CreateSession(ctx context.Context, s Session, refreshHash []byte) error
 	GetSession(ctx context.Context, id string) (Session, error)
 	// FindSessionByRefresh returns the session refreshHash was issued to and
@@ -163,14 +168,15 @@ type SessionStore interface {
 	// RotateSession atomically replaces the session's current refresh hash
 	// oldHash with newHash, sets LastUsedAt=now and ExpiresAt=expiresAt.
 	// ErrConflict when oldHash is not current (already rotated) or the session
-	// is revoked.
+	// is revoked; ErrNotFound for an unknown session.
 	RotateSession(ctx context.Context, id string, oldHash, newHash []byte, now, expiresAt time.Time) error
 	// TouchSession sets LastUsedAt=now.
 	TouchSession(ctx context.Context, id string, now time.Time) error
-	// RevokeSession sets RevokedAt=now if not already revoked; nil either way,
-	// ErrNotFound for an unknown id.
+	// RevokeSession sets RevokedAt=now if not already revoked (the first
+	// RevokedAt is kept); nil either way, ErrNotFound for an unknown id.
 	RevokeSession(ctx context.Context, id string, now time.Time) error
-	// RevokeUserSessions revokes every active session of the user.
+	// RevokeUserSessions revokes the user's sessions active at now and
+	// returns how many.
 	RevokeUserSessions(ctx context.Context, userID string, now time.Time) (int64, error)
 	// ListSessions returns the user's active sessions at now, newest first.
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
@@ -199,7 +205,8 @@ type KeyStore interface {
 	InsertSigningKey(ctx context.Context, k SigningKey) error
 	// ListSigningKeys returns all keys, highest Generation first.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
-	// DeleteSigningKeys deletes keys with ExpiresAt <= now.
+	// DeleteSigningKeys deletes keys with ExpiresAt <= now (a zero ExpiresAt
+	// never expires).
 	DeleteSigningKeys(ctx context.Context, now time.Time) (int64, error)
 }
 
@@ -214,9 +221,10 @@ type OAuthState struct {
 
 // StateStore keeps OAuth states. A state can be taken once.
 type StateStore interface {
+	// PutOAuthState inserts s; ErrConflict for a duplicate hash.
 	PutOAuthState(ctx context.Context, s OAuthState) error
 	// TakeOAuthState deletes and returns the state. ErrNotFound when unknown,
-	// already taken, or expired at now.
+	// already taken, or expired at now (an expired state is deleted too).
 	TakeOAuthState(ctx context.Context, hash []byte, now time.Time) (OAuthState, error)
 	// PurgeOAuthStates deletes states expired at now.
 	PurgeOAuthStates(ctx context.Context, now time.Time) (int64, error)
@@ -238,6 +246,6 @@ type AuditEvent struct {
 // AuditStore keeps the audit trail.
 type AuditStore interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
-	// ListAudit returns up to limit events, newest first.
+	// ListAudit returns up to limit events, newest first; none for limit <= 0.
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
 }

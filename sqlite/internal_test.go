@@ -1,0 +1,233 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+)
+
+func openInternal(t *testing.T, path string, opts ...Option) *DB {
+	t.Helper()
+	db, err := Open(t.Context(), path, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+type pragmas struct {
+	journal   string
+	fk, sync  int
+	busy      int
+	queryOnly int
+}
+
+func readPragmas(ctx context.Context, c *sql.Conn) (pragmas, error) {
+	var p pragmas
+	for _, q := range []struct {
+		sql  string
+		dest any
+	}{
+		{"PRAGMA journal_mode", &p.journal},
+		{"PRAGMA foreign_keys", &p.fk},
+		{"PRAGMA synchronous", &p.sync},
+		{"PRAGMA busy_timeout", &p.busy},
+		{"PRAGMA query_only", &p.queryOnly},
+	} {
+		if err := c.QueryRowContext(ctx, q.sql).Scan(q.dest); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// TestPragmasOnEveryConnection holds every connection of both pools at once,
+// so each one is checked, not just the first.
+func TestPragmasOnEveryConnection(t *testing.T) {
+	const readers = 3
+	tests := []struct {
+		name     string
+		opts     []Option
+		wantSync int
+	}{
+		{"default NORMAL", nil, 1},
+		{"full sync", []Option{WithFullSync()}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := append([]Option{WithReadConns(readers), WithBusyTimeout(1234 * time.Millisecond)}, tc.opts...)
+			db := openInternal(t, filepath.Join(t.TempDir(), "p.db"), opts...)
+			check := func(pool *sql.DB, n int, want pragmas) {
+				t.Helper()
+				var conns []*sql.Conn
+				for range n {
+					c, err := pool.Conn(t.Context())
+					if err != nil {
+						t.Fatal(err)
+					}
+					conns = append(conns, c)
+				}
+				for i, c := range conns {
+					got, err := readPragmas(t.Context(), c)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got != want {
+						t.Errorf("connection %d: pragmas %+v, want %+v", i, got, want)
+					}
+					c.Close()
+				}
+			}
+			want := pragmas{journal: "wal", fk: 1, sync: tc.wantSync, busy: 1234}
+			check(db.write, 1, want)
+			want.queryOnly = 1
+			check(db.read, readers, want)
+		})
+	}
+}
+
+// TestWriterTakesLockAtBegin shows that write transactions are BEGIN
+// IMMEDIATE: a transaction that has not written yet already keeps another
+// process's writer out, which then reports the store unavailable (BUSY)
+// rather than deadlocking later.
+func TestWriterTakesLockAtBegin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock.db")
+	db := openInternal(t, path)
+	other := openInternal(t, path, WithBusyTimeout(50*time.Millisecond))
+	tx, err := db.write.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	err = other.PutLineage(t.Context(), flashauth.Lineage{TokenHash: make([]byte, 32)})
+	if flashauth.ErrorCode(err) != flashauth.CodeStoreUnavailable {
+		t.Fatalf("write while another handle holds BEGIN IMMEDIATE: %v, want %s", err, flashauth.CodeStoreUnavailable)
+	}
+	tx.Rollback()
+	if err := other.PutLineage(t.Context(), flashauth.Lineage{TokenHash: make([]byte, 32)}); err != nil {
+		t.Errorf("write after the lock was released: %v", err)
+	}
+}
+
+// TestConcurrentOpenMigratesOnce opens one new file from several handles at
+// once, as replicas starting together would.
+func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "race.db")
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			db, err := Open(context.Background(), path)
+			if err == nil {
+				err = db.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+		}
+	}
+	db := openInternal(t, path)
+	var n int
+	if err := db.read.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != LatestVersion() {
+		t.Errorf("schema_migrations has %d rows, want %d", n, LatestVersion())
+	}
+}
+
+func TestLoadMigrations(t *testing.T) {
+	file := func(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
+	tests := []struct {
+		name    string
+		fs      fstest.MapFS
+		want    []int
+		wantErr bool
+	}{
+		{"gap", fstest.MapFS{
+			"migrations/0002_b.sql": file("B"), "migrations/0001_a.sql": file("A"), "migrations/0010_c.sql": file("C"),
+		}, nil, true},
+		{"sorted", fstest.MapFS{
+			"migrations/0002_b.sql": file("B"), "migrations/0001_a.sql": file("A"), "migrations/0003_c.sql": file("C"),
+		}, []int{1, 2, 3}, false},
+		{"no number", fstest.MapFS{"migrations/init.sql": file("A")}, nil, true},
+		{"zero", fstest.MapFS{"migrations/0000_a.sql": file("A")}, nil, true},
+		{"duplicate", fstest.MapFS{"migrations/0001_a.sql": file("A"), "migrations/0001_b.sql": file("B")}, nil, true},
+		{"empty", fstest.MapFS{}, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ms, err := loadMigrations(tc.fs)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("loadMigrations: %v, want error %v", err, tc.wantErr)
+			}
+			var got []int
+			for _, m := range ms {
+				got = append(got, m.version)
+			}
+			if !tc.wantErr && !equalInts(got, tc.want) {
+				t.Errorf("versions %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if _, err := loadMigrations(migrationFS); err != nil {
+		t.Errorf("embedded migrations: %v", err)
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestFailMapping covers the classifications the conformance suite cannot
+// reach through a healthy database.
+func TestFailMapping(t *testing.T) {
+	db := &DB{}
+	tests := []struct {
+		name        string
+		err         error
+		unavailable bool
+		is          error
+	}{
+		{"no rows", sql.ErrNoRows, false, flashauth.ErrNotFound},
+		{"conn done", sql.ErrConnDone, true, sql.ErrConnDone},
+		{"deadline", context.DeadlineExceeded, true, context.DeadlineExceeded},
+		{"canceled stays canceled", context.Canceled, false, context.Canceled},
+		{"sentinel passes", flashauth.ErrClaimLost, false, flashauth.ErrClaimLost},
+		{"other", errors.New("boom"), false, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := db.fail("op", tc.err)
+			if got := flashauth.ErrorCode(err) == flashauth.CodeStoreUnavailable; got != tc.unavailable {
+				t.Errorf("unavailable = %v, want %v (%v)", got, tc.unavailable, err)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("errors.Is(%v, %v) = false", err, tc.is)
+			}
+		})
+	}
+	if db.fail("op", nil) != nil {
+		t.Error("fail(nil) != nil")
+	}
+}

@@ -1,0 +1,142 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+)
+
+const ledgerColumns = `kind, key, claim_id, state, lease_until, sealed, expires_at, created_at`
+
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+func scanLedger(r rowScanner) (flashauth.LedgerEntry, error) {
+	var (
+		e                         flashauth.LedgerEntry
+		lease, expires, createdAt sql.NullInt64
+	)
+	if err := r.Scan(&e.Kind, &e.Key, &e.ClaimID, &e.State, &lease, &e.Sealed, &expires, &createdAt); err != nil {
+		return flashauth.LedgerEntry{}, err
+	}
+	e.LeaseUntil, e.ExpiresAt, e.CreatedAt = fromMS(lease), fromMS(expires), fromMS(createdAt)
+	return e, nil
+}
+
+// ClaimLedger implements flashauth.LedgerStore. The read and the write share
+// one BEGIN IMMEDIATE transaction, so no other writer, in this process or
+// another, can slip in between "is there a live entry?" and "take it".
+func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (flashauth.LedgerEntry, bool, error) {
+	var entry flashauth.LedgerEntry
+	err := db.writeTx(ctx, "claim ledger", func(tx *sql.Tx) error {
+		cur, err := scanLedger(tx.QueryRowContext(ctx,
+			`SELECT `+ledgerColumns+` FROM ledger WHERE kind = ? AND key = ?`, kind, key))
+		switch {
+		case err == nil && ledgerLive(cur, now):
+			entry = cur
+			return nil
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		// Absent or dead: a fresh pending entry replaces whatever was there.
+		entry = flashauth.LedgerEntry{
+			Kind: kind, Key: bytes.Clone(key), ClaimID: claimID, State: flashauth.LedgerPending,
+			LeaseUntil: leaseUntil, CreatedAt: now,
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO ledger (`+ledgerColumns+`)
+			VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)
+			ON CONFLICT (kind, key) DO UPDATE SET
+				claim_id = excluded.claim_id, state = excluded.state,
+				lease_until = excluded.lease_until, sealed = NULL,
+				expires_at = NULL, created_at = excluded.created_at`,
+			kind, key, claimID, flashauth.LedgerPending, ms(leaseUntil), ms(now))
+		return err
+	})
+	if err != nil {
+		return flashauth.LedgerEntry{}, false, err
+	}
+	// Same precision as a later GetLedger returns.
+	entry.LeaseUntil, entry.CreatedAt = roundMS(entry.LeaseUntil), roundMS(entry.CreatedAt)
+	held := entry.State == flashauth.LedgerPending && entry.ClaimID == claimID
+	return entry, held, nil
+}
+
+// ledgerLive reports whether e still blocks new claims at now.
+func ledgerLive(e flashauth.LedgerEntry, now time.Time) bool {
+	switch e.State {
+	case flashauth.LedgerDone:
+		return e.ExpiresAt.After(now)
+	case flashauth.LedgerPending:
+		return e.LeaseUntil.After(now)
+	}
+	return false
+}
+
+// roundMS returns t as it reads back from the store.
+func roundMS(t time.Time) time.Time {
+	return fromMS(sql.NullInt64{Int64: t.UnixMilli(), Valid: !t.IsZero()})
+}
+
+// CompleteLedger implements flashauth.LedgerStore.
+func (db *DB) CompleteLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, expiresAt time.Time, lineage []flashauth.Lineage) error {
+	return db.writeTx(ctx, "complete ledger", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE ledger SET state = ?, sealed = ?, expires_at = ?
+			WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`,
+			flashauth.LedgerDone, sealed, ms(expiresAt), kind, key, claimID, flashauth.LedgerPending)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return flashauth.ErrClaimLost
+		}
+		for _, l := range lineage {
+			if err := putLineage(ctx, tx, l); err != nil {
+				return fmt.Errorf("lineage: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ReleaseLedger implements flashauth.LedgerStore.
+func (db *DB) ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error {
+	return db.writeTx(ctx, "release ledger", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM ledger WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`,
+			kind, key, claimID, flashauth.LedgerPending)
+		return err
+	})
+}
+
+// GetLedger implements flashauth.LedgerStore.
+func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth.LedgerEntry, error) {
+	e, err := scanLedger(db.read.QueryRowContext(ctx,
+		`SELECT `+ledgerColumns+` FROM ledger WHERE kind = ? AND key = ?`, kind, key))
+	if err != nil {
+		return flashauth.LedgerEntry{}, db.fail("get ledger", err)
+	}
+	return e, nil
+}
+
+// PurgeLedger implements flashauth.LedgerStore.
+func (db *DB) PurgeLedger(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := db.writeTx(ctx, "purge ledger", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM ledger
+			WHERE (state = ? AND expires_at <= ?) OR (state = ? AND lease_until <= ?)`,
+			flashauth.LedgerDone, now.UnixMilli(), flashauth.LedgerPending, now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

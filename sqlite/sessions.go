@@ -1,0 +1,179 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+)
+
+const sessionColumns = `s.id, s.user_id, s.provider, s.device_info, s.ip_address, s.user_agent,
+	s.created_at, s.last_used_at, s.expires_at, s.revoked_at`
+
+func scanSession(r rowScanner, extra ...any) (flashauth.Session, error) {
+	var (
+		s                                   flashauth.Session
+		device                              []byte
+		created, lastUsed, expires, revoked sql.NullInt64
+	)
+	dest := append([]any{&s.ID, &s.UserID, &s.Provider, &device, &s.IPAddress, &s.UserAgent,
+		&created, &lastUsed, &expires, &revoked}, extra...)
+	if err := r.Scan(dest...); err != nil {
+		return flashauth.Session{}, err
+	}
+	if device != nil {
+		s.DeviceInfo = json.RawMessage(device)
+	}
+	s.CreatedAt, s.LastUsedAt = fromMS(created), fromMS(lastUsed)
+	s.ExpiresAt, s.RevokedAt = fromMS(expires), fromMS(revoked)
+	return s, nil
+}
+
+// CreateSession implements flashauth.SessionStore. The refresh token is
+// recorded with the session's CreatedAt.
+func (db *DB) CreateSession(ctx context.Context, s flashauth.Session, refreshHash []byte) error {
+	return db.writeTx(ctx, "create session", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, user_id, provider, device_info,
+			ip_address, user_agent, created_at, last_used_at, expires_at, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.ID, s.UserID, s.Provider, blob(s.DeviceInfo), s.IPAddress, s.UserAgent,
+			ms(s.CreatedAt), ms(s.LastUsedAt), ms(s.ExpiresAt), ms(s.RevokedAt)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO session_tokens (hash, session_id, current, created_at)
+			VALUES (?, ?, 1, ?)`, refreshHash, s.ID, ms(s.CreatedAt))
+		return err
+	})
+}
+
+// GetSession implements flashauth.SessionStore.
+func (db *DB) GetSession(ctx context.Context, id string) (flashauth.Session, error) {
+	s, err := scanSession(db.read.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.id = ?`, id))
+	if err != nil {
+		return flashauth.Session{}, db.fail("get session", err)
+	}
+	return s, nil
+}
+
+// FindSessionByRefresh implements flashauth.SessionStore.
+func (db *DB) FindSessionByRefresh(ctx context.Context, refreshHash []byte) (flashauth.Session, bool, error) {
+	var current bool
+	s, err := scanSession(db.read.QueryRowContext(ctx, `SELECT `+sessionColumns+`, t.current
+		FROM session_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = ?`, refreshHash), &current)
+	if err != nil {
+		return flashauth.Session{}, false, db.fail("find session by refresh", err)
+	}
+	return s, current, nil
+}
+
+// RotateSession implements flashauth.SessionStore: the compare-and-swap is
+// the UPDATE of the old hash's current flag, which only one of several
+// concurrent rotations can win. ErrNotFound for an unknown session.
+func (db *DB) RotateSession(ctx context.Context, id string, oldHash, newHash []byte, now, expiresAt time.Time) error {
+	return db.writeTx(ctx, "rotate session", func(tx *sql.Tx) error {
+		var revoked sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM sessions WHERE id = ?`, id).Scan(&revoked); err != nil {
+			return err
+		}
+		if revoked.Valid {
+			return flashauth.ErrConflict
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE session_tokens SET current = 0
+			WHERE hash = ? AND session_id = ? AND current = 1`, oldHash, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return flashauth.ErrConflict
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO session_tokens (hash, session_id, current, created_at)
+			VALUES (?, ?, 1, ?)`, newHash, id, ms(now)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?`,
+			ms(now), ms(expiresAt), id)
+		return err
+	})
+}
+
+// TouchSession implements flashauth.SessionStore; ErrNotFound for an unknown id.
+func (db *DB) TouchSession(ctx context.Context, id string, now time.Time) error {
+	return db.writeTx(ctx, "touch session", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET last_used_at = ? WHERE id = ?`, ms(now), id)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+}
+
+// RevokeSession implements flashauth.SessionStore.
+func (db *DB) RevokeSession(ctx context.Context, id string, now time.Time) error {
+	return db.writeTx(ctx, "revoke session", func(tx *sql.Tx) error {
+		// Touching the row even when it is already revoked (keeping the
+		// first RevokedAt) tells "unknown" from "already revoked" in one
+		// statement.
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`,
+			now.UnixMilli(), id)
+		if err != nil {
+			return err
+		}
+		return mustAffect(res)
+	})
+}
+
+// RevokeUserSessions implements flashauth.SessionStore: it revokes the
+// sessions that are active at now and counts them.
+func (db *DB) RevokeUserSessions(ctx context.Context, userID string, now time.Time) (int64, error) {
+	var n int64
+	err := db.writeTx(ctx, "revoke user sessions", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?
+			WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?`,
+			now.UnixMilli(), userID, now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// ListSessions implements flashauth.SessionStore.
+func (db *DB) ListSessions(ctx context.Context, userID string, now time.Time) ([]flashauth.Session, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions s
+		WHERE s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ?
+		ORDER BY s.created_at DESC, s.id DESC`, userID, now.UnixMilli())
+	if err != nil {
+		return nil, db.fail("list sessions", err)
+	}
+	defer rows.Close()
+	var out []flashauth.Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, db.fail("list sessions", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.fail("list sessions", err)
+	}
+	return out, nil
+}
+
+// mustAffect turns "no row matched" into ErrNotFound.
+func mustAffect(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return flashauth.ErrNotFound
+	}
+	return nil
+}

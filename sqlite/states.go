@@ -1,0 +1,57 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+)
+
+// PutOAuthState implements flashauth.StateStore; ErrConflict when the hash
+// exists.
+func (db *DB) PutOAuthState(ctx context.Context, s flashauth.OAuthState) error {
+	return db.writeTx(ctx, "put oauth state", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO oauth_states (hash, verifier, redirect_uri, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?)`, s.Hash, s.Verifier, s.RedirectURI, ms(s.CreatedAt), ms(s.ExpiresAt))
+		return err
+	})
+}
+
+// TakeOAuthState implements flashauth.StateStore. DELETE ... RETURNING makes
+// the take exactly-once: of two concurrent takers only one gets the row. An
+// expired state is deleted too, as it can never be used.
+func (db *DB) TakeOAuthState(ctx context.Context, hash []byte, now time.Time) (flashauth.OAuthState, error) {
+	var s flashauth.OAuthState
+	err := db.writeTx(ctx, "take oauth state", func(tx *sql.Tx) error {
+		var created, expires sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `DELETE FROM oauth_states WHERE hash = ?
+			RETURNING hash, verifier, redirect_uri, created_at, expires_at`, hash).
+			Scan(&s.Hash, &s.Verifier, &s.RedirectURI, &created, &expires); err != nil {
+			return err
+		}
+		s.CreatedAt, s.ExpiresAt = fromMS(created), fromMS(expires)
+		return nil
+	})
+	if err != nil {
+		return flashauth.OAuthState{}, err
+	}
+	if !s.ExpiresAt.IsZero() && !s.ExpiresAt.After(now) {
+		return flashauth.OAuthState{}, db.fail("take oauth state", flashauth.ErrNotFound)
+	}
+	return s, nil
+}
+
+// PurgeOAuthStates implements flashauth.StateStore.
+func (db *DB) PurgeOAuthStates(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := db.writeTx(ctx, "purge oauth states", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_states WHERE expires_at <= ?`, now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

@@ -1,0 +1,102 @@
+package storetest
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+)
+
+const stateTTL = 10 * time.Minute
+
+func oauthState(name string, created time.Time) flashauth.OAuthState {
+	return flashauth.OAuthState{
+		Hash: hash("state-" + name), Verifier: []byte("sealed verifier of " + name),
+		RedirectURI: "https://app.example.com/callback?from=" + name,
+		CreatedAt:   created, ExpiresAt: created.Add(stateTTL),
+	}
+}
+
+func testStates(t *testing.T, open func(*testing.T) flashauth.Store) {
+	s := oauthState("a", base)
+	put := func(t *testing.T, st flashauth.Store, states ...flashauth.OAuthState) {
+		t.Helper()
+		for _, s := range states {
+			must(t, "PutOAuthState", st.PutOAuthState(t.Context(), s))
+		}
+	}
+
+	tests := []struct {
+		name string
+		run  func(t *testing.T, st flashauth.Store)
+	}{
+		{"take once", func(t *testing.T, st flashauth.Store) {
+			put(t, st, s)
+			got, err := st.TakeOAuthState(t.Context(), s.Hash, at(time.Minute))
+			must(t, "TakeOAuthState", err)
+			diff(t, "state", s, got)
+			_, err = st.TakeOAuthState(t.Context(), s.Hash, at(time.Minute))
+			wantErr(t, "second TakeOAuthState", err, flashauth.ErrNotFound)
+		}},
+		{"expired state is not found", func(t *testing.T, st flashauth.Store) {
+			put(t, st, s)
+			_, err := st.TakeOAuthState(t.Context(), s.Hash, s.ExpiresAt)
+			wantErr(t, "TakeOAuthState at expiry", err, flashauth.ErrNotFound)
+		}},
+		{"unknown state is not found", func(t *testing.T, st flashauth.Store) {
+			_, err := st.TakeOAuthState(t.Context(), hash("never"), base)
+			wantErr(t, "TakeOAuthState", err, flashauth.ErrNotFound)
+		}},
+		{"duplicate hash conflicts", func(t *testing.T, st flashauth.Store) {
+			put(t, st, s)
+			wantErr(t, "PutOAuthState", st.PutOAuthState(t.Context(), s), flashauth.ErrConflict)
+		}},
+		{"purge deletes expired states", func(t *testing.T, st flashauth.Store) {
+			now := at(time.Hour)
+			live := oauthState("live", now.Add(-time.Minute))
+			put(t, st,
+				oauthState("old", now.Add(-stateTTL-time.Minute)),
+				oauthState("expires-now", now.Add(-stateTTL)),
+				live)
+			n, err := st.PurgeOAuthStates(t.Context(), now)
+			must(t, "PurgeOAuthStates", err)
+			if n != 2 {
+				t.Errorf("PurgeOAuthStates deleted %d, want 2", n)
+			}
+			got, err := st.TakeOAuthState(t.Context(), live.Hash, now)
+			must(t, "TakeOAuthState of the live state", err)
+			diff(t, "live state", live, got)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
+	}
+
+	t.Run("concurrent takes", func(t *testing.T) {
+		st := open(t)
+		put(t, st, s)
+		const n = 10
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				_, errs[i] = st.TakeOAuthState(t.Context(), s.Hash, at(time.Minute))
+			})
+		}
+		wg.Wait()
+		taken := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				taken++
+			case !errors.Is(err, flashauth.ErrNotFound):
+				t.Errorf("take %d: %v", i, err)
+			}
+		}
+		if taken != 1 {
+			t.Errorf("state taken %d times, want once", taken)
+		}
+	})
+}
