@@ -22,6 +22,8 @@ import (
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/postgres"
 	"github.com/flashbacktech/flashauth/refresh"
+	"github.com/flashbacktech/flashauth/session"
+	"github.com/flashbacktech/flashauth/signin"
 	"github.com/flashbacktech/flashauth/sqlite"
 )
 
@@ -49,8 +51,12 @@ type Config struct {
 	BreakerCooldown  time.Duration
 	ShutdownTimeout  time.Duration
 	SecretKey        []byte
-	SessionAccessTTL time.Duration
-	Version          string // reported in logs and the User-Agent
+	SessionAccessTTL time.Duration // FLASHAUTH_ACCESS_TTL
+	SessionTTL       time.Duration // FLASHAUTH_SESSION_TTL
+	ReuseInterval    time.Duration // FLASHAUTH_REUSE_INTERVAL
+	KeyRotation      time.Duration // FLASHAUTH_KEY_ROTATION
+	Issuer, Audience string        // FLASHAUTH_ISSUER, FLASHAUTH_AUDIENCE
+	Version          string        // reported in logs and the User-Agent
 	// HTTP server limits; zero takes the defaults (5s, 15s, 90s, 32 KiB).
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -65,9 +71,10 @@ type App struct {
 	Ledger  *ledger.Ledger
 	Handler http.Handler
 
-	log     *slog.Logger
-	clock   flashauth.Clock
-	closers []func()
+	log      *slog.Logger
+	clock    flashauth.Clock
+	sessions *session.Service
+	closers  []func()
 }
 
 func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock) (*App, error) {
@@ -95,10 +102,44 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 
 	a.Ledger = ledger.New(store, ledger.Options{
 		Clock: clock,
-		// A claim must outlive the upstream call it guards.
-		Lease:  c.UpstreamTimeout + 5*time.Second,
-		Logger: log,
+		// A claim must outlive the upstream calls it guards: one for a
+		// refresh; a code exchange plus /user and /user/emails (each retried
+		// up to twice) for a sign-in.
+		Lease:     c.UpstreamTimeout + 5*time.Second,
+		KindLease: map[string]time.Duration{flashauth.LedgerGitHubCode: 7*c.UpstreamTimeout + 10*time.Second},
+		Logger:    log,
 	})
+	sessions, err := session.New(store, a.Ledger, session.Config{
+		Issuer:        c.Issuer,
+		Audience:      c.Audience,
+		AccessTTL:     c.SessionAccessTTL,
+		RefreshTTL:    c.SessionTTL,
+		ReuseInterval: c.ReuseInterval,
+		KeyRotation:   c.KeyRotation,
+		SecretKey:     c.SecretKey,
+		Clock:         clock,
+		Logger:        log,
+	})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("sessions: %w", err)
+	}
+	if err := sessions.EnsureKeys(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("signing keys (is FLASHAUTH_SECRET_KEY the one they were sealed with?): %w", err)
+	}
+	a.sessions = sessions
+	signIn, err := signin.New(store, breaker, sessions, a.Ledger, signin.Config{
+		ClientID:     c.ClientID,
+		AuthorizeURL: strings.TrimRight(c.GitHubURL, "/") + "/login/oauth/authorize",
+		ReplayWindow: c.ReplayWindow,
+		Clock:        clock,
+		Logger:       log,
+	})
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("sign-in: %w", err)
+	}
 	ref := refresh.New(breaker, store, a.Ledger, refresh.Config{
 		ReplayWindow: c.ReplayWindow,
 		Policy:       c.RefreshAuth,
@@ -108,10 +149,12 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Handler = httpapi.NewServer(httpapi.Config{
-		Logger:  log,
-		Clock:   clock,
-		Store:   store,
-		Refresh: ref,
+		Logger:   log,
+		Clock:    clock,
+		Store:    store,
+		Refresh:  ref,
+		Sessions: sessions,
+		SignIn:   signIn,
 		Limits: httpapi.Limits{
 			IPPerMinute: c.RateIPPerMinute, IPBurst: burstOf(c.RateIPPerMinute),
 			TokenPerMinute: c.RateTokenPerMin, TokenBurst: burstOf(c.RateTokenPerMin),
@@ -224,6 +267,11 @@ func (a *App) purgeLoop(ctx context.Context) {
 		}
 		if _, err := a.Store.PurgeOAuthStates(ctx, a.clock.Now()); err != nil {
 			a.log.Warn("oauth state purge failed", "err", err)
+		}
+		// Rotates the signing key when it is due (one replica wins) and
+		// drops expired ones.
+		if err := a.sessions.EnsureKeys(ctx); err != nil {
+			a.log.Warn("signing key maintenance failed", "err", err)
 		}
 	}
 }

@@ -102,6 +102,9 @@ func newHarness(t testing.TB, opts ...option) *harness {
 		BreakerCooldown:  time.Second,
 		ShutdownTimeout:  5 * time.Second,
 		SessionAccessTTL: time.Hour,
+		SessionTTL:       30 * 24 * time.Hour,
+		ReuseInterval:    10 * time.Second,
+		KeyRotation:      30 * 24 * time.Hour,
 		Version:          "test",
 	}
 	for _, o := range opts {

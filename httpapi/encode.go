@@ -124,18 +124,23 @@ func decodeObject(body []byte, v any) error {
 // tokenField is a string field that must be present and a JSON string; it
 // keeps "absent", null and wrong types apart from "".
 type tokenField struct {
-	set   bool
+	set   bool // present in the body
+	null  bool // present as null
+	typed bool // present as a JSON string
 	value string
-	typed bool
 }
 
 func (f *tokenField) UnmarshalJSON(b []byte) error {
 	f.set = true
+	f.null = string(b) == "null"
 	if err := json.Unmarshal(b, &f.value); err == nil && len(b) > 0 && b[0] == '"' {
 		f.typed = true
 	}
 	return nil
 }
+
+// optionalString reports whether f is absent, null or a string.
+func (f tokenField) optionalString() bool { return !f.set || f.null || f.typed }
 
 // String returns the value when it was a JSON string, else "" (which every
 // validator rejects).

@@ -42,8 +42,13 @@ func (s *server) handleGitHubRefresh() http.Handler {
 			s.fail(w, r, rateLimited(wait))
 			return
 		}
-		caller := refresh.Caller{UserID: s.optionalUser(r)}
-		res, err := s.Refresh.Refresh(r.Context(), token, caller)
+		uid, err := s.optionalUser(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		res, err := s.Refresh.Refresh(r.Context(), token, refresh.Caller{UserID: uid})
+		s.auditRefresh(r, uid, res.Replayed, err)
 		s.metrics.refreshOutcome(res.Replayed, err)
 		if err != nil {
 			s.fail(w, r, err)
@@ -76,15 +81,31 @@ func bearer(r *http.Request) string {
 
 // optionalUser returns the user of a valid flashauth access token, or "".
 // Clients keep sending stale or foreign Bearers (CONTRACT §1), so an invalid
-// one is ignored here, never a reason to reject.
-func (s *server) optionalUser(r *http.Request) string {
+// one is ignored here, never a reason to reject; only a failure to check
+// (the store is down) is an error.
+func (s *server) optionalUser(r *http.Request) (string, error) {
 	b := bearer(r)
-	if b == "" || s.Authenticate == nil {
-		return ""
+	if b == "" {
+		return "", nil
 	}
-	uid, err := s.Authenticate(r.Context(), b)
+	p, err := s.Sessions.Authenticate(r.Context(), b)
+	if flashauth.ErrorCode(err) == flashauth.CodeAuthRequired {
+		return "", nil
+	}
 	if err != nil {
-		return ""
+		return "", err
 	}
-	return uid
+	return p.UserID, nil
+}
+
+// auditRefresh records the outcome of a GitHub refresh.
+func (s *server) auditRefresh(r *http.Request, userID string, replayed bool, err error) {
+	outcome := "ok"
+	switch {
+	case err != nil:
+		outcome = outcomeOf(err)
+	case replayed:
+		outcome = "replayed"
+	}
+	s.audit(r, flashauth.AuditEvent{Type: "github_refresh", Outcome: outcome, UserID: userID})
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/ratelimit"
 	"github.com/flashbacktech/flashauth/refresh"
+	"github.com/flashbacktech/flashauth/session"
+	"github.com/flashbacktech/flashauth/signin"
 )
 
 // Limits are the rate limits, in events per minute with a burst. Zero
@@ -29,19 +31,25 @@ type Limits struct {
 
 // Config holds the server's dependencies.
 type Config struct {
-	Logger  *slog.Logger
-	Clock   flashauth.Clock
-	Store   flashauth.Store
-	Refresh *refresh.Service
-	// Authenticate verifies a flashauth access token and returns its user.
-	// Nil means no sessions: every Bearer is ignored.
-	Authenticate   func(ctx context.Context, bearer string) (userID string, err error)
+	Logger   *slog.Logger
+	Clock    flashauth.Clock
+	Store    flashauth.Store
+	Refresh  *refresh.Service
+	Sessions *session.Service
+	SignIn   *signin.Service
+	// Audit records security events; nil records nothing.
+	Audit          Auditor
 	Limits         Limits
 	TrustedProxies []netip.Prefix
 	CORSOrigins    []string
 	// Registry receives the server's metrics and is served on /metrics. A
 	// fresh registry is made when nil.
 	Registry *prometheus.Registry
+}
+
+// Auditor records security events (package audit implements it).
+type Auditor interface {
+	Record(ctx context.Context, e flashauth.AuditEvent)
 }
 
 type limiters struct {
@@ -142,4 +150,14 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.log.Log(r.Context(), level, "request failed", "request_id", RequestID(r.Context()), "error_code", code, "err", err)
 	writeError(w, err)
+}
+
+// audit records e with the request's id and client IP.
+func (s *server) audit(r *http.Request, e flashauth.AuditEvent) {
+	if s.Audit == nil {
+		return
+	}
+	e.RequestID = RequestID(r.Context())
+	e.IPAddress = s.clientIP(r)
+	s.Audit.Record(r.Context(), e)
 }

@@ -39,6 +39,9 @@ type Options struct {
 	// Lease bounds how long a claim blocks others when its holder dies. It
 	// must exceed the longest operation (the upstream timeout). Default 30s.
 	Lease time.Duration
+	// KindLease overrides Lease for some kinds (a sign-in makes several
+	// upstream calls; a refresh one).
+	KindLease map[string]time.Duration
 	// PollInterval is the first wait between looks at another process's
 	// pending claim; it doubles up to MaxPoll. Defaults 20ms and 500ms.
 	PollInterval, MaxPoll time.Duration
@@ -130,7 +133,7 @@ func (l *Ledger) run(ctx context.Context, kind, secret string, key []byte, windo
 	wait := l.opt.PollInterval
 	for {
 		now := l.opt.Clock.Now()
-		entry, claimed, err := l.store.ClaimLedger(ctx, kind, key, claimID, now, now.Add(l.opt.Lease))
+		entry, claimed, err := l.store.ClaimLedger(ctx, kind, key, claimID, now, now.Add(l.lease(kind)))
 		if err != nil {
 			return Result{}, fmt.Errorf("ledger claim: %w", err)
 		}
@@ -150,6 +153,13 @@ func (l *Ledger) run(ctx context.Context, kind, secret string, key []byte, windo
 		}
 		wait = min(2*wait, l.opt.MaxPoll)
 	}
+}
+
+func (l *Ledger) lease(kind string) time.Duration {
+	if d, ok := l.opt.KindLease[kind]; ok && d > 0 {
+		return d
+	}
+	return l.opt.Lease
 }
 
 func (l *Ledger) open(kind, secret string, key []byte, e flashauth.LedgerEntry) (Result, error) {

@@ -45,7 +45,12 @@ var settings = []setting{
 	{env: "FLASHAUTH_BREAKER_COOLDOWN", def: "30s", help: "how long the breaker stays open before a probe"},
 	{env: "FLASHAUTH_SHUTDOWN_TIMEOUT", def: "30s", help: "how long shutdown waits for in-flight requests"},
 	{env: "FLASHAUTH_SECRET_KEY", help: "at least 32 bytes; seals signing keys at rest", secret: true},
-	{env: "FLASHAUTH_ACCESS_TTL", def: "1h", help: "lifetime of flashauth access tokens"},
+	{env: "FLASHAUTH_ACCESS_TTL", def: "1h", help: "lifetime of flashauth access tokens (JWTs)"},
+	{env: "FLASHAUTH_SESSION_TTL", def: "720h", help: "lifetime of a flashauth session after its last refresh"},
+	{env: "FLASHAUTH_REUSE_INTERVAL", def: "10s", help: "how long a rotated-out session refresh token still gets its first answer"},
+	{env: "FLASHAUTH_KEY_ROTATION", def: "720h", help: "how long a JWT signing key signs before the next one is generated"},
+	{env: "FLASHAUTH_ISSUER", def: "flashauth", help: "iss of flashauth access tokens"},
+	{env: "FLASHAUTH_AUDIENCE", def: "flashauth", help: "aud of flashauth access tokens"},
 }
 
 func flagName(env string) string {
@@ -89,6 +94,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 	c.LogFormat = get("FLASHAUTH_LOG_FORMAT")
 	c.LogLevel = get("FLASHAUTH_LOG_LEVEL")
 	c.TLSCert, c.TLSKey = get("FLASHAUTH_TLS_CERT"), get("FLASHAUTH_TLS_KEY")
+	c.Issuer, c.Audience = get("FLASHAUTH_ISSUER"), get("FLASHAUTH_AUDIENCE")
 
 	if c.ClientID == "" {
 		return c, errors.New("GITHUB_CLIENT_ID is required")
@@ -127,6 +133,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		{"FLASHAUTH_BREAKER_COOLDOWN", &c.BreakerCooldown},
 		{"FLASHAUTH_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout},
 		{"FLASHAUTH_ACCESS_TTL", &c.SessionAccessTTL},
+		{"FLASHAUTH_SESSION_TTL", &c.SessionTTL},
+		{"FLASHAUTH_REUSE_INTERVAL", &c.ReuseInterval},
+		{"FLASHAUTH_KEY_ROTATION", &c.KeyRotation},
 	}
 	for _, d := range durations {
 		if *d.dst, err = time.ParseDuration(get(d.env)); err != nil || *d.dst <= 0 {

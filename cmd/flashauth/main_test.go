@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flashbacktech/flashauth/githubemu"
+)
+
+func envFrom(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	const secret = "s3cr3t-value-that-must-not-leak"
+	base := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": secret}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	rows := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no client id", map[string]string{"GITHUB_CLIENT_SECRET": secret}, nil, "GITHUB_CLIENT_ID"},
+		{"no secret", map[string]string{"GITHUB_CLIENT_ID": "Iv1.x"}, nil, "GITHUB_CLIENT_SECRET"},
+		{"secret file missing", with("GITHUB_CLIENT_SECRET", "", "GITHUB_CLIENT_SECRET_FILE", "/nonexistent/secret"), nil, "GITHUB_CLIENT_SECRET_FILE"},
+		{"both secrets", with("GITHUB_CLIENT_SECRET_FILE", "/etc/hostname"), nil, "only one"},
+		{"bad replay window", with("FLASHAUTH_REPLAY_WINDOW", "sixty"), nil, "FLASHAUTH_REPLAY_WINDOW"},
+		{"negative timeout", with("FLASHAUTH_UPSTREAM_TIMEOUT", "-1s"), nil, "FLASHAUTH_UPSTREAM_TIMEOUT"},
+		{"bad policy", with("FLASHAUTH_GITHUB_REFRESH_AUTH", "strict"), nil, "FLASHAUTH_GITHUB_REFRESH_AUTH"},
+		{"bad database", with("FLASHAUTH_DATABASE_URL", "mysql://x"), nil, "FLASHAUTH_DATABASE_URL"},
+		{"bad github url", with("GITHUB_URL", "github.com"), nil, "GITHUB_URL"},
+		{"bad rate", with("FLASHAUTH_RATE_IP", "lots"), nil, "FLASHAUTH_RATE_IP"},
+		{"bad proxy", with("FLASHAUTH_TRUSTED_PROXIES", "10.0.0.0/99"), nil, "FLASHAUTH_TRUSTED_PROXIES"},
+		{"short secret key", with("FLASHAUTH_SECRET_KEY", "short"), nil, "FLASHAUTH_SECRET_KEY"},
+		{"tls half", with("FLASHAUTH_TLS_CERT", "/x.pem"), nil, "FLASHAUTH_TLS_KEY"},
+		{"flag overrides env", base, []string{"-replay-window", "soon"}, "FLASHAUTH_REPLAY_WINDOW"},
+		{"bad log level", with("FLASHAUTH_LOG_LEVEL", "loud"), nil, "FLASHAUTH_LOG_LEVEL"},
+	}
+	for _, tc := range rows {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"flashauth", "serve"}, tc.args...)
+			err := run(context.Background(), args, envFrom(tc.env), nil, &stdout, &stderr)
+			if err == nil {
+				t.Fatal("serve started with a bad configuration")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not name %s", err, tc.want)
+			}
+			if strings.Count(err.Error(), "\n") > 0 {
+				t.Errorf("error is more than one line: %q", err)
+			}
+			all := err.Error() + stdout.String() + stderr.String()
+			if strings.Contains(all, secret) {
+				t.Errorf("the client secret was printed")
+			}
+		})
+	}
+}
+
+func TestHelpDoesNotPrintSecrets(t *testing.T) {
+	const secret = "s3cr3t-value-that-must-not-leak"
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"flashauth", "serve", "-h"},
+		envFrom(map[string]string{"GITHUB_CLIENT_SECRET": secret, "FLASHAUTH_SECRET_KEY": strings.Repeat("k", 40)}), nil, &out, &out)
+	if err != nil {
+		t.Fatalf("serve -h: %v", err)
+	}
+	if !strings.Contains(out.String(), "GITHUB_CLIENT_SECRET") || strings.Contains(out.String(), secret) || strings.Contains(out.String(), "kkkk") {
+		t.Fatalf("help output wrong or leaks a secret:\n%s", out.String())
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"flashauth", "version"}, envFrom(nil), nil, &out, &out); err != nil || !strings.HasPrefix(out.String(), "flashauth ") {
+		t.Fatalf("version: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"flashauth", "frobnicate"}, envFrom(nil), nil, &out, &out); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+	if err := run(context.Background(), []string{"flashauth"}, envFrom(nil), nil, &out, &out); err == nil {
+		t.Fatal("no command accepted")
+	}
+}
+
+// lineWriter hands what a command prints to the test line by line.
+type lineWriter struct {
+	pw *io.PipeWriter
+	mu sync.Mutex
+}
+
+func newLines(t *testing.T) (*lineWriter, *bufio.Scanner) {
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	return &lineWriter{pw: pw}, bufio.NewScanner(pr)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pw.Write(p)
+}
+
+// startCmd runs a subcommand in the background and returns its stdout lines
+// and a function that stops it and returns its error.
+func startCmd(t *testing.T, args []string, env map[string]string, stderr io.Writer) (*bufio.Scanner, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, lines := newLines(t)
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, append([]string{"flashauth"}, args...), envFrom(env), nil, out, stderr)
+		out.pw.Close()
+		done <- err
+	}()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(15 * time.Second):
+			t.Fatal("command did not stop within 15s of cancellation")
+			return nil
+		}
+	}
+	t.Cleanup(func() { cancel() })
+	return lines, stop
+}
+
+func waitLine(t *testing.T, lines *bufio.Scanner, re *regexp.Regexp) []string {
+	t.Helper()
+	for lines.Scan() {
+		if m := re.FindStringSubmatch(lines.Text()); m != nil {
+			return m
+		}
+	}
+	t.Fatalf("no line matching %s", re)
+	return nil
+}
+
+func TestDevPrintsAWorkingCurl(t *testing.T) {
+	var stderr bytes.Buffer
+	lines, stop := startCmd(t, []string{"dev"}, map[string]string{"FLASHAUTH_ADDR": "127.0.0.1:0"}, &syncWriter{w: &stderr})
+	base := waitLine(t, lines, regexp.MustCompile(`^flashauth listening on (http://\S+)$`))[1]
+	token := waitLine(t, lines, regexp.MustCompile(`"refresh_token": "(ghr_[A-Za-z0-9_]+)"`))[1]
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	post := func() (int, []byte) {
+		resp, err := http.Post(base+"/auth/github/refresh", "application/json", strings.NewReader(`{"refresh_token": "`+token+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	s1, b1 := post()
+	s2, b2 := post()
+	if s1 != 200 || s2 != 200 || !bytes.Equal(b1, b2) {
+		t.Fatalf("the printed curl does not work and replay: %d %d", s1, s2)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("dev did not exit cleanly: %v", err)
+	}
+	if strings.Contains(stderr.String(), token) {
+		t.Fatal("dev logged the refresh token")
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// SIGTERM (here: cancellation of run's context, which main wires to the
+// signals) stops accepting but lets an in-flight refresh finish and commit.
+func TestServeShutdownDrainsInFlight(t *testing.T) {
+	emu := githubemu.New(githubemu.Config{ClientID: "Iv1.t", ClientSecret: "sek"})
+	emuSrv := httptest.NewServer(emu)
+	t.Cleanup(func() { emu.Close(); emuSrv.Close() })
+	u := emu.AddUser(githubemu.User{Login: "a"})
+	g, err := emu.MintGrant(u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"FLASHAUTH_ADDR": "127.0.0.1:0", "FLASHAUTH_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "db"),
+		"GITHUB_CLIENT_ID": "Iv1.t", "GITHUB_CLIENT_SECRET": "sek", "GITHUB_URL": emuSrv.URL, "GITHUB_API_URL": emuSrv.URL,
+	}
+	var stderr bytes.Buffer
+	lines, stop := startCmd(t, []string{"serve"}, env, &syncWriter{w: &stderr})
+	base := waitLine(t, lines, regexp.MustCompile(`^flashauth listening on (http://\S+)$`))[1]
+
+	emu.SetLatency(500 * time.Millisecond)
+	type result struct {
+		status int
+		body   []byte
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := http.Post(base+"/auth/github/refresh", "application/json", strings.NewReader(`{"refresh_token":"`+g.RefreshToken+`"}`))
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		res <- result{status: resp.StatusCode, body: b}
+	}()
+	for emu.Calls().TokenRefresh == 0 { // the refresh has reached GitHub
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	r := <-res
+	if r.err != nil || r.status != 200 {
+		t.Fatalf("in-flight refresh during shutdown: %v %d %s", r.err, r.status, r.body)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(r.body, &body); err != nil || body["success"] != true {
+		t.Fatalf("body: %s", r.body)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Fatal("still accepting after shutdown")
+	}
+
+	// Restarted on the same database, the old token replays what was committed.
+	emu.SetLatency(0)
+	lines, stop = startCmd(t, []string{"serve"}, env, &syncWriter{w: &stderr})
+	base = waitLine(t, lines, regexp.MustCompile(`^flashauth listening on (http://\S+)$`))[1]
+	resp, err := http.Post(base+"/auth/github/refresh", "application/json", strings.NewReader(`{"refresh_token":"`+g.RefreshToken+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(b, r.body) || emu.Calls().TokenRefresh != 1 {
+		t.Fatalf("replay after restart: identical=%v upstream=%d", bytes.Equal(b, r.body), emu.Calls().TokenRefresh)
+	}
+	_ = stop()
+	if strings.Contains(stderr.String(), g.RefreshToken) || strings.Contains(stderr.String(), "sek\"") {
+		t.Fatal("a secret reached the logs")
+	}
+}

@@ -1,0 +1,206 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/refresh"
+	"github.com/flashbacktech/flashauth/seal"
+	"github.com/flashbacktech/flashauth/session"
+)
+
+// sessionTokenRequest is the body of /user/refresh and /user/logout: both
+// spellings are in use by clients.
+type sessionTokenRequest struct {
+	RefreshTokenSnake tokenField `json:"refresh_token"`
+	RefreshTokenCamel tokenField `json:"refreshToken"`
+}
+
+func (q sessionTokenRequest) token() (string, error) {
+	f := q.RefreshTokenSnake
+	if !f.set {
+		f = q.RefreshTokenCamel
+	}
+	t := f.String()
+	if !refresh.ValidToken(t) {
+		return "", flashauth.Errorf(flashauth.CodeInvalidRequest,
+			"refresh_token (or refreshToken) must be a non-empty string of at most %d printable characters without spaces.", refresh.MaxTokenLength)
+	}
+	return t, nil
+}
+
+// handleSessionRefresh serves POST /user/refresh (CONTRACT §4).
+func (s *server) handleSessionRefresh() http.Handler {
+	type response struct {
+		Success          bool   `json:"success"`
+		Token            string `json:"token"`
+		AccessToken      string `json:"accessToken"`
+		RefreshToken     string `json:"refreshToken"`
+		ExpiresAt        int64  `json:"expiresAt"`
+		TokenID          string `json:"tokenId"`
+		SessionExpiresAt int64  `json:"sessionExpiresAt"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req sessionTokenRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		tok, err := req.token()
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if ok, wait := s.limits.token.Allow("s" + string(seal.Hash(tok))); !ok {
+			s.metrics.rateLimited.WithLabelValues("token").Inc()
+			s.fail(w, r, rateLimited(wait))
+			return
+		}
+		iss, err := s.Sessions.Refresh(r.Context(), tok)
+		if err != nil {
+			s.audit(r, flashauth.AuditEvent{Type: "session_refresh", Outcome: outcomeOf(err)})
+			s.fail(w, r, err)
+			return
+		}
+		s.audit(r, flashauth.AuditEvent{Type: "session_refresh", Outcome: "ok", SessionID: iss.SessionID})
+		noStore(w)
+		writeJSON(w, http.StatusOK, response{
+			Success:          true,
+			Token:            iss.AccessToken,
+			AccessToken:      iss.AccessToken,
+			RefreshToken:     iss.RefreshToken,
+			ExpiresAt:        flashauth.UnixMilli(iss.AccessExpiresAt),
+			TokenID:          iss.SessionID,
+			SessionExpiresAt: flashauth.UnixMilli(iss.SessionExpiresAt),
+		})
+	})
+}
+
+// handleLogout serves POST /user/logout.
+func (s *server) handleLogout() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req sessionTokenRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		tok, err := req.token()
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if err := s.Sessions.Logout(r.Context(), tok); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.audit(r, flashauth.AuditEvent{Type: "revoke", Outcome: "logout"})
+		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	})
+}
+
+// authenticated wraps handlers that need a valid access token, and applies
+// the per-user limit.
+func (s *server) authenticated(next func(w http.ResponseWriter, r *http.Request, p session.Principal)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := bearer(r)
+		if b == "" {
+			s.fail(w, r, flashauth.Errorf(flashauth.CodeAuthRequired, "A valid access token is required."))
+			return
+		}
+		p, err := s.Sessions.Authenticate(r.Context(), b)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if ok, wait := s.limits.user.Allow(p.UserID); !ok {
+			s.metrics.rateLimited.WithLabelValues("user").Inc()
+			s.fail(w, r, rateLimited(wait))
+			return
+		}
+		next(w, r, p)
+	})
+}
+
+// handleListTokens serves GET /token: the caller's active sessions.
+func (s *server) handleListTokens() http.Handler {
+	type item struct {
+		ID         string          `json:"id"`
+		CreatedAt  int64           `json:"createdAt"`
+		LastUsedAt int64           `json:"lastUsedAt"`
+		ExpiresAt  int64           `json:"expiresAt"`
+		DeviceInfo json.RawMessage `json:"deviceInfo"`
+		IPAddress  string          `json:"ipAddress"`
+		UserAgent  string          `json:"userAgent"`
+		Provider   string          `json:"provider"`
+		Current    bool            `json:"current"`
+	}
+	type response struct {
+		Success bool   `json:"success"`
+		Tokens  []item `json:"tokens"`
+	}
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p session.Principal) {
+		list, err := s.Sessions.List(r.Context(), p)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out := response{Success: true, Tokens: make([]item, 0, len(list))}
+		for _, ss := range list {
+			di := ss.DeviceInfo
+			if len(di) == 0 || !json.Valid(di) {
+				di = json.RawMessage("null")
+			}
+			out.Tokens = append(out.Tokens, item{
+				ID: ss.ID, CreatedAt: flashauth.UnixMilli(ss.CreatedAt), LastUsedAt: flashauth.UnixMilli(ss.LastUsedAt),
+				ExpiresAt: flashauth.UnixMilli(ss.ExpiresAt), DeviceInfo: di, IPAddress: ss.IPAddress,
+				UserAgent: ss.UserAgent, Provider: ss.Provider, Current: ss.ID == p.SessionID,
+			})
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// handleRevokeToken serves DELETE /token/{tokenId}.
+func (s *server) handleRevokeToken() http.Handler {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p session.Principal) {
+		id := r.PathValue("tokenId")
+		if err := s.Sessions.Revoke(r.Context(), p, id); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.audit(r, flashauth.AuditEvent{Type: "revoke", Outcome: "ok", UserID: p.UserID, SessionID: id})
+		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	})
+}
+
+// handleJWKS serves GET /.well-known/jwks.json.
+func (s *server) handleJWKS() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := s.Sessions.JWKS(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(b)
+	})
+}
+
+// outcomeOf names an error for the audit trail.
+func outcomeOf(err error) string {
+	switch code := flashauth.ErrorCode(err); code {
+	case flashauth.CodeInvalidRefreshToken, flashauth.CodeInvalidCode, flashauth.CodeInvalidState,
+		flashauth.CodeEmailNotVerified, flashauth.CodeRedirectURIMismatch, flashauth.CodeTokenOwnerMismatch,
+		flashauth.CodeAuthRequired, flashauth.CodeInvalidRequest:
+		return "rejected"
+	case flashauth.CodeRefreshTokenReused:
+		return "reuse_detected"
+	default:
+		if statusOf(code) >= 500 {
+			return "upstream_error"
+		}
+		return "rejected"
+	}
+}

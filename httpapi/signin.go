@@ -1,0 +1,81 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/signin"
+)
+
+// handleAuthorize serves GET /auth/github/authorize: where to send the user,
+// as JSON, or as a redirect with ?redirect=1.
+func (s *server) handleAuthorize() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		res, err := s.SignIn.Authorize(r.Context(), q.Get("redirect_uri"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		noStore(w)
+		if q.Get("redirect") == "1" {
+			http.Redirect(w, r, res.URL, http.StatusFound)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"success": true, "url": res.URL, "state": res.State})
+	})
+}
+
+// handleGitHubSignIn serves POST /auth/github (CONTRACT §3).
+func (s *server) handleGitHubSignIn() http.Handler {
+	type request struct {
+		Code        tokenField      `json:"code"`
+		State       tokenField      `json:"state"`
+		RedirectURI tokenField      `json:"redirect_uri"`
+		DeviceInfo  json.RawMessage `json:"deviceInfo"`
+	}
+	type response struct {
+		Success   bool             `json:"success"`
+		Message   string           `json:"message"`
+		AuthState signin.AuthState `json:"authState"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req request
+		if err := decodeJSON(w, r, &req); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if !req.Code.typed || !req.State.optionalString() || !req.RedirectURI.optionalString() {
+			s.fail(w, r, flashauth.Errorf(flashauth.CodeInvalidRequest, "code must be a string; state and redirect_uri, when given, strings."))
+			return
+		}
+		di := req.DeviceInfo
+		if string(di) == "null" {
+			di = nil
+		}
+		st, err := s.SignIn.SignIn(r.Context(), signin.Request{
+			Code:        req.Code.String(),
+			State:       req.State.String(),
+			RedirectURI: req.RedirectURI.String(),
+			DeviceInfo:  di,
+			IPAddress:   s.clientIP(r),
+			UserAgent:   truncate(r.UserAgent(), 512),
+		})
+		if err != nil {
+			s.audit(r, flashauth.AuditEvent{Type: "signin", Outcome: outcomeOf(err)})
+			s.fail(w, r, err)
+			return
+		}
+		s.audit(r, flashauth.AuditEvent{Type: "signin", Outcome: "ok", SessionID: st.TokenID})
+		noStore(w)
+		writeJSON(w, http.StatusOK, response{Success: true, Message: "Authentication successful", AuthState: st})
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

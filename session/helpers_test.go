@@ -1,0 +1,125 @@
+package session_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/ledger"
+	"github.com/flashbacktech/flashauth/session"
+	"github.com/flashbacktech/flashauth/sqlite"
+	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
+)
+
+// fakeClock is a settable clock shared by the services, ledgers and tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is one store and clock, with a first replica's Service.
+type env struct {
+	store *sqlite.DB
+	clock *fakeClock
+	svc   *session.Service
+}
+
+func newEnv(tb testing.TB, cfg session.Config) *env {
+	tb.Helper()
+	e := &env{store: sqlitetest.Open(tb), clock: newClock()}
+	e.svc = e.replica(tb, cfg)
+	return e
+}
+
+// replica returns another Service on the same store with its own ledger, as
+// another process would have.
+func (e *env) replica(tb testing.TB, cfg session.Config) *session.Service {
+	tb.Helper()
+	cfg.Clock = e.clock
+	l := ledger.New(e.store, ledger.Options{Clock: e.clock, PollInterval: time.Millisecond, MaxPoll: 5 * time.Millisecond})
+	svc, err := session.New(e.store, l, cfg)
+	if err != nil {
+		tb.Fatalf("session.New: %v", err)
+	}
+	return svc
+}
+
+var githubIDs struct {
+	sync.Mutex
+	next int64
+}
+
+// newUser stores a user with its organization.
+func (e *env) newUser(tb testing.TB, email string) flashauth.User {
+	tb.Helper()
+	githubIDs.Lock()
+	githubIDs.next++
+	gid := githubIDs.next
+	githubIDs.Unlock()
+	now := e.clock.Now()
+	u, _, err := e.store.UpsertGitHubUser(context.Background(), flashauth.User{
+		ID:        fmt.Sprintf("user-%d", gid),
+		GitHubID:  gid,
+		Login:     fmt.Sprintf("login%d", gid),
+		Email:     email,
+		Name:      "User " + email,
+		CreatedAt: now,
+		UpdatedAt: now,
+	}, flashauth.Organization{ID: fmt.Sprintf("org-%d", gid), Name: "org", CreatedAt: now})
+	if err != nil {
+		tb.Fatalf("UpsertGitHubUser: %v", err)
+	}
+	return u
+}
+
+func (e *env) open(tb testing.TB, svc *session.Service, u flashauth.User) session.Issued {
+	tb.Helper()
+	iss, err := svc.Open(context.Background(), u, session.Meta{
+		DeviceInfo: []byte(`{"os":"test"}`), IPAddress: "127.0.0.1", UserAgent: "test", Provider: "GITHUB",
+	})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	return iss
+}
+
+// wantCode fails unless err is a *flashauth.Error with code.
+func wantCode(tb testing.TB, err error, code string) {
+	tb.Helper()
+	var fe *flashauth.Error
+	if !errors.As(err, &fe) || fe.Code != code {
+		tb.Fatalf("err = %v, want code %s", err, code)
+	}
+}
+
+// randomToken returns a well-formed refresh token that was never issued.
+func randomToken(tb testing.TB) string {
+	tb.Helper()
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		tb.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

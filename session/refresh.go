@@ -1,0 +1,224 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/ledger"
+	"github.com/flashbacktech/flashauth/seal"
+)
+
+// Open starts a session for u and issues its first access and refresh
+// tokens.
+func (s *Service) Open(ctx context.Context, u flashauth.User, meta Meta) (Issued, error) {
+	if u.ID == "" {
+		return Issued{}, errors.New("session: open: user without id")
+	}
+	id, err := newID()
+	if err != nil {
+		return Issued{}, err
+	}
+	refresh, err := newRefreshToken()
+	if err != nil {
+		return Issued{}, err
+	}
+	now := s.cfg.Clock.Now()
+	sess := flashauth.Session{
+		ID:         id,
+		UserID:     u.ID,
+		Provider:   meta.Provider,
+		DeviceInfo: meta.DeviceInfo,
+		IPAddress:  meta.IPAddress,
+		UserAgent:  meta.UserAgent,
+		CreatedAt:  now,
+		LastUsedAt: now,
+		ExpiresAt:  now.Add(s.cfg.RefreshTTL),
+	}
+	// Sign before storing, so a signing failure leaves no orphan session.
+	access, accessExp, err := s.issueAccess(ctx, u, id, sess.ExpiresAt)
+	if err != nil {
+		return Issued{}, err
+	}
+	if err := s.store.CreateSession(ctx, sess, seal.Hash(refresh)); err != nil {
+		return Issued{}, fmt.Errorf("session: create: %w", err)
+	}
+	return Issued{
+		AccessToken:      access,
+		AccessExpiresAt:  accessExp,
+		RefreshToken:     refresh,
+		SessionID:        id,
+		SessionExpiresAt: sess.ExpiresAt,
+	}, nil
+}
+
+// refreshOutcome is the ledger payload of a refresh: the tokens issued, or
+// the code of a definitive rejection. Both replay within the reuse interval.
+type refreshOutcome struct {
+	Issued *Issued `json:"issued,omitempty"`
+	Code   string  `json:"code,omitempty"`
+}
+
+// Refresh rotates the session of refreshToken: it answers new tokens and the
+// presented one stops being current. The same token presented again within
+// ReuseInterval gets the identical answer (a client whose response was lost
+// may retry; concurrent tabs agree). Presented later, it is reuse: the whole
+// session is revoked and the answer is CodeRefreshTokenReused. Unknown,
+// expired or revoked: CodeInvalidRefreshToken.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (Issued, error) {
+	if refreshToken == "" {
+		return Issued{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "A refresh token is required.")
+	}
+	if !wellFormedRefreshToken(refreshToken) {
+		return Issued{}, rejection(flashauth.CodeInvalidRefreshToken)
+	}
+	res, err := s.ledger.Do(ctx, flashauth.LedgerSessionRefresh, refreshToken, s.cfg.ReuseInterval,
+		func(ctx context.Context) (ledger.Outcome, error) {
+			out, err := s.rotate(ctx, refreshToken)
+			if err != nil {
+				return ledger.Outcome{}, err
+			}
+			payload, err := json.Marshal(out)
+			return ledger.Outcome{Payload: payload}, err
+		})
+	if err != nil {
+		if !ledger.IsCommitError(err) || res.Payload == nil {
+			return Issued{}, err
+		}
+		// The rotation happened but is not replayable: answering it is the
+		// only way the new tokens are not lost.
+		s.log.Error("session refresh not committed; a retry will count as reuse", "err", err)
+	}
+	var out refreshOutcome
+	if err := json.Unmarshal(res.Payload, &out); err != nil {
+		return Issued{}, fmt.Errorf("session: refresh payload: %w", err)
+	}
+	if out.Code != "" {
+		return Issued{}, rejection(out.Code)
+	}
+	if out.Issued == nil {
+		return Issued{}, errors.New("session: refresh payload without tokens")
+	}
+	if res.Replayed {
+		// The session may have died since (logout, reuse detected): a replay
+		// must not hand out its dead tokens as a success.
+		sess, err := s.store.GetSession(ctx, out.Issued.SessionID)
+		if err != nil && !errors.Is(err, flashauth.ErrNotFound) {
+			return Issued{}, fmt.Errorf("session: get session: %w", err)
+		}
+		if err != nil || !sess.Active(s.cfg.Clock.Now()) {
+			return Issued{}, rejection(flashauth.CodeInvalidRefreshToken)
+		}
+	}
+	return *out.Issued, nil
+}
+
+// rotate is the ledger operation of Refresh. Its error means nothing
+// definitive happened (the store failed); rejections are outcomes.
+func (s *Service) rotate(ctx context.Context, refreshToken string) (refreshOutcome, error) {
+	now := s.cfg.Clock.Now()
+	oldHash := seal.Hash(refreshToken)
+	sess, current, err := s.store.FindSessionByRefresh(ctx, oldHash)
+	if errors.Is(err, flashauth.ErrNotFound) {
+		return refreshOutcome{Code: flashauth.CodeInvalidRefreshToken}, nil
+	}
+	if err != nil {
+		return refreshOutcome{}, fmt.Errorf("session: find by refresh: %w", err)
+	}
+	if !sess.Active(now) {
+		return refreshOutcome{Code: flashauth.CodeInvalidRefreshToken}, nil
+	}
+	if !current {
+		return s.reused(ctx, sess, now)
+	}
+	u, err := s.store.GetUser(ctx, sess.UserID)
+	if errors.Is(err, flashauth.ErrNotFound) {
+		return refreshOutcome{Code: flashauth.CodeInvalidRefreshToken}, nil
+	}
+	if err != nil {
+		return refreshOutcome{}, fmt.Errorf("session: get user: %w", err)
+	}
+	next, err := newRefreshToken()
+	if err != nil {
+		return refreshOutcome{}, err
+	}
+	expires := now.Add(s.cfg.RefreshTTL)
+	access, accessExp, err := s.issueAccess(ctx, u, sess.ID, expires)
+	if err != nil {
+		return refreshOutcome{}, err
+	}
+	err = s.store.RotateSession(ctx, sess.ID, oldHash, seal.Hash(next), now, expires)
+	if errors.Is(err, flashauth.ErrConflict) {
+		// Rotated or revoked behind the ledger's back (a takeover after a
+		// lease ran out, a concurrent logout): look again.
+		if sess, err = s.store.GetSession(ctx, sess.ID); err != nil {
+			return refreshOutcome{}, fmt.Errorf("session: get session: %w", err)
+		}
+		if !sess.Active(now) {
+			return refreshOutcome{Code: flashauth.CodeInvalidRefreshToken}, nil
+		}
+		return s.reused(ctx, sess, now)
+	}
+	if err != nil {
+		return refreshOutcome{}, fmt.Errorf("session: rotate: %w", err)
+	}
+	return refreshOutcome{Issued: &Issued{
+		AccessToken:      access,
+		AccessExpiresAt:  accessExp,
+		RefreshToken:     next,
+		SessionID:        sess.ID,
+		SessionExpiresAt: expires,
+	}}, nil
+}
+
+// reused handles a rotated-out refresh token presented after the reuse
+// interval: someone holds a copy, so the whole session dies.
+func (s *Service) reused(ctx context.Context, sess flashauth.Session, now time.Time) (refreshOutcome, error) {
+	if err := s.store.RevokeSession(ctx, sess.ID, now); err != nil && !errors.Is(err, flashauth.ErrNotFound) {
+		return refreshOutcome{}, fmt.Errorf("session: revoke on reuse: %w", err)
+	}
+	s.log.Warn("session refresh token reused; session revoked", "session_id", sess.ID, "user_id", sess.UserID)
+	ev := flashauth.AuditEvent{Time: now, Type: "reuse_detected", Outcome: "revoked", UserID: sess.UserID, SessionID: sess.ID}
+	if err := s.store.AppendAudit(ctx, ev); err != nil {
+		s.log.Warn("audit append failed", "err", err)
+	}
+	return refreshOutcome{Code: flashauth.CodeRefreshTokenReused}, nil
+}
+
+// Logout revokes the session refreshToken belongs to, whether the token is
+// current or rotated out; revoking an already revoked or expired session
+// succeeds. A token that was never issued is CodeInvalidRefreshToken: there
+// is no session it could name.
+func (s *Service) Logout(ctx context.Context, refreshToken string) error {
+	if refreshToken == "" {
+		return flashauth.Errorf(flashauth.CodeInvalidRequest, "A refresh token is required.")
+	}
+	if !wellFormedRefreshToken(refreshToken) {
+		return rejection(flashauth.CodeInvalidRefreshToken)
+	}
+	sess, _, err := s.store.FindSessionByRefresh(ctx, seal.Hash(refreshToken))
+	if errors.Is(err, flashauth.ErrNotFound) {
+		return rejection(flashauth.CodeInvalidRefreshToken)
+	}
+	if err != nil {
+		return fmt.Errorf("session: find by refresh: %w", err)
+	}
+	if err := s.store.RevokeSession(ctx, sess.ID, s.cfg.Clock.Now()); err != nil && !errors.Is(err, flashauth.ErrNotFound) {
+		return fmt.Errorf("session: revoke: %w", err)
+	}
+	return nil
+}
+
+// rejection is the caller-facing error of a refresh-token rejection code.
+func rejection(code string) error {
+	switch code {
+	case flashauth.CodeRefreshTokenReused:
+		return flashauth.Errorf(code, "The refresh token was already used; the session has been revoked.")
+	case flashauth.CodeInvalidRefreshToken:
+		return flashauth.Errorf(code, "The refresh token is invalid, expired or revoked.")
+	}
+	return fmt.Errorf("session: unknown rejection code %q", code)
+}

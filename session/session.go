@@ -1,0 +1,168 @@
+// Package session runs flashauth's own sessions: the Ed25519 keys that sign
+// access tokens (generated, rotated and published as a JWKS), the access
+// tokens themselves, and the rotating opaque refresh tokens of a session,
+// whose reuse after the reuse interval revokes the whole session.
+//
+// Every error a caller may show is a *flashauth.Error; only the HTTP layer
+// turns its code into a status.
+package session
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/ledger"
+)
+
+// Defaults of Config.
+const (
+	DefaultIssuer        = "flashauth"
+	DefaultAudience      = "flashauth"
+	DefaultAccessTTL     = time.Hour
+	DefaultRefreshTTL    = 30 * 24 * time.Hour
+	DefaultReuseInterval = 10 * time.Second
+	DefaultKeyRotation   = 30 * 24 * time.Hour
+)
+
+// MinSecretKeyLen is the shortest accepted Config.SecretKey.
+const MinSecretKeyLen = 32
+
+// Config configures a Service. Zero values take the defaults.
+type Config struct {
+	Issuer, Audience string
+	// AccessTTL is the lifetime of an access token.
+	AccessTTL time.Duration
+	// RefreshTTL is how long a session lives after its last refresh.
+	RefreshTTL time.Duration
+	// ReuseInterval is how long a rotated-out refresh token still gets the
+	// answer it got the first time (a lost response can be retried).
+	ReuseInterval time.Duration
+	// KeyRotation is how long a signing key signs before its successor is
+	// generated.
+	KeyRotation time.Duration
+	// SecretKey (FLASHAUTH_SECRET_KEY), when set, seals private signing keys
+	// at rest. At least MinSecretKeyLen bytes.
+	SecretKey []byte
+	Clock     flashauth.Clock
+	Logger    *slog.Logger
+}
+
+// Service issues, verifies, rotates and revokes sessions. It is safe for
+// concurrent use; several Services (replicas) may share one store.
+type Service struct {
+	store  flashauth.Store
+	ledger *ledger.Ledger
+	cfg    Config
+	log    *slog.Logger
+
+	// ring is the current immutable snapshot of the signing keys; reloadMu
+	// serialises loading and rotating them.
+	ring       atomic.Pointer[keyring]
+	reloadMu   sync.Mutex
+	lastReload time.Time // guarded by reloadMu
+}
+
+// New returns a Service over store. l must be the process's one ledger.
+func New(store flashauth.Store, l *ledger.Ledger, cfg Config) (*Service, error) {
+	if store == nil || l == nil {
+		return nil, errors.New("session: store and ledger are required")
+	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = DefaultIssuer
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = DefaultAudience
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = DefaultAccessTTL
+	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = DefaultRefreshTTL
+	}
+	if cfg.ReuseInterval <= 0 {
+		cfg.ReuseInterval = DefaultReuseInterval
+	}
+	if cfg.KeyRotation <= 0 {
+		cfg.KeyRotation = DefaultKeyRotation
+	}
+	if len(cfg.SecretKey) > 0 && len(cfg.SecretKey) < MinSecretKeyLen {
+		return nil, fmt.Errorf("session: secret key must be at least %d bytes", MinSecretKeyLen)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = flashauth.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.SecretKey = append([]byte(nil), cfg.SecretKey...)
+	return &Service{store: store, ledger: l, cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Meta describes the client a session is opened for.
+type Meta struct {
+	DeviceInfo json.RawMessage
+	IPAddress  string
+	UserAgent  string
+	Provider   string // e.g. "GITHUB"
+}
+
+// Issued is what opening or refreshing a session hands the client. The JSON
+// form is the ledger's replay payload, not a wire format.
+type Issued struct {
+	AccessToken      string    `json:"accessToken"`
+	AccessExpiresAt  time.Time `json:"accessExpiresAt"`
+	RefreshToken     string    `json:"refreshToken"`
+	SessionID        string    `json:"sessionId"`
+	SessionExpiresAt time.Time `json:"sessionExpiresAt"`
+}
+
+// Principal is who a valid access token speaks for.
+type Principal struct {
+	UserID    string
+	Email     string
+	OrgID     string
+	SessionID string
+}
+
+// refreshTokenBytes is the entropy of a session refresh token (256 bits).
+const refreshTokenBytes = 32
+
+// newRefreshToken returns a fresh opaque refresh token.
+func newRefreshToken() (string, error) {
+	var b [refreshTokenBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("session: random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// wellFormedRefreshToken reports whether tok could be one of ours, so that
+// garbage is turned away without touching the store.
+func wellFormedRefreshToken(tok string) bool {
+	if len(tok) != base64.RawURLEncoding.EncodedLen(refreshTokenBytes) {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(tok)
+	return err == nil
+}
+
+// newID returns a random UUIDv4 string, used for session ids.
+func newID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("session: random: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
+}

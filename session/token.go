@@ -1,0 +1,137 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/flashbacktech/flashauth"
+)
+
+const (
+	// tokenType is the "type" claim of access tokens; it keeps any other
+	// kind of token we may sign one day from passing as an access token.
+	tokenType = "access"
+	// leeway tolerates clock differences between replicas and clients.
+	leeway = 30 * time.Second
+	// maxTokenLen bounds the work spent on a presented token.
+	maxTokenLen = 8 << 10
+	// touchEvery throttles LastUsedAt writes caused by authenticated calls.
+	touchEvery = time.Minute
+)
+
+// accessClaims are flashauth's claims beyond the registered ones.
+type accessClaims struct {
+	UserID    string `json:"userId"`
+	Email     string `json:"email"`
+	OrgID     string `json:"orgId"`
+	SessionID string `json:"sid"`
+	Type      string `json:"type"`
+}
+
+// issueAccess signs an access token for the session's user. It expires after
+// AccessTTL, or with the session if that is sooner.
+func (s *Service) issueAccess(ctx context.Context, u flashauth.User, sessionID string, sessionExpires time.Time) (string, time.Time, error) {
+	r, err := s.currentRing(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if r.signer == nil {
+		return "", time.Time{}, r.signErr
+	}
+	// JWT times have second precision; truncating keeps AccessExpiresAt
+	// equal to the token's exp.
+	now := s.cfg.Clock.Now().Truncate(time.Second)
+	exp := now.Add(s.cfg.AccessTTL)
+	if se := sessionExpires.Truncate(time.Second); se.Before(exp) {
+		exp = se
+	}
+	var jti [16]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		return "", time.Time{}, fmt.Errorf("session: random: %w", err)
+	}
+	std := jwt.Claims{
+		Issuer:   s.cfg.Issuer,
+		Subject:  u.ID,
+		Audience: jwt.Audience{s.cfg.Audience},
+		IssuedAt: jwt.NewNumericDate(now),
+		Expiry:   jwt.NewNumericDate(exp),
+		ID:       base64.RawURLEncoding.EncodeToString(jti[:]),
+	}
+	own := accessClaims{UserID: u.ID, Email: u.Email, OrgID: u.OrgID, SessionID: sessionID, Type: tokenType}
+	tok, err := jwt.Signed(r.signer.signer).Claims(std).Claims(own).Serialize()
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("session: sign: %w", err)
+	}
+	return tok, exp, nil
+}
+
+// errAuth is the answer to every token that does not authenticate; why is
+// only in the cause, for logs.
+func errAuth(cause error) error {
+	return &flashauth.Error{Code: flashauth.CodeAuthRequired, Message: "A valid access token is required.", Err: cause}
+}
+
+// Authenticate verifies an access token (without the "Bearer " prefix) and
+// its session. Any invalid token is CodeAuthRequired; store errors are
+// passed through (CodeStoreUnavailable when the database is away), so that
+// clients retry rather than drop their credentials.
+func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
+	if token == "" || len(token) > maxTokenLen {
+		return Principal{}, errAuth(errors.New("missing or oversized token"))
+	}
+	// Only EdDSA parses: alg none and every HMAC algorithm (including the
+	// "public key as HMAC secret" confusion) are refused here.
+	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil {
+		return Principal{}, errAuth(fmt.Errorf("parse: %w", err))
+	}
+	if len(parsed.Headers) != 1 || parsed.Headers[0].KeyID == "" {
+		return Principal{}, errAuth(errors.New("missing kid"))
+	}
+	key, err := s.publicKeyFor(ctx, parsed.Headers[0].KeyID)
+	if err != nil {
+		return Principal{}, err // the store failed; the token may be fine
+	}
+	if key == nil {
+		return Principal{}, errAuth(errors.New("unknown kid"))
+	}
+	var std jwt.Claims
+	var own accessClaims
+	if err := parsed.Claims(key.key, &std, &own); err != nil {
+		return Principal{}, errAuth(fmt.Errorf("verify: %w", err))
+	}
+	now := s.cfg.Clock.Now()
+	if std.Expiry == nil || std.IssuedAt == nil {
+		return Principal{}, errAuth(errors.New("missing exp or iat"))
+	}
+	expected := jwt.Expected{Issuer: s.cfg.Issuer, AnyAudience: jwt.Audience{s.cfg.Audience}, Time: now}
+	if err := std.ValidateWithLeeway(expected, leeway); err != nil {
+		return Principal{}, errAuth(fmt.Errorf("claims: %w", err))
+	}
+	if own.Type != tokenType || std.Subject == "" || own.UserID != std.Subject || own.SessionID == "" {
+		return Principal{}, errAuth(errors.New("not an access token"))
+	}
+	sess, err := s.store.GetSession(ctx, own.SessionID)
+	if errors.Is(err, flashauth.ErrNotFound) {
+		return Principal{}, errAuth(errors.New("unknown session"))
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("session: get session: %w", err)
+	}
+	if !sess.Active(now) || sess.UserID != std.Subject {
+		return Principal{}, errAuth(errors.New("session revoked or expired"))
+	}
+	if now.Sub(sess.LastUsedAt) >= touchEvery {
+		if err := s.store.TouchSession(ctx, sess.ID, now); err != nil {
+			s.log.Warn("touch session failed", "session_id", sess.ID, "err", err)
+		}
+	}
+	return Principal{UserID: std.Subject, Email: own.Email, OrgID: own.OrgID, SessionID: own.SessionID}, nil
+}

@@ -1,0 +1,248 @@
+package signin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/ledger"
+	"github.com/flashbacktech/flashauth/seal"
+	"github.com/flashbacktech/flashauth/session"
+)
+
+// Bounds of request fields.
+const (
+	maxCodeLen  = 4096
+	maxStateLen = 512
+)
+
+// outcome is the ledger payload of a sign-in: the answer, or the code of a
+// definitive rejection. Both replay within the window.
+type outcome struct {
+	AuthState *AuthState `json:"authState,omitempty"`
+	Code      string     `json:"code,omitempty"`
+}
+
+// SignIn exchanges req.Code with GitHub and opens a session for its user.
+// The exchange happens at most once per code across all replicas: a retry
+// with the same code within the replay window gets the identical answer,
+// including a definitive rejection. Transient trouble is not remembered, so
+// a retry runs again.
+func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
+	if !printable(req.Code, maxCodeLen) {
+		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "code must be a non-empty string of printable characters.")
+	}
+	if req.State != "" && !printable(req.State, maxStateLen) {
+		return AuthState{}, rejection(flashauth.CodeInvalidState)
+	}
+	if req.RedirectURI != "" && !validRedirectURI(req.RedirectURI) {
+		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "redirect_uri must be an absolute URL.")
+	}
+	if len(req.DeviceInfo) > 0 && !json.Valid(req.DeviceInfo) {
+		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "deviceInfo must be JSON.")
+	}
+	res, err := s.ledger.Do(ctx, flashauth.LedgerGitHubCode, req.Code, s.cfg.ReplayWindow,
+		func(ctx context.Context) (ledger.Outcome, error) {
+			return s.exchange(ctx, req)
+		})
+	if err != nil {
+		if !ledger.IsCommitError(err) || res.Payload == nil {
+			return AuthState{}, err
+		}
+		// The code is spent and a session open; answering is the only way
+		// they are not lost, though a retry will not replay this.
+		s.log.Error("sign-in outcome not committed", "err", err)
+	}
+	var out outcome
+	if err := json.Unmarshal(res.Payload, &out); err != nil {
+		return AuthState{}, fmt.Errorf("signin: payload: %w", err)
+	}
+	if out.Code != "" {
+		return AuthState{}, rejection(out.Code)
+	}
+	if out.AuthState == nil {
+		return AuthState{}, errors.New("signin: payload without auth state")
+	}
+	return *out.AuthState, nil
+}
+
+// exchange is the ledger operation of SignIn. It returns definitive
+// rejections as outcomes and everything that may pass as errors.
+func (s *Service) exchange(ctx context.Context, req Request) (ledger.Outcome, error) {
+	ex := flashauth.CodeExchange{Code: req.Code, RedirectURI: req.RedirectURI}
+	if req.State != "" {
+		st, err := s.store.TakeOAuthState(ctx, seal.Hash(req.State), s.cfg.Clock.Now())
+		if errors.Is(err, flashauth.ErrNotFound) {
+			return rejected(flashauth.CodeInvalidState)
+		}
+		if err != nil {
+			return ledger.Outcome{}, fmt.Errorf("signin: take state: %w", err)
+		}
+		verifier, err := seal.Open([]byte(req.State), stateSealInfo, st.Verifier, st.Hash)
+		if err != nil {
+			return ledger.Outcome{}, fmt.Errorf("signin: open verifier: %w", err)
+		}
+		switch {
+		case ex.RedirectURI == "":
+			ex.RedirectURI = st.RedirectURI
+		case st.RedirectURI != "" && st.RedirectURI != ex.RedirectURI:
+			// GitHub would refuse it; saying so here keeps the code unspent.
+			return rejected(flashauth.CodeRedirectURIMismatch)
+		}
+		ex.CodeVerifier = string(verifier)
+		out, err := s.complete(ctx, req, ex)
+		if err != nil {
+			// An error is not committed, so the client may retry: give the
+			// state back, or the retry would be refused as a reused state.
+			if perr := s.store.PutOAuthState(ctx, st); perr != nil {
+				s.log.Warn("restoring oauth state failed", "err", perr)
+			}
+		}
+		return out, err
+	}
+	return s.complete(ctx, req, ex)
+}
+
+// complete exchanges the code, reads the GitHub user, stores our user and
+// opens the session.
+func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeExchange) (ledger.Outcome, error) {
+	tok, err := s.gh.ExchangeCode(ctx, ex)
+	if err != nil {
+		return s.upstream(err)
+	}
+	issuedAt := s.cfg.Clock.Now() // GitHub's expiries count from here
+	// From here on the code is spent: a transient failure is retried now,
+	// because a retry of the whole sign-in could only fail.
+	ghUser, err := retryGet(ctx, s.cfg.RetryBackoff, func() (flashauth.GitHubUser, error) { return s.gh.User(ctx, tok.AccessToken) })
+	if err != nil {
+		return s.upstream(err)
+	}
+	emails, err := retryGet(ctx, s.cfg.RetryBackoff, func() ([]flashauth.GitHubEmail, error) { return s.gh.Emails(ctx, tok.AccessToken) })
+	if err != nil {
+		return s.upstream(err)
+	}
+	email := primaryVerified(emails)
+	if email == "" {
+		return rejected(flashauth.CodeEmailNotVerified)
+	}
+	user, err := s.upsertUser(ctx, ghUser, email)
+	if err != nil {
+		return ledger.Outcome{}, err
+	}
+	issued, err := s.sessions.Open(ctx, user, session.Meta{
+		DeviceInfo: req.DeviceInfo,
+		IPAddress:  req.IPAddress,
+		UserAgent:  req.UserAgent,
+		Provider:   Provider,
+	})
+	if err != nil {
+		return ledger.Outcome{}, err
+	}
+	state := &AuthState{
+		User:                User{Email: user.Email, Name: user.Name, ImageURL: user.ImageURL},
+		Token:               issued.AccessToken,
+		AccessToken:         tok.AccessToken,
+		RefreshToken:        tok.RefreshToken,
+		ExpiresAt:           expiry(issuedAt, tok.ExpiresIn),
+		Provider:            Provider,
+		SessionRefreshToken: issued.RefreshToken,
+		TokenID:             issued.SessionID,
+		SessionExpiresAt:    flashauth.UnixMilli(issued.SessionExpiresAt),
+	}
+	payload, err := json.Marshal(outcome{AuthState: state})
+	if err != nil {
+		return ledger.Outcome{}, fmt.Errorf("signin: payload: %w", err)
+	}
+	out := ledger.Outcome{Payload: payload}
+	if tok.RefreshToken != "" {
+		l := flashauth.Lineage{TokenHash: seal.Hash(tok.RefreshToken), UserID: user.ID, CreatedAt: issuedAt}
+		if tok.RefreshTokenExpiresIn > 0 {
+			l.ExpiresAt = issuedAt.Add(tok.RefreshTokenExpiresIn)
+		}
+		out.Lineage = []flashauth.Lineage{l}
+	}
+	return out, nil
+}
+
+// upsertUser creates or updates the user of the GitHub account, keyed by its
+// numeric id, and on first sign-in its organization.
+func (s *Service) upsertUser(ctx context.Context, gu flashauth.GitHubUser, email string) (flashauth.User, error) {
+	userID, err := newID()
+	if err != nil {
+		return flashauth.User{}, err
+	}
+	orgID, err := newID()
+	if err != nil {
+		return flashauth.User{}, err
+	}
+	now := s.cfg.Clock.Now()
+	name := strings.TrimSpace(gu.Name)
+	if name == "" {
+		name = gu.Login
+	}
+	orgName := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(gu.Company), "@"))
+	if orgName == "" {
+		orgName = gu.Login
+	}
+	u, created, err := s.store.UpsertGitHubUser(ctx, flashauth.User{
+		ID:        userID,
+		GitHubID:  gu.ID,
+		Login:     gu.Login,
+		Email:     email,
+		Name:      name,
+		ImageURL:  gu.AvatarURL,
+		CreatedAt: now,
+		UpdatedAt: now,
+	}, flashauth.Organization{ID: orgID, Name: orgName, CreatedAt: now})
+	if err != nil {
+		return flashauth.User{}, fmt.Errorf("signin: upsert user: %w", err)
+	}
+	s.log.Info("github sign-in", "user_id", u.ID, "github_id", gu.ID, "created", created)
+	return u, nil
+}
+
+// primaryVerified returns the primary email if it is verified, else "".
+func primaryVerified(emails []flashauth.GitHubEmail) string {
+	for _, e := range emails {
+		if e.Primary && e.Verified && e.Email != "" {
+			return e.Email
+		}
+	}
+	return ""
+}
+
+func expiry(now time.Time, in time.Duration) int64 {
+	if in <= 0 {
+		return 0
+	}
+	return flashauth.UnixMilli(now.Add(in))
+}
+
+// getRetries bounds the retries of GitHub's REST reads after the code was
+// spent.
+const getRetries = 2
+
+// retryGet calls get, retrying transient upstream failures a few times,
+// first after backoff. GETs are safe to repeat.
+func retryGet[T any](ctx context.Context, backoff time.Duration, get func() (T, error)) (T, error) {
+	wait, longest := backoff, 10*backoff
+	for attempt := 0; ; attempt++ {
+		v, err := get()
+		var ue *flashauth.UpstreamError
+		if err == nil || attempt == getRetries || !errors.As(err, &ue) || ue.Kind != flashauth.UpstreamTransient {
+			return v, err
+		}
+		t := time.NewTimer(min(max(wait, ue.RetryAfter), longest))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}

@@ -1,0 +1,165 @@
+package signin_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/github"
+	"github.com/flashbacktech/flashauth/githubemu"
+	"github.com/flashbacktech/flashauth/ledger"
+	"github.com/flashbacktech/flashauth/session"
+	"github.com/flashbacktech/flashauth/signin"
+	"github.com/flashbacktech/flashauth/sqlite"
+	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
+)
+
+const callbackURL = "https://app.example.com/auth/callback"
+
+// fakeClock is a settable clock shared by flashauth, the emulator and tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// env is flashauth's sign-in wired to the real GitHub client, which talks
+// to the emulator over loopback HTTP.
+type env struct {
+	clock    *fakeClock
+	store    *sqlite.DB
+	emu      *githubemu.Emulator
+	sessions *session.Service
+	svc      *signin.Service
+}
+
+type envOptions struct {
+	emu          githubemu.Config
+	clientSecret string // overrides the emulator's, to provoke credential errors
+}
+
+func newEnv(t *testing.T, opt envOptions) *env {
+	t.Helper()
+	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	opt.emu.Clock = clock
+	if opt.emu.CallbackURL == "" {
+		opt.emu.CallbackURL = callbackURL
+	}
+	emu := githubemu.New(opt.emu)
+	srv := httptest.NewServer(emu)
+	t.Cleanup(srv.Close)
+	t.Cleanup(emu.Close)
+	secret := emu.ClientSecret()
+	if opt.clientSecret != "" {
+		secret = opt.clientSecret
+	}
+	gh, err := github.New(github.Config{
+		ClientID: emu.ClientID(), ClientSecret: secret,
+		BaseURL: srv.URL, APIURL: srv.URL, Timeout: 5 * time.Second, Clock: clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := sqlitetest.Open(t)
+	l := ledger.New(store, ledger.Options{Clock: clock, PollInterval: time.Millisecond, MaxPoll: 5 * time.Millisecond})
+	sessions, err := session.New(store, l, session.Config{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := signin.New(store, gh, sessions, l, signin.Config{
+		ClientID:     emu.ClientID(),
+		AuthorizeURL: srv.URL + githubemu.AuthorizePath,
+		RetryBackoff: time.Millisecond,
+		Clock:        clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{clock: clock, store: store, emu: emu, sessions: sessions, svc: svc}
+}
+
+// login starts a login with Authorize and approves it on the emulator as
+// the GitHub user userID would, returning the code and the state.
+func (e *env) login(t *testing.T, userID int64, redirectURI string) (code, state string) {
+	t.Helper()
+	res, err := e.svc.Authorize(context.Background(), redirectURI)
+	if err != nil {
+		t.Fatalf("Authorize: %v", err)
+	}
+	return e.approve(t, res, userID), res.State
+}
+
+func (e *env) approve(t *testing.T, res signin.AuthorizeResult, userID int64) string {
+	t.Helper()
+	u, err := url.Parse(res.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	code, err := e.emu.CompleteLogin(githubemu.LoginParams{
+		ClientID:            q.Get("client_id"),
+		RedirectURI:         q.Get("redirect_uri"),
+		State:               q.Get("state"),
+		CodeChallenge:       q.Get("code_challenge"),
+		CodeChallengeMethod: q.Get("code_challenge_method"),
+		UserID:              userID,
+	})
+	if err != nil {
+		t.Fatalf("CompleteLogin: %v", err)
+	}
+	return code
+}
+
+// loginWithoutState gets a code the way clients that talk to GitHub
+// themselves do: no state and no PKCE known to flashauth.
+func (e *env) loginWithoutState(t *testing.T, userID int64) string {
+	t.Helper()
+	code, err := e.emu.CompleteLogin(githubemu.LoginParams{ClientID: e.emu.ClientID(), UserID: userID})
+	if err != nil {
+		t.Fatalf("CompleteLogin: %v", err)
+	}
+	return code
+}
+
+func (e *env) signIn(t *testing.T, req signin.Request) signin.AuthState {
+	t.Helper()
+	st, err := e.svc.SignIn(context.Background(), req)
+	if err != nil {
+		t.Fatalf("SignIn: %v", err)
+	}
+	return st
+}
+
+// principal authenticates the access token of st.
+func (e *env) principal(t *testing.T, st signin.AuthState) session.Principal {
+	t.Helper()
+	p, err := e.sessions.Authenticate(context.Background(), st.Token)
+	if err != nil {
+		t.Fatalf("Authenticate: %v", err)
+	}
+	return p
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	var fe *flashauth.Error
+	if !errors.As(err, &fe) || fe.Code != code {
+		t.Fatalf("err = %v, want code %s", err, code)
+	}
+}

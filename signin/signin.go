@@ -1,0 +1,163 @@
+// Package signin signs users in with GitHub: it starts a login (one-time
+// state and PKCE challenge), exchanges the authorization code exactly once
+// through the ledger, finds or creates the user by GitHub id, records the
+// GitHub refresh token's lineage and opens a flashauth session.
+//
+// Every error a caller may show is a *flashauth.Error; only the HTTP layer
+// turns its code into a status.
+package signin
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/ledger"
+	"github.com/flashbacktech/flashauth/session"
+)
+
+// Defaults of Config.
+const (
+	DefaultStateTTL     = 10 * time.Minute
+	DefaultReplayWindow = 60 * time.Second
+	DefaultRetryBackoff = 200 * time.Millisecond
+)
+
+// Provider is the provider name of sessions opened here.
+const Provider = "GITHUB"
+
+// Config configures a Service. Zero values take the defaults.
+type Config struct {
+	// ClientID is the GitHub App's client id, put in the authorize URL.
+	ClientID string
+	// AuthorizeURL is GitHub's authorize endpoint:
+	// GITHUB_URL + "/login/oauth/authorize".
+	AuthorizeURL string
+	// Scope, when set, is sent as the authorize URL's scope (OAuth Apps need
+	// "user:email" to read emails; GitHub Apps ignore it).
+	Scope string
+	// StateTTL is how long a started login may be completed.
+	StateTTL time.Duration
+	// ReplayWindow is how long a retried sign-in with the same code gets
+	// the same answer.
+	ReplayWindow time.Duration
+	// RetryBackoff is the first wait before retrying GET /user or
+	// /user/emails after a transient failure; later waits double, and
+	// GitHub's Retry-After is honoured up to ten times this. Default 200ms.
+	RetryBackoff time.Duration
+	Clock        flashauth.Clock
+	Logger       *slog.Logger
+}
+
+// Service signs users in with GitHub. It is safe for concurrent use.
+type Service struct {
+	store    flashauth.Store
+	gh       flashauth.GitHub
+	sessions *session.Service
+	ledger   *ledger.Ledger
+	cfg      Config
+	authURL  *url.URL
+	log      *slog.Logger
+}
+
+// New returns a Service. l must be the process's one ledger.
+func New(store flashauth.Store, gh flashauth.GitHub, sessions *session.Service, l *ledger.Ledger, cfg Config) (*Service, error) {
+	if store == nil || gh == nil || sessions == nil || l == nil {
+		return nil, errors.New("signin: store, github, sessions and ledger are required")
+	}
+	if cfg.ClientID == "" {
+		return nil, errors.New("signin: ClientID is required")
+	}
+	u, err := url.Parse(cfg.AuthorizeURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("signin: AuthorizeURL must be an absolute http(s) URL")
+	}
+	if cfg.StateTTL <= 0 {
+		cfg.StateTTL = DefaultStateTTL
+	}
+	if cfg.ReplayWindow <= 0 {
+		cfg.ReplayWindow = DefaultReplayWindow
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = DefaultRetryBackoff
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = flashauth.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, gh: gh, sessions: sessions, ledger: l, cfg: cfg, authURL: u, log: cfg.Logger}, nil
+}
+
+// Request is a sign-in with an authorization code.
+type Request struct {
+	Code        string
+	State       string // optional: set when the login began with Authorize
+	RedirectURI string // optional
+	DeviceInfo  json.RawMessage
+	IPAddress   string
+	UserAgent   string
+}
+
+// AuthState is the `authState` object of the sign-in answer (CONTRACT §3).
+type AuthState struct {
+	User                User   `json:"user"`
+	Token               string `json:"token"`        // flashauth access JWT
+	AccessToken         string `json:"accessToken"`  // GitHub access token
+	RefreshToken        string `json:"refreshToken"` // GitHub refresh token, "" when GitHub issued none
+	ExpiresAt           int64  `json:"expiresAt"`    // GitHub access token expiry, ms; 0: does not expire
+	Provider            string `json:"provider"`
+	SessionRefreshToken string `json:"sessionRefreshToken"`
+	TokenID             string `json:"tokenId"`          // session id
+	SessionExpiresAt    int64  `json:"sessionExpiresAt"` // ms
+}
+
+// User is the user part of AuthState.
+type User struct {
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+	ImageURL string `json:"imageUrl"`
+}
+
+// newID returns a random UUIDv4 string, used for user and organization ids.
+func newID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("signin: random: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
+}
+
+// printable reports whether s is 1..max printable ASCII characters without
+// spaces: the shape of codes, states and tokens.
+func printable(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// validRedirectURI accepts an absolute URL without fragment, as OAuth
+// requires of redirection endpoints.
+func validRedirectURI(s string) bool {
+	if !printable(s, 2048) {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && u.IsAbs() && u.Fragment == "" && (u.Host != "" || u.Opaque != "")
+}
