@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/flashbacktech/flashauth/githubemu"
@@ -39,7 +41,14 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	emu := githubemu.New(githubemu.Config{ClientID: clientID, ClientSecret: secret})
 	defer emu.Close()
 	emuURL := "http://" + emuLn.Addr().String()
-	emuSrv := &http.Server{Handler: emu, ReadHeaderTimeout: 5 * time.Second}
+	// The emulator's server also hosts the dev callback page; it learns
+	// flashauth's address once flashauth listens.
+	callback := emuURL + devCallbackPath
+	var cbHandler atomicHandler
+	emuMux := http.NewServeMux()
+	emuMux.Handle(devCallbackPath, &cbHandler)
+	emuMux.Handle("/", emu)
+	emuSrv := &http.Server{Handler: emuMux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = emuSrv.Serve(emuLn) }()
 	defer emuSrv.Close()
 
@@ -73,7 +82,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	fmt.Fprintf(stderr, "dev mode: data lives in %s and is deleted on exit\n", dir)
 	err = start(ctx, c, stdout, stderr, func(base string) {
-		printDevInstructions(stdout, base, emuURL, grant.RefreshToken)
+		cbHandler.Store(devCallback(base, callback))
+		printDevInstructions(stdout, base, emuURL, callback, grant.RefreshToken)
 	})
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -81,7 +91,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	return err
 }
 
-func printDevInstructions(w io.Writer, base, emuURL, refreshToken string) {
+func printDevInstructions(w io.Writer, base, emuURL, callback, refreshToken string) {
 	fmt.Fprintf(w, `GitHub emulator on %[2]s
 
 Try a refresh with a token the emulator just minted for "octocat":
@@ -92,8 +102,27 @@ Try a refresh with a token the emulator just minted for "octocat":
 
 Run it twice within a minute: the second answer is replayed, identical, without
 a second call to GitHub. More tokens: curl -s -X POST %[2]s/_emulator/grants -d '{"login":"octocat"}'
+
+Sign in through the emulator: open this in a browser, approve as any user, and
+the page you land on shows the request that completes the sign-in:
+
+  %[1]s/auth/github/authorize?redirect=1&redirect_uri=%[4]s
+
 Stop with Ctrl-C.
-`, base, emuURL, refreshToken)
+`, base, emuURL, refreshToken, url.QueryEscape(callback))
+}
+
+// atomicHandler serves the handler stored last (404 before that).
+type atomicHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (a *atomicHandler) Store(h http.Handler) { a.h.Store(&h) }
+
+func (a *atomicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := a.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.NotFound(w, r)
 }
 
 func randomHex(n int) string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -165,6 +166,7 @@ func TestDevPrintsAWorkingCurl(t *testing.T) {
 	lines, stop := startCmd(t, []string{"dev"}, map[string]string{"FLASHAUTH_ADDR": "127.0.0.1:0"}, &syncWriter{w: &stderr})
 	base := waitLine(t, lines, regexp.MustCompile(`^flashauth listening on (http://\S+)$`))[1]
 	token := waitLine(t, lines, regexp.MustCompile(`"refresh_token": "(ghr_[A-Za-z0-9_]+)"`))[1]
+	signInURL := waitLine(t, lines, regexp.MustCompile(`^\s+(http://\S+/auth/github/authorize\?\S+)$`))[1]
 	go func() {
 		for lines.Scan() {
 		}
@@ -183,8 +185,12 @@ func TestDevPrintsAWorkingCurl(t *testing.T) {
 	if s1 != 200 || s2 != 200 || !bytes.Equal(b1, b2) {
 		t.Fatalf("the printed curl does not work and replay: %d %d", s1, s2)
 	}
+	code := followDevSignIn(t, base, signInURL)
 	if err := stop(); err != nil {
 		t.Fatalf("dev did not exit cleanly: %v", err)
+	}
+	if strings.Contains(stderr.String(), code) {
+		t.Fatal("dev logged the authorization code")
 	}
 	if strings.Contains(stderr.String(), token) {
 		t.Fatal("dev logged the refresh token")
@@ -273,4 +279,64 @@ func TestServeShutdownDrainsInFlight(t *testing.T) {
 	if strings.Contains(stderr.String(), g.RefreshToken) || strings.Contains(stderr.String(), "sek\"") {
 		t.Fatal("a secret reached the logs")
 	}
+}
+
+// followDevSignIn does what a person does with the printed sign-in URL:
+// opens it, approves at the emulator's page, lands on the dev callback page
+// and runs the request it shows. It returns the code it used.
+func followDevSignIn(t *testing.T, base, signInURL string) string {
+	t.Helper()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(signInURL)
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("sign-in URL: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	authorize, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := http.Get(authorize.String())
+	if err != nil || page.StatusCode != 200 {
+		t.Fatalf("emulator authorize page: %v %v", err, page)
+	}
+	page.Body.Close()
+	form := authorize.Query()
+	form.Set("login", "octocat")
+	form.Set("action", "approve")
+	authorize.RawQuery = ""
+	resp, err = noFollow.PostForm(authorize.String(), form)
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("approve: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	cb, err := http.Get(resp.Header.Get("Location"))
+	if err != nil || cb.StatusCode != 200 {
+		t.Fatalf("dev callback page: %v %v", err, cb)
+	}
+	html, _ := io.ReadAll(cb.Body)
+	cb.Body.Close()
+	m := regexp.MustCompile(`-d '(\{.*\})'`).FindStringSubmatch(strings.ReplaceAll(string(html), "&#34;", `"`))
+	if m == nil {
+		t.Fatalf("callback page shows no request:\n%s", html)
+	}
+	var body struct{ Code string }
+	_ = json.Unmarshal([]byte(m[1]), &body)
+	signIn, err := http.Post(base+"/auth/github", "application/json", strings.NewReader(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer signIn.Body.Close()
+	var out struct {
+		Success   bool
+		AuthState struct {
+			User  struct{ Email string }
+			Token string
+		}
+	}
+	if err := json.NewDecoder(signIn.Body).Decode(&out); err != nil || signIn.StatusCode != 200 || !out.Success ||
+		out.AuthState.User.Email != "octocat@example.com" || out.AuthState.Token == "" {
+		t.Fatalf("sign-in with the callback page's request: %d %+v %v", signIn.StatusCode, out, err)
+	}
+	return body.Code
 }
