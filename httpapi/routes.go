@@ -15,4 +15,5 @@ func (s *server) routes() {
 	s.mux.Handle("GET /healthz", s.handleHealthz())
 	s.mux.Handle("GET /readyz", s.handleReadyz())
 	s.mux.Handle("GET /metrics", s.handleMetrics())
+	s.mux.Handle("GET /openapi.json", s.handleOpenAPI())
 }

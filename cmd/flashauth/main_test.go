@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -339,4 +340,54 @@ func followDevSignIn(t *testing.T, base, signInURL string) string {
 		t.Fatalf("sign-in with the callback page's request: %d %+v %v", signIn.StatusCode, out, err)
 	}
 	return body.Code
+}
+
+// `flashauth emulator` serves the emulator out of process: the control API
+// mints a grant and the token endpoint refreshes it like GitHub.
+func TestEmulatorCommand(t *testing.T) {
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte("emu-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	lines, stop := startCmd(t, []string{"emulator", "-addr", "127.0.0.1:0", "-client-id", "Iv1.cmd"},
+		map[string]string{"GITHUB_CLIENT_SECRET_FILE": secretFile}, &syncWriter{w: &stderr})
+	base := waitLine(t, lines, regexp.MustCompile(`^GitHub emulator listening on (http://\S+)$`))[1]
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	resp, err := http.Post(base+"/_emulator/grants", "application/json", strings.NewReader(`{"login":"cli"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&g)
+	resp.Body.Close()
+	if !strings.HasPrefix(g.RefreshToken, "ghr_") {
+		t.Fatalf("grant: %d %+v", resp.StatusCode, g)
+	}
+	form := url.Values{"client_id": {"Iv1.cmd"}, "client_secret": {"emu-secret"}, "grant_type": {"refresh_token"}, "refresh_token": {g.RefreshToken}}
+	req, _ := http.NewRequest(http.MethodPost, base+"/login/oauth/access_token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if at, _ := tok["access_token"].(string); !strings.HasPrefix(at, "ghu_") {
+		t.Fatalf("refresh at the emulator: %v", tok["error"])
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("emulator did not stop cleanly: %v", err)
+	}
+	if err := run(context.Background(), []string{"flashauth", "emulator"}, envFrom(nil), nil, io.Discard, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "GITHUB_CLIENT_SECRET") {
+		t.Fatalf("emulator without a secret: %v", err)
+	}
 }
