@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/github"
 	"github.com/flashbacktech/flashauth/httpapi"
 	"github.com/flashbacktech/flashauth/ledger"
@@ -56,7 +57,11 @@ type Config struct {
 	ReuseInterval    time.Duration // FLASHAUTH_REUSE_INTERVAL
 	KeyRotation      time.Duration // FLASHAUTH_KEY_ROTATION
 	Issuer, Audience string        // FLASHAUTH_ISSUER, FLASHAUTH_AUDIENCE
-	Version          string        // reported in logs and the User-Agent
+	// ReuseRevokesSessions (FLASHAUTH_REUSE_REVOKES_SESSIONS): when a GitHub
+	// refresh token flashauth already rotated comes back after the replay
+	// window (suspected theft), also revoke its owner's flashauth sessions.
+	ReuseRevokesSessions bool
+	Version              string // reported in logs and the User-Agent
 	// HTTP server limits; zero takes the defaults (5s, 15s, 90s, 32 KiB).
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -140,11 +145,15 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		a.Close()
 		return nil, fmt.Errorf("sign-in: %w", err)
 	}
+	auditor := audit.New(store, log, clock)
 	ref := refresh.New(breaker, store, a.Ledger, refresh.Config{
 		ReplayWindow: c.ReplayWindow,
 		Policy:       c.RefreshAuth,
 		Clock:        clock,
 		Logger:       log,
+		OnRejectedRotated: func(ctx context.Context, lin flashauth.Lineage) {
+			a.suspectedReuse(ctx, auditor, lin, c.ReuseRevokesSessions)
+		},
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -155,6 +164,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		Refresh:  ref,
 		Sessions: sessions,
 		SignIn:   signIn,
+		Audit:    auditor,
 		Limits: httpapi.Limits{
 			IPPerMinute: c.RateIPPerMinute, IPBurst: burstOf(c.RateIPPerMinute),
 			TokenPerMinute: c.RateTokenPerMin, TokenBurst: burstOf(c.RateTokenPerMin),
@@ -197,6 +207,23 @@ func OpenStore(ctx context.Context, url string) (flashauth.Store, error) {
 }
 
 // Close releases the store.
+// suspectedReuse handles a rotated-out GitHub refresh token presented after
+// the replay window: whoever holds it has a stale copy, possibly stolen.
+func (a *App) suspectedReuse(ctx context.Context, rec *audit.Recorder, lin flashauth.Lineage, revoke bool) {
+	detail := "rotated-out GitHub refresh token presented after the replay window"
+	if revoke && lin.UserID != "" {
+		n, err := a.Store.RevokeUserSessions(ctx, lin.UserID, a.clock.Now())
+		if err != nil {
+			a.log.ErrorContext(ctx, "revoking sessions after suspected reuse failed", "user_id", lin.UserID, "err", err)
+		}
+		detail += fmt.Sprintf("; %d sessions revoked", n)
+	}
+	rec.Record(ctx, flashauth.AuditEvent{
+		Type: audit.TypeReuseDetected, Outcome: audit.OutcomeSuspected, UserID: lin.UserID,
+		RequestID: httpapi.RequestID(ctx), Detail: detail,
+	})
+}
+
 func (a *App) Close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/logging"
 )
 
 type ctxKey int
@@ -28,6 +30,21 @@ func RequestID(ctx context.Context) string {
 // saneRequestID accepts ids a caller may reasonably send; anything else is
 // replaced so logs cannot be polluted or injected through the header.
 var saneRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// uuidRequestID is the most common request id proxies generate. It is not
+// a secret, though its length alone would make the redactor think so.
+var uuidRequestID = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+
+// acceptRequestID reports whether the caller's X-Request-Id may be kept.
+// The id is echoed, logged and written to the audit table, which is not
+// behind the log redactor: an id that looks like a token (a client that
+// confused its headers) is replaced like any other bad one.
+func acceptRequestID(id string) bool {
+	if !saneRequestID.MatchString(id) {
+		return false
+	}
+	return uuidRequestID.MatchString(id) || logging.Redact(id) == id
+}
 
 func newRequestID() string {
 	var b [12]byte
@@ -64,7 +81,7 @@ func (s *server) withRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
-		if !saneRequestID.MatchString(id) {
+		if !acceptRequestID(id) {
 			id = newRequestID()
 		}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
@@ -166,13 +183,28 @@ func (s *server) limitIP(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if ok, wait := s.limits.ip.Allow(s.clientIP(r)); !ok {
+		if ok, wait := s.limits.ip.Allow(rateKey(s.clientIP(r))); !ok {
 			s.metrics.rateLimited.WithLabelValues("ip").Inc()
 			writeError(w, rateLimited(wait))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// rateKey is the per-IP bucket of a client address. IPv6 clients are
+// grouped by /64, the smallest block a subscriber is normally given:
+// otherwise one client could take a fresh bucket for every address it owns.
+func rateKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is6() {
+		return ip
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }
 
 func rateLimited(wait time.Duration) error {
@@ -183,13 +215,17 @@ func rateLimited(wait time.Duration) error {
 func (s *server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
+		if len(s.corsOrigins) > 0 {
+			// The answer depends on Origin whether or not it is allowed: a
+			// shared cache must not hand one origin's answer to another.
+			w.Header().Add("Vary", "Origin")
+		}
 		if origin == "" || !s.corsOrigins[origin] {
 			next.ServeHTTP(w, r)
 			return
 		}
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", origin)
-		h.Add("Vary", "Origin")
 		h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")

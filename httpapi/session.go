@@ -145,6 +145,7 @@ func (s *server) handleListTokens() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
+		noStore(w) // device info, addresses and user agents are personal data
 		out := response{Success: true, Tokens: make([]item, 0, len(list))}
 		for _, ss := range list {
 			di := ss.DeviceInfo

@@ -19,11 +19,14 @@ func (s *server) handleAuthorize() http.Handler {
 			return
 		}
 		noStore(w)
+		body := map[string]any{"success": true, "url": res.URL, "state": res.State}
 		if q.Get("redirect") == "1" {
-			http.Redirect(w, r, res.URL, http.StatusFound)
+			// Browsers follow Location; the body stays JSON like every answer.
+			w.Header().Set("Location", res.URL)
+			writeJSON(w, http.StatusFound, body)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"success": true, "url": res.URL, "state": res.State})
+		writeJSON(w, http.StatusOK, body)
 	})
 }
 

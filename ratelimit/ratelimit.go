@@ -3,6 +3,7 @@
 package ratelimit
 
 import (
+	"container/list"
 	"sync"
 	"time"
 
@@ -13,18 +14,26 @@ import (
 
 // Limiter is a set of token buckets, one per key. A nil *Limiter allows
 // everything.
+//
+// Keys come from callers (addresses, hashes of presented tokens), so an
+// abuser can mint as many as it likes. Buckets are therefore kept in a map
+// plus a recency list: dropping idle buckets and evicting the least
+// recently seen one when the bound is reached both cost O(1) per event,
+// never a walk over every key under the lock.
 type Limiter struct {
 	rate  rate.Limit
 	burst int
 	clock flashauth.Clock
-	max   int // keys kept at most; idle keys are swept first
+	max   int           // keys kept at most
+	idle  time.Duration // a bucket unseen this long is full again
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
-	swept   time.Time
+	buckets map[string]*list.Element // of *bucket
+	recency *list.List               // most recently seen at the front
 }
 
 type bucket struct {
+	key  string
 	lim  *rate.Limiter
 	seen time.Time
 }
@@ -41,12 +50,15 @@ func New(perMinute float64, burst int, clock flashauth.Clock) *Limiter {
 	if clock == nil {
 		clock = flashauth.SystemClock{}
 	}
+	r := rate.Limit(perMinute / 60)
 	return &Limiter{
-		rate:    rate.Limit(perMinute / 60),
+		rate:    r,
 		burst:   burst,
 		clock:   clock,
 		max:     100_000,
-		buckets: make(map[string]*bucket),
+		idle:    time.Duration(float64(burst)/float64(r)*float64(time.Second)) + time.Second,
+		buckets: make(map[string]*list.Element),
+		recency: list.New(),
 	}
 }
 
@@ -60,10 +72,16 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(now)
-	b, ok := l.buckets[key]
-	if !ok {
-		b = &bucket{lim: rate.NewLimiter(l.rate, l.burst)}
-		l.buckets[key] = b
+	var b *bucket
+	if el, ok := l.buckets[key]; ok {
+		b = el.Value.(*bucket)
+		l.recency.MoveToFront(el)
+	} else {
+		if len(l.buckets) >= l.max {
+			l.remove(l.recency.Back())
+		}
+		b = &bucket{key: key, lim: rate.NewLimiter(l.rate, l.burst)}
+		l.buckets[key] = l.recency.PushFront(b)
 	}
 	b.seen = now
 	r := b.lim.ReserveN(now, 1)
@@ -74,17 +92,21 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
-// sweep drops buckets idle long enough to be full again, at most once a
-// second, and everything idle when the map is over its bound.
+// sweep drops the buckets idle long enough to be full again: forgetting
+// them changes nothing. They sit at the back of the recency list.
 func (l *Limiter) sweep(now time.Time) {
-	if now.Sub(l.swept) < time.Second && len(l.buckets) < l.max {
+	for el := l.recency.Back(); el != nil; el = l.recency.Back() {
+		if now.Sub(el.Value.(*bucket).seen) <= l.idle {
+			return
+		}
+		l.remove(el)
+	}
+}
+
+func (l *Limiter) remove(el *list.Element) {
+	if el == nil {
 		return
 	}
-	l.swept = now
-	full := time.Duration(float64(l.burst)/float64(l.rate)*float64(time.Second)) + time.Second
-	for k, b := range l.buckets {
-		if now.Sub(b.seen) > full || len(l.buckets) >= l.max {
-			delete(l.buckets, k)
-		}
-	}
+	delete(l.buckets, el.Value.(*bucket).key)
+	l.recency.Remove(el)
 }

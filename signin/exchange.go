@@ -2,6 +2,7 @@ package signin
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,29 @@ const (
 type outcome struct {
 	AuthState *AuthState `json:"authState,omitempty"`
 	Code      string     `json:"code,omitempty"`
+	// Binding ties the outcome to the state and redirect_uri of the request
+	// that produced it: a replay is only for a retry of that same request.
+	Binding string `json:"binding,omitempty"`
+}
+
+// binding is a digest of what, besides the code, identifies a sign-in request.
+func binding(req Request) string {
+	return hex.EncodeToString(seal.Hash("signin binding v1\x00" + req.State + "\x00" + req.RedirectURI))
+}
+
+// bind stamps an operation's outcome with the request's binding.
+func bind(o ledger.Outcome, b string) (ledger.Outcome, error) {
+	var out outcome
+	if err := json.Unmarshal(o.Payload, &out); err != nil {
+		return ledger.Outcome{}, fmt.Errorf("signin: payload: %w", err)
+	}
+	out.Binding = b
+	p, err := json.Marshal(out)
+	if err != nil {
+		return ledger.Outcome{}, err
+	}
+	o.Payload = p
+	return o, nil
 }
 
 // SignIn exchanges req.Code with GitHub and opens a session for its user.
@@ -45,9 +69,14 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 	if len(req.DeviceInfo) > 0 && !json.Valid(req.DeviceInfo) {
 		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "deviceInfo must be JSON.")
 	}
+	b := binding(req)
 	res, err := s.ledger.Do(ctx, flashauth.LedgerGitHubCode, req.Code, s.cfg.ReplayWindow,
 		func(ctx context.Context) (ledger.Outcome, error) {
-			return s.exchange(ctx, req)
+			o, err := s.exchange(ctx, req)
+			if err != nil {
+				return o, err
+			}
+			return bind(o, b)
 		})
 	if err != nil {
 		if !ledger.IsCommitError(err) || res.Payload == nil {
@@ -61,11 +90,27 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 	if err := json.Unmarshal(res.Payload, &out); err != nil {
 		return AuthState{}, fmt.Errorf("signin: payload: %w", err)
 	}
+	if res.Replayed && out.Binding != b {
+		// The same code with another state or redirect_uri is not a retry
+		// of the request that spent it.
+		return AuthState{}, rejection(flashauth.CodeInvalidState)
+	}
 	if out.Code != "" {
 		return AuthState{}, rejection(out.Code)
 	}
 	if out.AuthState == nil {
 		return AuthState{}, errors.New("signin: payload without auth state")
+	}
+	if res.Replayed {
+		// A replay hands out the session opened the first time; once that
+		// session is over (logout, revocation) the code is simply spent.
+		sess, err := s.store.GetSession(ctx, out.AuthState.TokenID)
+		if err != nil && !errors.Is(err, flashauth.ErrNotFound) {
+			return AuthState{}, fmt.Errorf("signin: replayed session: %w", err)
+		}
+		if err != nil || !sess.Active(s.cfg.Clock.Now()) {
+			return AuthState{}, rejection(flashauth.CodeInvalidCode)
+		}
 	}
 	return *out.AuthState, nil
 }

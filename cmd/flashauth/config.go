@@ -49,6 +49,7 @@ var settings = []setting{
 	{env: "FLASHAUTH_SESSION_TTL", def: "720h", help: "lifetime of a flashauth session after its last refresh"},
 	{env: "FLASHAUTH_REUSE_INTERVAL", def: "10s", help: "how long a rotated-out session refresh token still gets its first answer"},
 	{env: "FLASHAUTH_KEY_ROTATION", def: "720h", help: "how long a JWT signing key signs before the next one is generated"},
+	{env: "FLASHAUTH_REUSE_REVOKES_SESSIONS", def: "false", help: "revoke a user's sessions when a rotated-out GitHub refresh token of theirs comes back after the replay window"},
 	{env: "FLASHAUTH_ISSUER", def: "flashauth", help: "iss of flashauth access tokens"},
 	{env: "FLASHAUTH_AUDIENCE", def: "flashauth", help: "aud of flashauth access tokens"},
 }
@@ -172,6 +173,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
 	}
 	c.CORSOrigins = splitList(get("FLASHAUTH_CORS_ORIGINS"))
+	if c.ReuseRevokesSessions, err = strconv.ParseBool(get("FLASHAUTH_REUSE_REVOKES_SESSIONS")); err != nil {
+		return c, fmt.Errorf("FLASHAUTH_REUSE_REVOKES_SESSIONS: want true or false, got %q", get("FLASHAUTH_REUSE_REVOKES_SESSIONS"))
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, errors.New("FLASHAUTH_TLS_CERT and FLASHAUTH_TLS_KEY must be set together")
 	}

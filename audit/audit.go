@@ -1,0 +1,136 @@
+// Package audit keeps flashauth's audit trail: one structured log line and
+// one store row per security event (a GitHub refresh, a sign-in, a session
+// refresh, a detected reuse, a revocation), with who, from where and under
+// which request id, and never a secret.
+//
+// Recording is best effort by design: the trail must not turn a store hiccup
+// into a failed refresh (whose single-use token may already be spent), so a
+// store failure is logged and the request goes on. The log line is written
+// first, so an event the store could not keep still leaves a trace.
+package audit
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/logging"
+)
+
+// Event types (flashauth.AuditEvent.Type).
+const (
+	TypeGitHubRefresh  = "github_refresh"
+	TypeSignIn         = "signin"
+	TypeSessionRefresh = "session_refresh"
+	TypeReuseDetected  = "reuse_detected"
+	TypeRevoke         = "revoke"
+)
+
+// Outcomes (flashauth.AuditEvent.Outcome).
+const (
+	OutcomeOK            = "ok"
+	OutcomeReplayed      = "replayed"
+	OutcomeRejected      = "rejected"
+	OutcomeUpstreamError = "upstream_error"
+	// OutcomeSuspected: a rotated-out GitHub refresh token came back after
+	// the replay window, which a thief replaying a copy would look like.
+	OutcomeSuspected = "suspected"
+)
+
+// Field bounds. Every field but Detail is an identifier; anything longer is
+// not one, and an attacker-chosen value must not bloat logs or rows.
+const (
+	maxField  = 128
+	maxDetail = 512
+)
+
+// storeTimeout bounds one append, so a hung database delays a request by at
+// most this much.
+const storeTimeout = 2 * time.Second
+
+// Recorder writes audit events to a log and a store. A nil *Recorder records
+// nothing, so callers need no checks.
+type Recorder struct {
+	store flashauth.AuditStore
+	log   *slog.Logger
+	clock flashauth.Clock
+}
+
+// New returns a Recorder. A nil store keeps the log line only; a nil log
+// discards it; a nil clock is the system clock.
+func New(store flashauth.AuditStore, log *slog.Logger, clock flashauth.Clock) *Recorder {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if clock == nil {
+		clock = flashauth.SystemClock{}
+	}
+	return &Recorder{store: store, log: log, clock: clock}
+}
+
+// Record stamps e with the time (unless set), logs it and appends it to the
+// store. It never fails: a store error is logged. It runs on a context
+// detached from ctx's cancellation, so a caller that hung up still leaves
+// its event behind.
+func (r *Recorder) Record(ctx context.Context, e flashauth.AuditEvent) {
+	if r == nil {
+		return
+	}
+	e = clean(e)
+	if e.Time.IsZero() {
+		e.Time = r.clock.Now()
+	}
+	level := slog.LevelInfo
+	if e.Type == TypeReuseDetected || e.Outcome == OutcomeSuspected {
+		level = slog.LevelWarn
+	}
+	r.log.LogAttrs(ctx, level, "audit",
+		slog.String("type", e.Type),
+		slog.String("outcome", e.Outcome),
+		slog.String("user_id", e.UserID),
+		slog.String("session_id", e.SessionID),
+		slog.String("ip", e.IPAddress),
+		slog.String("request_id", e.RequestID),
+		slog.String("detail", e.Detail),
+	)
+	if r.store == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err := r.store.AppendAudit(sctx, e); err != nil {
+		r.log.LogAttrs(ctx, slog.LevelError, "audit event not stored",
+			slog.String("type", e.Type),
+			slog.String("outcome", e.Outcome),
+			slog.String("request_id", e.RequestID),
+			slog.String("err", err.Error()),
+		)
+	}
+}
+
+// clean bounds every field and passes the free-text ones through the
+// logging package's redaction, so that a careless caller cannot put a token
+// into the trail: the store is not behind a redacting handler the way the
+// log is.
+func clean(e flashauth.AuditEvent) flashauth.AuditEvent {
+	e.Type = bound(e.Type, maxField)
+	e.Outcome = bound(e.Outcome, maxField)
+	e.UserID = bound(e.UserID, maxField)
+	e.SessionID = bound(e.SessionID, maxField)
+	e.IPAddress = bound(e.IPAddress, maxField)
+	e.RequestID = bound(e.RequestID, maxField)
+	e.Detail = bound(logging.Redact(e.Detail), maxDetail)
+	return e
+}
+
+// bound cuts s to at most n bytes without splitting a UTF-8 sequence.
+func bound(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
