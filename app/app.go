@@ -111,7 +111,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		// refresh; a code exchange plus /user and /user/emails (each retried
 		// up to twice) for a sign-in.
 		Lease:     c.UpstreamTimeout + 5*time.Second,
-		KindLease: map[string]time.Duration{flashauth.LedgerGitHubCode: 7*c.UpstreamTimeout + 10*time.Second},
+		KindLease: map[string]time.Duration{flashauth.LedgerGitHubCode: codeLease(c.UpstreamTimeout)},
 		Logger:    log,
 	})
 	sessions, err := session.New(store, a.Ledger, session.Config{
@@ -238,8 +238,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, c Config) error {
 		Handler:           a.Handler,
 		ReadHeaderTimeout: orDefault(c.ReadHeaderTimeout, 5*time.Second),
 		ReadTimeout:       orDefault(c.ReadTimeout, 15*time.Second),
-		// A refresh may wait for GitHub for the whole upstream timeout.
-		WriteTimeout:   c.UpstreamTimeout + 15*time.Second,
+		// The slowest honest answer: a sign-in that waits out a dead
+		// replica's lease, then makes its own upstream calls.
+		WriteTimeout:   codeLease(c.UpstreamTimeout) + 7*c.UpstreamTimeout + 15*time.Second,
 		IdleTimeout:    orDefault(c.IdleTimeout, 90*time.Second),
 		MaxHeaderBytes: int(orDefault(time.Duration(c.MaxHeaderBytes), 32<<10)),
 		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
@@ -312,6 +313,10 @@ func RedactURL(s string) string {
 	}
 	return s
 }
+
+// codeLease bounds a sign-in's claim: a code exchange plus /user and
+// /user/emails, each retried up to twice.
+func codeLease(upstream time.Duration) time.Duration { return 7*upstream + 10*time.Second }
 
 func orDefault(v, def time.Duration) time.Duration {
 	if v > 0 {

@@ -909,7 +909,7 @@ func TestRequestIDCannotCarrySecrets(t *testing.T) {
 	}{
 		{"abc-123", true},
 		{"9f1c2b3a-1d2e-4f5a-8b9c-0a1b2c3d4e5f", true}, // a UUID
-		{strings.Repeat("0123456789abcdef", 2), true},   // 32 hex digits, nginx's $request_id
+		{strings.Repeat("0123456789abcdef", 2), true},  // 32 hex digits, nginx's $request_id
 		{"ghu_" + strings.Repeat("S", 36), false},
 		{"ghr_" + strings.Repeat("R", 76), false},
 		{"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl", false},
@@ -921,7 +921,7 @@ func TestRequestIDCannotCarrySecrets(t *testing.T) {
 		}
 		r := h.invalidRefresh("X-Request-Id", tc.id)
 		if got := r.Header.Get("X-Request-Id"); (got == tc.id) != tc.kept || got == "" {
-			t.Errorf("X-Request-Id %.8q... answered as %q, want kept=%v", tc.id, got, tc.kept)
+			t.Errorf("X-Request-Id %.8q... answered as %.8q..., want kept=%v", tc.id, got, tc.kept)
 		}
 	}
 	g := h.grant()

@@ -13,7 +13,6 @@ import (
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/session"
-	"github.com/flashbacktech/flashauth/sqlite"
 	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
 )
 
@@ -39,16 +38,20 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// openStore opens the store the tests run on: SQLite, or PostgreSQL inside
+// onPostgres.
+var openStore = func(tb testing.TB) flashauth.Store { return sqlitetest.Open(tb) }
+
 // env is one store and clock, with a first replica's Service.
 type env struct {
-	store *sqlite.DB
+	store flashauth.Store
 	clock *fakeClock
 	svc   *session.Service
 }
 
 func newEnv(tb testing.TB, cfg session.Config) *env {
 	tb.Helper()
-	e := &env{store: sqlitetest.Open(tb), clock: newClock()}
+	e := &env{store: openStore(tb), clock: newClock()}
 	e.svc = e.replica(tb, cfg)
 	return e
 }

@@ -1,0 +1,103 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is what a run saw.
+type Report struct {
+	Mode        Mode `json:"mode"`
+	Concurrency int  `json:"concurrency"`
+	Targets     int  `json:"targets"`
+	// Requests is the number of answered or failed requests measured.
+	Requests int `json:"requests"`
+	// Statuses counts answers by "STATUS" or "STATUS ERROR_CODE", plus
+	// "transport error" for requests that got no HTTP answer.
+	Statuses map[string]int `json:"statuses"`
+	// Errors is the number of requests that did not answer 200.
+	Errors int `json:"errors"`
+	// FirstError is the first transport error seen, if any.
+	FirstError string        `json:"first_error,omitempty"`
+	Elapsed    time.Duration `json:"elapsed_ns"`
+	// Throughput is Requests per second of Elapsed.
+	Throughput float64 `json:"throughput_rps"`
+	// Latency percentiles (nearest rank) and maximum of every request.
+	P50 time.Duration `json:"p50_ns"`
+	P90 time.Duration `json:"p90_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	Max time.Duration `json:"max_ns"`
+	// Upstream is how many refresh requests the emulator counted during the
+	// run (other clients of the emulator included); -1 when unknown.
+	Upstream int64 `json:"upstream_refreshes"`
+	// Minted is how many grants were minted from the emulator.
+	Minted int `json:"minted"`
+}
+
+func newReport(cfg Config, elapsed time.Duration, results []workerResult) Report {
+	rep := Report{Mode: cfg.Mode, Concurrency: cfg.Concurrency, Targets: len(cfg.Targets),
+		Statuses: map[string]int{}, Elapsed: elapsed}
+	var lat []time.Duration
+	for _, w := range results {
+		lat = append(lat, w.latencies...)
+		for k, n := range w.statuses {
+			rep.Statuses[k] += n
+			if k != "200" && k != "mint error" {
+				rep.Errors += n
+			}
+		}
+		if rep.FirstError == "" {
+			rep.FirstError = w.firstError
+		}
+	}
+	rep.Requests = len(lat)
+	if elapsed > 0 {
+		rep.Throughput = float64(rep.Requests) / elapsed.Seconds()
+	}
+	slices.Sort(lat)
+	rep.P50, rep.P90, rep.P99 = Percentile(lat, 50), Percentile(lat, 90), Percentile(lat, 99)
+	if len(lat) > 0 {
+		rep.Max = lat[len(lat)-1]
+	}
+	return rep
+}
+
+// Percentile returns the nearest-rank p-th percentile of sorted, or 0 when
+// it is empty.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	// Nearest rank: the smallest value with at least p% of values at or
+	// below it.
+	rank := int(math.Ceil(float64(len(sorted)) * p / 100))
+	rank = min(max(rank, 1), len(sorted))
+	return sorted[rank-1]
+}
+
+// WriteText writes the report for a person.
+func (r Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mode %s, concurrency %d, %d target(s), %.2fs\n", r.Mode, r.Concurrency, r.Targets, r.Elapsed.Seconds())
+	fmt.Fprintf(&b, "requests %d, errors %d\n", r.Requests, r.Errors)
+	for _, k := range slices.Sorted(maps.Keys(r.Statuses)) {
+		fmt.Fprintf(&b, "  %-32s %d\n", k, r.Statuses[k])
+	}
+	if r.FirstError != "" {
+		fmt.Fprintf(&b, "first error: %s\n", r.FirstError)
+	}
+	fmt.Fprintf(&b, "throughput %.1f req/s\n", r.Throughput)
+	fmt.Fprintf(&b, "latency p50 %s  p90 %s  p99 %s  max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))
+	if r.Upstream >= 0 {
+		fmt.Fprintf(&b, "upstream refreshes %d, grants minted %d\n", r.Upstream, r.Minted)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
