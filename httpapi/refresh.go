@@ -48,7 +48,11 @@ func (s *server) handleGitHubRefresh() http.Handler {
 			return
 		}
 		res, err := s.Refresh.Refresh(r.Context(), token, refresh.Caller{UserID: uid})
-		s.auditRefresh(r, uid, res.Replayed, err)
+		owner := res.Owner
+		if owner == "" {
+			owner = uid
+		}
+		s.auditRefresh(r, owner, res.Replayed, err)
 		s.metrics.refreshOutcome(res.Replayed, err)
 		if err != nil {
 			s.fail(w, r, err)

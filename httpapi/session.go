@@ -198,9 +198,11 @@ func outcomeOf(err error) string {
 		return "rejected"
 	case flashauth.CodeRefreshTokenReused:
 		return "reuse_detected"
+	case flashauth.CodeUpstreamBadResponse, flashauth.CodeUpstreamUnavailable, flashauth.CodeUpstreamCredentials:
+		return "upstream_error"
 	default:
 		if statusOf(code) >= 500 {
-			return "upstream_error"
+			return "error"
 		}
 		return "rejected"
 	}

@@ -21,6 +21,8 @@ var secretPattern = regexp.MustCompile(
 		`|eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*` +
 		`|[A-Za-z0-9_\-]{32,}`)
 
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
 // secretKeys are attribute names whose values are never logged.
 var secretKeys = map[string]bool{
 	"token": true, "access_token": true, "refresh_token": true, "code": true, "state": true,
@@ -31,8 +33,8 @@ var secretKeys = map[string]bool{
 // Redact returns s with anything that looks like a secret replaced.
 func Redact(s string) string {
 	return secretPattern.ReplaceAllStringFunc(s, func(m string) string {
-		if isHex(m) && len(m) <= 32 {
-			return m // request ids and similar identifiers
+		if isHex(m) && len(m) <= 32 || uuidPattern.MatchString(m) {
+			return m // request ids, user and session ids: identifiers, not secrets
 		}
 		return "[REDACTED]"
 	})

@@ -21,7 +21,7 @@ func TestRedact(t *testing.T) {
 			t.Errorf("Redact kept %q: %q", s, got)
 		}
 	}
-	for _, keep := range []string{"request failed", "3f2a9c0d1e2b4a5c6d7e8f90", "POST /auth/github/refresh"} {
+	for _, keep := range []string{"request failed", "3f2a9c0d1e2b4a5c6d7e8f90", "POST /auth/github/refresh", "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"} {
 		if got := Redact(keep); got != keep {
 			t.Errorf("Redact(%q) = %q, want unchanged", keep, got)
 		}

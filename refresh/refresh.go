@@ -99,7 +99,8 @@ type Token struct {
 // Result is the outcome of Refresh.
 type Result struct {
 	Token    Token
-	Replayed bool // served from the ledger, no upstream call
+	Replayed bool   // served from the ledger, no upstream call
+	Owner    string // the user the token's lineage belongs to, "" when unknown
 }
 
 // outcome is what the ledger commits and replays.
@@ -155,12 +156,12 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, caller Calle
 		return Result{}, fmt.Errorf("refresh: decode committed outcome: %w", jerr)
 	}
 	if out.Code != "" {
-		return Result{Replayed: res.Replayed}, rejection(out.Code)
+		return Result{Replayed: res.Replayed, Owner: lin.UserID}, rejection(out.Code)
 	}
 	if out.Token == nil {
 		return Result{}, errors.New("refresh: committed outcome has neither token nor code")
 	}
-	return Result{Token: *out.Token, Replayed: res.Replayed}, nil
+	return Result{Token: *out.Token, Replayed: res.Replayed, Owner: lin.UserID}, nil
 }
 
 func (s *Service) lineage(ctx context.Context, hash []byte) (flashauth.Lineage, bool, error) {
