@@ -43,3 +43,52 @@ func FuzzDecodeRefreshRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeSessionToken: the body of /user/refresh and /user/logout, in
+// both spellings.
+func FuzzDecodeSessionToken(f *testing.F) {
+	for _, s := range []string{
+		`{"refresh_token":"abc"}`, `{"refreshToken":"abc"}`, `{"refresh_token":"a","refreshToken":"b"}`,
+		`{"refresh_token":null,"refreshToken":"b"}`, `{"refreshToken":1}`, `{}`, `[]`, `{"refresh_token":"a b"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req sessionTokenRequest
+		if err := decodeObject(body, &req); err != nil {
+			if flashauth.ErrorCode(err) != flashauth.CodeInvalidRequest {
+				t.Fatalf("decode error %v is not INVALID_REQUEST", err)
+			}
+			return
+		}
+		f := req.field()
+		if f.typed && !f.set {
+			t.Fatal("a typed field that was not set")
+		}
+		if req.RefreshTokenSnake.set && f != req.RefreshTokenSnake {
+			t.Fatal("refresh_token present but refreshToken chosen")
+		}
+	})
+}
+
+// FuzzDecodeSignIn: the body of POST /auth/github.
+func FuzzDecodeSignIn(f *testing.F) {
+	for _, s := range []string{
+		`{"code":"abc"}`, `{"code":"abc","state":"s","redirect_uri":"http://x/cb","deviceInfo":{"os":"x"}}`,
+		`{"code":null}`, `{"code":1}`, `{"code":"a","state":2}`, `{"code":"a","deviceInfo":[1,2]}`, `{"code":"a","state":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req signInRequest
+		if err := decodeObject(body, &req); err != nil {
+			if flashauth.ErrorCode(err) != flashauth.CodeInvalidRequest {
+				t.Fatalf("decode error %v is not INVALID_REQUEST", err)
+			}
+			return
+		}
+		if err := req.check(); err != nil && flashauth.ErrorCode(err) != flashauth.CodeInvalidRequest {
+			t.Fatalf("check error %v is not INVALID_REQUEST", err)
+		}
+	})
+}

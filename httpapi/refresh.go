@@ -27,19 +27,8 @@ func (s *server) handleGitHubRefresh() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req request
-		if err := decodeJSON(w, r, &req); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		token := req.RefreshToken.String()
-		if !refresh.ValidToken(token) {
-			s.fail(w, r, flashauth.Errorf(flashauth.CodeInvalidRequest,
-				"refresh_token must be a non-empty string of at most %d printable characters without spaces.", refresh.MaxTokenLength))
-			return
-		}
-		if ok, wait := s.limits.token.Allow(string(seal.Hash(token))); !ok {
-			s.metrics.rateLimited.WithLabelValues("token").Inc()
-			s.fail(w, r, rateLimited(wait))
+		token, ok := s.readToken(w, r, &req, func() tokenField { return req.RefreshToken }, "refresh_token", "github")
+		if !ok {
 			return
 		}
 		uid, err := s.optionalUser(r)
@@ -112,4 +101,29 @@ func (s *server) auditRefresh(r *http.Request, userID string, replayed bool, err
 		outcome = "replayed"
 	}
 	s.audit(r, flashauth.AuditEvent{Type: "github_refresh", Outcome: outcome, UserID: userID})
+}
+
+// readToken decodes r's body into req, validates the token field pick
+// returns (named field in messages) and applies the per-token limit in
+// namespace ns ("" for none). When it returns false it has answered.
+func (s *server) readToken(w http.ResponseWriter, r *http.Request, req any, pick func() tokenField, field, ns string) (string, bool) {
+	if err := decodeJSON(w, r, req); err != nil {
+		s.fail(w, r, err)
+		return "", false
+	}
+	token := pick().String()
+	if !refresh.ValidToken(token) {
+		s.fail(w, r, flashauth.Errorf(flashauth.CodeInvalidRequest,
+			"%s must be a non-empty string of at most %d printable characters without spaces.", field, refresh.MaxTokenLength))
+		return "", false
+	}
+	if ns == "" {
+		return token, true
+	}
+	if ok, wait := s.limits.token.Allow(ns + "\x00" + string(seal.Hash(token))); !ok {
+		s.metrics.rateLimited.WithLabelValues("token").Inc()
+		s.fail(w, r, rateLimited(wait))
+		return "", false
+	}
+	return token, true
 }

@@ -5,8 +5,6 @@ import (
 	"net/http"
 
 	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/refresh"
-	"github.com/flashbacktech/flashauth/seal"
 	"github.com/flashbacktech/flashauth/session"
 )
 
@@ -17,17 +15,12 @@ type sessionTokenRequest struct {
 	RefreshTokenCamel tokenField `json:"refreshToken"`
 }
 
-func (q sessionTokenRequest) token() (string, error) {
-	f := q.RefreshTokenSnake
-	if !f.set {
-		f = q.RefreshTokenCamel
+// field returns refresh_token, or refreshToken when that is absent.
+func (q *sessionTokenRequest) field() tokenField {
+	if q.RefreshTokenSnake.set {
+		return q.RefreshTokenSnake
 	}
-	t := f.String()
-	if !refresh.ValidToken(t) {
-		return "", flashauth.Errorf(flashauth.CodeInvalidRequest,
-			"refresh_token (or refreshToken) must be a non-empty string of at most %d printable characters without spaces.", refresh.MaxTokenLength)
-	}
-	return t, nil
+	return q.RefreshTokenCamel
 }
 
 // handleSessionRefresh serves POST /user/refresh (CONTRACT §4).
@@ -43,18 +36,8 @@ func (s *server) handleSessionRefresh() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req sessionTokenRequest
-		if err := decodeJSON(w, r, &req); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		tok, err := req.token()
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if ok, wait := s.limits.token.Allow("s" + string(seal.Hash(tok))); !ok {
-			s.metrics.rateLimited.WithLabelValues("token").Inc()
-			s.fail(w, r, rateLimited(wait))
+		tok, ok := s.readToken(w, r, &req, req.field, "refresh_token (or refreshToken)", "session")
+		if !ok {
 			return
 		}
 		iss, err := s.Sessions.Refresh(r.Context(), tok)
@@ -81,13 +64,8 @@ func (s *server) handleSessionRefresh() http.Handler {
 func (s *server) handleLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req sessionTokenRequest
-		if err := decodeJSON(w, r, &req); err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		tok, err := req.token()
-		if err != nil {
-			s.fail(w, r, err)
+		tok, ok := s.readToken(w, r, &req, req.field, "refresh_token (or refreshToken)", "")
+		if !ok {
 			return
 		}
 		if err := s.Sessions.Logout(r.Context(), tok); err != nil {

@@ -32,25 +32,19 @@ func (s *server) handleAuthorize() http.Handler {
 
 // handleGitHubSignIn serves POST /auth/github (CONTRACT §3).
 func (s *server) handleGitHubSignIn() http.Handler {
-	type request struct {
-		Code        tokenField      `json:"code"`
-		State       tokenField      `json:"state"`
-		RedirectURI tokenField      `json:"redirect_uri"`
-		DeviceInfo  json.RawMessage `json:"deviceInfo"`
-	}
 	type response struct {
 		Success   bool             `json:"success"`
 		Message   string           `json:"message"`
 		AuthState signin.AuthState `json:"authState"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req request
+		var req signInRequest
 		if err := decodeJSON(w, r, &req); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if !req.Code.typed || !req.State.optionalString() || !req.RedirectURI.optionalString() {
-			s.fail(w, r, flashauth.Errorf(flashauth.CodeInvalidRequest, "code must be a string; state and redirect_uri, when given, strings."))
+		if err := req.check(); err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		di := req.DeviceInfo
@@ -81,4 +75,20 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// signInRequest is the body of POST /auth/github.
+type signInRequest struct {
+	Code        tokenField      `json:"code"`
+	State       tokenField      `json:"state"`
+	RedirectURI tokenField      `json:"redirect_uri"`
+	DeviceInfo  json.RawMessage `json:"deviceInfo"`
+}
+
+// check validates the types; the sign-in service validates the values.
+func (q *signInRequest) check() error {
+	if !q.Code.typed || !q.State.optionalString() || !q.RedirectURI.optionalString() {
+		return flashauth.Errorf(flashauth.CodeInvalidRequest, "code must be a string; state and redirect_uri, when given, strings.")
+	}
+	return nil
 }
