@@ -16,6 +16,7 @@ import (
 
 	"github.com/flashbacktech/flashauth/app"
 	"github.com/flashbacktech/flashauth/githubemu"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/logging"
 )
 
@@ -24,55 +25,17 @@ const (
 	testClientSecret = "test-client-secret-0123456789abcdef"
 )
 
-// testClock is a settable clock shared by the emulator and flashauth.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock { return &testClock{t: time.UnixMilli(1764120000000)} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is a whole flashauth (real SQLite, real GitHub client) in front of
 // the emulator, with a clock both share.
 type harness struct {
 	t      testing.TB
-	clock  *testClock
+	clock  *testkit.Clock
 	emu    *githubemu.Emulator
 	emuSrv *httptest.Server
 	cfg    app.Config
 	app    *app.App
 	srv    *httptest.Server
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 
 	mu      sync.Mutex
 	secrets []string // every token, code and secret the test saw
@@ -82,7 +45,7 @@ type option func(*app.Config)
 
 func newHarness(t testing.TB, opts ...option) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newTestClock(), logs: &syncBuffer{}}
+	h := &harness{t: t, clock: testkit.NewClock(time.UnixMilli(1764120000000)), logs: &testkit.SyncBuffer{}}
 	h.emu = githubemu.New(githubemu.Config{ClientID: testClientID, ClientSecret: testClientSecret, Clock: h.clock})
 	h.emuSrv = httptest.NewServer(h.emu)
 	t.Cleanup(func() { h.emu.Close(); h.emuSrv.Close() })

@@ -551,19 +551,7 @@ func (c *specClient) startLogin(redirect bool, userID int64) (code, state string
 		c.t.Fatalf("authorize URL: %v", err)
 	}
 	q := u.Query()
-	code, err = c.h.emu.CompleteLogin(githubemu.LoginParams{
-		ClientID:            q.Get("client_id"),
-		RedirectURI:         q.Get("redirect_uri"),
-		State:               q.Get("state"),
-		CodeChallenge:       q.Get("code_challenge"),
-		CodeChallengeMethod: q.Get("code_challenge_method"),
-		UserID:              userID,
-	})
-	if err != nil {
-		c.t.Fatalf("CompleteLogin: %v", err)
-	}
-	c.h.see(code)
-	return code, q.Get("state")
+	return c.h.approve(c.t, q, userID), q.Get("state")
 }
 
 // specSession is what a sign-in answered.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -140,31 +139,7 @@ func TestRefreshConcurrentExactlyOnce(t *testing.T) {
 	g := h.grant()
 	h.emu.SetLatency(100 * time.Millisecond) // keep the first call in flight while the others arrive
 	const n = 100
-	bodies := make([][]byte, n)
-	statuses := make([]int, n)
-	var wg sync.WaitGroup
-	startGun := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-startGun
-			req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/auth/github/refresh",
-				strings.NewReader(`{"refresh_token":"`+g.RefreshToken+`"}`))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := h.srv.Client().Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer resp.Body.Close()
-			var buf bytes.Buffer
-			_, _ = buf.ReadFrom(resp.Body)
-			bodies[i], statuses[i] = buf.Bytes(), resp.StatusCode
-		}()
-	}
-	close(startGun)
-	wg.Wait()
+	statuses, bodies := h.concurrentPosts(t, "/auth/github/refresh", `{"refresh_token":"`+g.RefreshToken+`"}`, n)
 	for i := range n {
 		if statuses[i] != 200 || !bytes.Equal(bodies[i], bodies[0]) {
 			t.Fatalf("request %d: status %d, identical body %v", i, statuses[i], bytes.Equal(bodies[i], bodies[0]))

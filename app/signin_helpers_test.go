@@ -21,6 +21,7 @@ import (
 
 	"github.com/flashbacktech/flashauth/app"
 	"github.com/flashbacktech/flashauth/githubemu"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/logging"
 )
 
@@ -225,7 +226,7 @@ func (h *harness) sessionPost(t *testing.T, path, field, token string, hdr ...st
 // peer opens a second flashauth on h's database, as another replica would
 // run: same keys and sessions, its own clock and configuration changes. Its
 // logs go to h's, so the secret scan covers them.
-func (h *harness) peer(t *testing.T, clock *testClock, opts ...option) *harness {
+func (h *harness) peer(t *testing.T, clock *testkit.Clock, opts ...option) *harness {
 	t.Helper()
 	cfg := h.cfg
 	for _, o := range opts {
@@ -245,10 +246,8 @@ func (h *harness) peer(t *testing.T, clock *testClock, opts ...option) *harness 
 }
 
 // clockAt returns a new clock set to h's time plus d.
-func (h *harness) clockAt(d time.Duration) *testClock {
-	c := &testClock{t: h.clock.Now()}
-	c.Advance(d)
-	return c
+func (h *harness) clockAt(d time.Duration) *testkit.Clock {
+	return testkit.NewClock(h.clock.Now().Add(d))
 }
 
 // sortedKeys returns the keys of m, sorted.

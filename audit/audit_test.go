@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -16,33 +15,19 @@ import (
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/httpapi"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
 )
-
-type fixedClock struct{ t time.Time }
-
-func (c fixedClock) Now() time.Time { return c.t }
 
 var now = time.UnixMilli(1764120000000).UTC()
 
 // logSink collects JSON log lines.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
+type logSink struct{ testkit.SyncBuffer }
 
 func (s *logSink) lines(t *testing.T) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.buf.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
 		if l == "" {
 			continue
 		}
@@ -62,7 +47,7 @@ func newLogger(s *logSink) *slog.Logger {
 func TestRecordStoresAndLogs(t *testing.T) {
 	db := sqlitetest.Open(t)
 	sink := &logSink{}
-	r := audit.New(db, newLogger(sink), fixedClock{now})
+	r := audit.New(db, newLogger(sink), testkit.NewClock(now))
 	events := []flashauth.AuditEvent{
 		{Type: audit.TypeGitHubRefresh, Outcome: audit.OutcomeOK, UserID: "u1", IPAddress: "203.0.113.7", RequestID: "req-1"},
 		{Type: audit.TypeSessionRefresh, Outcome: audit.OutcomeReplayed, UserID: "u1", SessionID: "s1", IPAddress: "2001:db8::1", RequestID: "req-2"},
@@ -109,7 +94,7 @@ func TestRecordStoresAndLogs(t *testing.T) {
 
 func TestRecordKeepsCallerTime(t *testing.T) {
 	db := sqlitetest.Open(t)
-	r := audit.New(db, nil, fixedClock{now})
+	r := audit.New(db, nil, testkit.NewClock(now))
 	at := now.Add(-time.Hour)
 	r.Record(context.Background(), flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: audit.OutcomeOK, Time: at})
 	got, err := db.ListAudit(context.Background(), 1)
@@ -123,7 +108,7 @@ func TestRecordKeepsCallerTime(t *testing.T) {
 func TestRecordStoreFailureIsLogged(t *testing.T) {
 	db := sqlitetest.Open(t)
 	sink := &logSink{}
-	r := audit.New(db, newLogger(sink), fixedClock{now})
+	r := audit.New(db, newLogger(sink), testkit.NewClock(now))
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +129,7 @@ func TestRecordStoreFailureIsLogged(t *testing.T) {
 // have spent a token.
 func TestRecordSurvivesCancelledContext(t *testing.T) {
 	db := sqlitetest.Open(t)
-	r := audit.New(db, nil, fixedClock{now})
+	r := audit.New(db, nil, testkit.NewClock(now))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	r.Record(ctx, flashauth.AuditEvent{Type: audit.TypeGitHubRefresh, Outcome: audit.OutcomeOK})
@@ -156,7 +141,7 @@ func TestRecordSurvivesCancelledContext(t *testing.T) {
 func TestRecordRedactsAndBounds(t *testing.T) {
 	db := sqlitetest.Open(t)
 	sink := &logSink{}
-	r := audit.New(db, newLogger(sink), fixedClock{now})
+	r := audit.New(db, newLogger(sink), testkit.NewClock(now))
 	tok := "ghr_" + strings.Repeat("k", 76)
 	r.Record(context.Background(), flashauth.AuditEvent{
 		Type:      audit.TypeGitHubRefresh,
@@ -170,7 +155,7 @@ func TestRecordRedactsAndBounds(t *testing.T) {
 		t.Fatalf("ListAudit: %v %v", got, err)
 	}
 	e := got[0]
-	if strings.Contains(e.Detail, tok) || strings.Contains(sink.buf.String(), tok) {
+	if strings.Contains(e.Detail, tok) || strings.Contains(sink.String(), tok) {
 		t.Errorf("token reached the trail: detail %q", e.Detail)
 	}
 	if len(e.Detail) > 512 || len(e.RequestID) > 128 || len(e.UserID) > 128 {
@@ -197,7 +182,7 @@ func TestNilRecorderAndNilStore(t *testing.T) {
 
 func TestRecordConcurrent(t *testing.T) {
 	db := sqlitetest.Open(t)
-	r := audit.New(db, nil, fixedClock{now})
+	r := audit.New(db, nil, testkit.NewClock(now))
 	const n = 50
 	var wg sync.WaitGroup
 	for i := range n {

@@ -103,6 +103,19 @@ func TestKilledReplicaClaimIsTakenOver(t *testing.T) {
 // pendingLease reads the lease of the pending claim on token's refresh.
 func pendingLease(t *testing.T, dbURL, token string) time.Time {
 	t.Helper()
+	var lease time.Time
+	err := queryRow(t, dbURL, `SELECT lease_until FROM ledger WHERE kind = $1 AND key = $2 AND state = 1`,
+		[]any{flashauth.LedgerGitHubRefresh, seal.Hash(token)}, &lease)
+	if err != nil {
+		t.Fatalf("no pending claim on the token: %v", err)
+	}
+	return lease
+}
+
+// queryRow runs sql with args on a connection of its own to dbURL, behind
+// the replicas' backs, and scans its one row into dest.
+func queryRow(t *testing.T, dbURL, sql string, args []any, dest ...any) error {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -110,11 +123,5 @@ func pendingLease(t *testing.T, dbURL, token string) time.Time {
 		t.Fatalf("connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	var lease time.Time
-	err = conn.QueryRow(ctx, `SELECT lease_until FROM ledger WHERE kind = $1 AND key = $2 AND state = 1`,
-		flashauth.LedgerGitHubRefresh, seal.Hash(token)).Scan(&lease)
-	if err != nil {
-		t.Fatalf("no pending claim on the token: %v", err)
-	}
-	return lease
+	return conn.QueryRow(ctx, sql, args...).Scan(dest...)
 }

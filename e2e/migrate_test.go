@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/flashbacktech/flashauth/postgres"
 	"github.com/flashbacktech/flashauth/postgres/pgtest"
@@ -26,16 +22,9 @@ func TestConcurrentMigrations(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(ctx)
 	var rows, distinct, highest int
-	if err := conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT version), COALESCE(max(version), 0) FROM schema_migrations`).
-		Scan(&rows, &distinct, &highest); err != nil {
+	if err := queryRow(t, dbURL, `SELECT count(*), count(DISTINCT version), COALESCE(max(version), 0) FROM schema_migrations`,
+		nil, &rows, &distinct, &highest); err != nil {
 		t.Fatalf("read schema_migrations: %v", err)
 	}
 	if want := postgres.LatestMigration(); rows != want || distinct != want || highest != want {

@@ -2,15 +2,15 @@ package e2e
 
 import (
 	"bytes"
-	"fmt"
 	"os/exec"
 	"regexp"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
 
 // startTimeout bounds a replica's start: migrations included, and a replica
@@ -24,7 +24,7 @@ type replica struct {
 	name string
 	URL  string // base URL, e.g. http://127.0.0.1:41234
 	cmd  *exec.Cmd
-	logs *syncBuffer // stderr: the process's JSON logs
+	logs *testkit.SyncBuffer // stderr: the process's JSON logs
 	out  *lineWatcher
 
 	done    chan struct{} // closed when the process has exited
@@ -37,7 +37,7 @@ func launch(tb testing.TB, name string, env map[string]string) *replica {
 	tb.Helper()
 	r := &replica{
 		name: name,
-		logs: &syncBuffer{},
+		logs: &testkit.SyncBuffer{},
 		out:  newLineWatcher(listeningLine),
 		done: make(chan struct{}),
 	}
@@ -59,7 +59,7 @@ func launch(tb testing.TB, name string, env map[string]string) *replica {
 	tb.Cleanup(func() {
 		r.kill()
 		if tb.Failed() {
-			tb.Logf("--- logs of %s (last 40 lines) ---\n%s", name, r.logs.tail(40))
+			tb.Logf("--- logs of %s (last 40 lines) ---\n%s", name, r.logs.Tail(40))
 		}
 	})
 	return r
@@ -72,9 +72,9 @@ func (r *replica) waitListening(tb testing.TB) {
 	case u := <-r.out.match:
 		r.URL = u
 	case <-r.done:
-		tb.Fatalf("%s exited before listening (%v):\n%s", r.name, r.waitErr, r.logs.tail(20))
+		tb.Fatalf("%s exited before listening (%v):\n%s", r.name, r.waitErr, r.logs.Tail(20))
 	case <-time.After(startTimeout):
-		tb.Fatalf("%s did not listen within %s:\n%s", r.name, startTimeout, r.logs.tail(20))
+		tb.Fatalf("%s did not listen within %s:\n%s", r.name, startTimeout, r.logs.Tail(20))
 	}
 }
 
@@ -122,31 +122,4 @@ func (w *lineWatcher) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
-}
-
-// syncBuffer is a goroutine-safe sink for a process's logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// tail returns the last n lines.
-func (s *syncBuffer) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(s.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("[... %d lines]", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
 
 // stubGitHub answers every call with what answer returns (nil: success).
@@ -73,8 +74,8 @@ var (
 )
 
 // newTestBreaker returns a breaker opening after 3 failures for 30s.
-func newTestBreaker() (*Breaker, *stubGitHub, *fakeClock) {
-	stub, clock := &stubGitHub{}, newFakeClock()
+func newTestBreaker() (*Breaker, *stubGitHub, *testkit.Clock) {
+	stub, clock := &stubGitHub{}, testkit.NewClock(testNow)
 	return NewBreaker(stub, BreakerConfig{Failures: 3, Cooldown: 30 * time.Second, Clock: clock}), stub, clock
 }
 

@@ -5,11 +5,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
 
 // Secrets the tests send or receive. No error string may contain any of them.
@@ -26,28 +26,8 @@ const (
 
 var allSecrets = []string{testClientSecret, testRefresh, testCode, testVerifier, testAccess, newAccess, newRefresh}
 
-// testNow is the fake clock's start.
+// testNow is where the tests' clocks start.
 var testNow = time.Date(2025, 11, 25, 12, 0, 0, 0, time.UTC)
-
-// fakeClock is a flashauth.Clock the test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: testNow} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // newTestClient starts a server with h and returns a Client pointed at it
 // (BaseURL = server, APIURL = server + "/api/v3", as on GitHub Enterprise),
@@ -62,7 +42,7 @@ func newTestClient(t *testing.T, h http.Handler, mutate ...func(*Config)) (*Clie
 		BaseURL:      srv.URL,
 		APIURL:       srv.URL + "/api/v3",
 		Timeout:      5 * time.Second,
-		Clock:        newFakeClock(),
+		Clock:        testkit.NewClock(testNow),
 	}
 	for _, m := range mutate {
 		m(&cfg)

@@ -24,6 +24,19 @@ func (te *testEmu) refreshRequest(t *testing.T, ctx context.Context, token strin
 	return req
 }
 
+// wantClientTimeout sends a refresh of token with a 50ms deadline and
+// requires the client to give up before any answer comes.
+func (te *testEmu) wantClientTimeout(t *testing.T, token string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	res, err := http.DefaultClient.Do(te.refreshRequest(t, ctx, token))
+	if err == nil {
+		res.Body.Close()
+		t.Fatalf("want a timeout, got status %d", res.StatusCode)
+	}
+}
+
 func refreshParams(te *testEmu, token string) url.Values {
 	return te.creds("grant_type", "refresh_token", "refresh_token", token)
 }
@@ -98,13 +111,7 @@ func TestFaultHangUntilClientGivesUp(t *testing.T) {
 	te := newTestEmu(t, Config{})
 	_, g := te.mustGrant(t, "octocat")
 	te.InjectFault(Fault{Kind: FaultHang, Count: 1})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	res, err := http.DefaultClient.Do(te.refreshRequest(t, ctx, g.RefreshToken))
-	if err == nil {
-		res.Body.Close()
-		t.Fatalf("want a timeout, got status %d", res.StatusCode)
-	}
+	te.wantClientTimeout(t, g.RefreshToken)
 	// The hung request was not processed.
 	te.refreshJSON(t, g.RefreshToken)
 }
@@ -163,13 +170,7 @@ func TestLatencyHonorsCancellation(t *testing.T) {
 	te := newTestEmu(t, Config{})
 	_, g := te.mustGrant(t, "octocat")
 	te.SetLatency(time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	res, err := http.DefaultClient.Do(te.refreshRequest(t, ctx, g.RefreshToken))
-	if err == nil {
-		res.Body.Close()
-		t.Fatalf("want a timeout, got status %d", res.StatusCode)
-	}
+	te.wantClientTimeout(t, g.RefreshToken)
 	te.SetLatency(time.Millisecond)
 	// The abandoned request was dropped unprocessed (were it still waiting,
 	// the server's Close in cleanup would block for an hour).

@@ -7,43 +7,22 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // testEmu is an emulator behind a loopback server.
 type testEmu struct {
 	*Emulator
 	srv   *httptest.Server
-	clock *fakeClock
+	clock *testkit.Clock
 }
 
 func newTestEmu(t *testing.T, cfg Config) *testEmu {
 	t.Helper()
-	clock := newFakeClock()
+	clock := testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	if cfg.Clock == nil {
 		cfg.Clock = clock
 	}

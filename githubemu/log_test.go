@@ -1,34 +1,16 @@
 package githubemu
 
 import (
-	"bytes"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestLogsHoldNoSecrets(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	te := newTestEmu(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	u, g := te.mustGrant(t, "octocat")
 	code := te.login(t, LoginParams{UserID: u.ID})

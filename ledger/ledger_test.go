@@ -9,24 +9,14 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/seal"
 	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newClock() *clock { return &clock{t: time.UnixMilli(1764120000000)} }
+// newClock returns the clock a test moves by hand.
+func newClock() *testkit.Clock { return testkit.NewClock(time.UnixMilli(1764120000000)) }
 
 const kind = flashauth.LedgerGitHubRefresh
 

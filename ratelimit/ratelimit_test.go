@@ -3,14 +3,12 @@ package ratelimit
 import (
 	"testing"
 	"time"
+
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
-
 func TestLimiterTripsAndRecovers(t *testing.T) {
-	clk := &fakeClock{t: time.UnixMilli(1764120000000)}
+	clk := testkit.NewClock(time.UnixMilli(1764120000000))
 	l := New(60, 3, clk) // one per second, bursts of 3
 	for i := range 3 {
 		if ok, _ := l.Allow("a"); !ok {
@@ -24,7 +22,7 @@ func TestLimiterTripsAndRecovers(t *testing.T) {
 	if ok, _ := l.Allow("b"); !ok {
 		t.Fatal("another key shares the bucket")
 	}
-	clk.t = clk.t.Add(time.Second)
+	clk.Advance(time.Second)
 	if ok, _ := l.Allow("a"); !ok {
 		t.Fatal("not recovered after one interval")
 	}
@@ -44,7 +42,7 @@ func TestNilLimiterAllows(t *testing.T) {
 }
 
 func TestSweepBoundsMemory(t *testing.T) {
-	clk := &fakeClock{t: time.UnixMilli(1764120000000)}
+	clk := testkit.NewClock(time.UnixMilli(1764120000000))
 	l := New(60, 1, clk)
 	l.max = 10
 	for i := range 100 {
@@ -58,7 +56,7 @@ func TestSweepBoundsMemory(t *testing.T) {
 // A flood of fresh keys evicts the least recently seen bucket, not an
 // arbitrary one: an abuser that keeps hammering stays limited.
 func TestEvictsLeastRecentlySeen(t *testing.T) {
-	clk := &fakeClock{t: time.UnixMilli(1764120000000)}
+	clk := testkit.NewClock(time.UnixMilli(1764120000000))
 	l := New(1, 1, clk) // one per minute
 	l.max = 3
 	if ok, _ := l.Allow("abuser"); !ok {
@@ -88,14 +86,14 @@ func TestEvictsLeastRecentlySeen(t *testing.T) {
 // Buckets idle long enough to be full again are forgotten, and forgetting
 // them changes no answer.
 func TestIdleBucketsDropped(t *testing.T) {
-	clk := &fakeClock{t: time.UnixMilli(1764120000000)}
+	clk := testkit.NewClock(time.UnixMilli(1764120000000))
 	l := New(60, 2, clk) // full again after 2s idle
 	l.Allow("a")
 	l.Allow("a")
 	if ok, wait := l.Allow("a"); ok || wait != time.Second {
 		t.Fatalf("third event: ok=%v wait=%v, want refused for 1s", ok, wait)
 	}
-	clk.t = clk.t.Add(l.idle + time.Millisecond)
+	clk.Advance(l.idle + time.Millisecond)
 	l.Allow("b")
 	if _, ok := l.buckets["a"]; ok {
 		t.Fatal("idle bucket kept")

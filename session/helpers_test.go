@@ -11,32 +11,11 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/session"
 	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
 )
-
-// fakeClock is a settable clock shared by the services, ledgers and tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // openStore opens the store the tests run on: SQLite, or PostgreSQL inside
 // onPostgres.
@@ -45,13 +24,13 @@ var openStore = func(tb testing.TB) flashauth.Store { return sqlitetest.Open(tb)
 // env is one store and clock, with a first replica's Service.
 type env struct {
 	store flashauth.Store
-	clock *fakeClock
+	clock *testkit.Clock
 	svc   *session.Service
 }
 
 func newEnv(tb testing.TB, cfg session.Config) *env {
 	tb.Helper()
-	e := &env{store: openStore(tb), clock: newClock()}
+	e := &env{store: openStore(tb), clock: testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	e.svc = e.replica(tb, cfg)
 	return e
 }

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net/http/httptest"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/github"
 	"github.com/flashbacktech/flashauth/githubemu"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/session"
 	"github.com/flashbacktech/flashauth/signin"
@@ -21,28 +21,10 @@ import (
 
 const callbackURL = "https://app.example.com/auth/callback"
 
-// fakeClock is a settable clock shared by flashauth, the emulator and tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is flashauth's sign-in wired to the real GitHub client, which talks
 // to the emulator over loopback HTTP.
 type env struct {
-	clock    *fakeClock
+	clock    *testkit.Clock
 	store    *sqlite.DB
 	emu      *githubemu.Emulator
 	sessions *session.Service
@@ -56,7 +38,7 @@ type envOptions struct {
 
 func newEnv(t *testing.T, opt envOptions) *env {
 	t.Helper()
-	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	opt.emu.Clock = clock
 	if opt.emu.CallbackURL == "" {
 		opt.emu.CallbackURL = callbackURL

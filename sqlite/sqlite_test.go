@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/sqlite"
 	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
 	"github.com/flashbacktech/flashauth/storetest"
@@ -20,11 +21,6 @@ var base = time.UnixMilli(1764120000000).UTC()
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) flashauth.Store { return sqlitetest.Open(t) })
 }
-
-// fixedClock is a flashauth.Clock that always answers the same time.
-type fixedClock time.Time
-
-func (c fixedClock) Now() time.Time { return time.Time(c) }
 
 func open(t *testing.T, path string, opts ...sqlite.Option) *sqlite.DB {
 	t.Helper()
@@ -74,7 +70,7 @@ func TestOpenCreatesAndMigrates(t *testing.T) {
 func TestReopenKeepsDataAndMigrations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "flashauth.db")
 	first := time.UnixMilli(1700000000000)
-	db, err := sqlite.Open(t.Context(), path, sqlite.WithClock(fixedClock(first)))
+	db, err := sqlite.Open(t.Context(), path, sqlite.WithClock(testkit.NewClock(first)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +79,7 @@ func TestReopenKeepsDataAndMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db = open(t, path, sqlite.WithClock(fixedClock(first.Add(time.Hour))))
+	db = open(t, path, sqlite.WithClock(testkit.NewClock(first.Add(time.Hour))))
 	u, err := db.GetUser(t.Context(), "u1")
 	if err != nil || u.GitHubID != 42 {
 		t.Fatalf("GetUser after reopen = %+v, %v", u, err)

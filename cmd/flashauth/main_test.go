@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth/githubemu"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
 
 func envFrom(m map[string]string) func(string) string {
@@ -163,8 +164,8 @@ func waitLine(t *testing.T, lines *bufio.Scanner, re *regexp.Regexp) []string {
 }
 
 func TestDevPrintsAWorkingCurl(t *testing.T) {
-	var stderr bytes.Buffer
-	lines, stop := startCmd(t, []string{"dev"}, map[string]string{"FLASHAUTH_ADDR": "127.0.0.1:0"}, &syncWriter{w: &stderr})
+	var stderr testkit.SyncBuffer
+	lines, stop := startCmd(t, []string{"dev"}, map[string]string{"FLASHAUTH_ADDR": "127.0.0.1:0"}, &stderr)
 	base := waitLine(t, lines, regexp.MustCompile(`^flashauth listening on (http://\S+)$`))[1]
 	token := waitLine(t, lines, regexp.MustCompile(`"refresh_token": "(ghr_[A-Za-z0-9_]+)"`))[1]
 	signInURL := waitLine(t, lines, regexp.MustCompile(`^\s+(http://\S+/auth/github/authorize\?\S+)$`))[1]
@@ -198,17 +199,6 @@ func TestDevPrintsAWorkingCurl(t *testing.T) {
 	}
 }
 
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
 // SIGTERM (here: cancellation of run's context, which main wires to the
 // signals) stops accepting but lets an in-flight refresh finish and commit.
 func TestServeShutdownDrainsInFlight(t *testing.T) {
@@ -224,8 +214,8 @@ func TestServeShutdownDrainsInFlight(t *testing.T) {
 		"FLASHAUTH_ADDR": "127.0.0.1:0", "FLASHAUTH_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "db"),
 		"GITHUB_CLIENT_ID": "Iv1.t", "GITHUB_CLIENT_SECRET": "sek", "GITHUB_URL": emuSrv.URL, "GITHUB_API_URL": emuSrv.URL,
 	}
-	var stderr bytes.Buffer
-	lines, stop := startCmd(t, []string{"serve"}, env, &syncWriter{w: &stderr})
+	var stderr testkit.SyncBuffer
+	lines, stop := startCmd(t, []string{"serve"}, env, &stderr)
 	base := waitLine(t, lines, regexp.MustCompile(`^flashauth listening on (http://\S+)$`))[1]
 
 	emu.SetLatency(500 * time.Millisecond)
@@ -265,7 +255,7 @@ func TestServeShutdownDrainsInFlight(t *testing.T) {
 
 	// Restarted on the same database, the old token replays what was committed.
 	emu.SetLatency(0)
-	lines, stop = startCmd(t, []string{"serve"}, env, &syncWriter{w: &stderr})
+	lines, stop = startCmd(t, []string{"serve"}, env, &stderr)
 	base = waitLine(t, lines, regexp.MustCompile(`^flashauth listening on (http://\S+)$`))[1]
 	resp, err := http.Post(base+"/auth/github/refresh", "application/json", strings.NewReader(`{"refresh_token":"`+g.RefreshToken+`"}`))
 	if err != nil {
@@ -349,9 +339,9 @@ func TestEmulatorCommand(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte("emu-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr testkit.SyncBuffer
 	lines, stop := startCmd(t, []string{"emulator", "-addr", "127.0.0.1:0", "-client-id", "Iv1.cmd"},
-		map[string]string{"GITHUB_CLIENT_SECRET_FILE": secretFile}, &syncWriter{w: &stderr})
+		map[string]string{"GITHUB_CLIENT_SECRET_FILE": secretFile}, &stderr)
 	base := waitLine(t, lines, regexp.MustCompile(`^GitHub emulator listening on (http://\S+)$`))[1]
 	go func() {
 		for lines.Scan() {

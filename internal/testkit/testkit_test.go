@@ -1,0 +1,104 @@
+package testkit_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/testkit"
+)
+
+var _ flashauth.Clock = (*testkit.Clock)(nil)
+
+func TestClock(t *testing.T) {
+	start := time.UnixMilli(1764120000000)
+	c := testkit.NewClock(start)
+	if got := c.Now(); !got.Equal(start) {
+		t.Fatalf("Now = %v, want the start %v", got, start)
+	}
+	c.Advance(90 * time.Second)
+	if got, want := c.Now(), start.Add(90*time.Second); !got.Equal(want) {
+		t.Fatalf("after Advance: Now = %v, want %v", got, want)
+	}
+	c.Advance(-time.Minute)
+	if got, want := c.Now(), start.Add(30*time.Second); !got.Equal(want) {
+		t.Fatalf("after a negative Advance: Now = %v, want %v", got, want)
+	}
+	later := start.Add(24 * time.Hour)
+	c.Set(later)
+	if got := c.Now(); !got.Equal(later) {
+		t.Fatalf("after Set: Now = %v, want %v", got, later)
+	}
+	var zero testkit.Clock
+	if !zero.Now().IsZero() {
+		t.Fatalf("zero Clock reads %v, want the zero time", zero.Now())
+	}
+}
+
+// Advances from many goroutines all count (run with -race to see that
+// readers and writers do not collide).
+func TestClockConcurrent(t *testing.T) {
+	start := time.UnixMilli(0)
+	c := testkit.NewClock(start)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				c.Advance(time.Millisecond)
+				_ = c.Now()
+			}
+		})
+	}
+	wg.Wait()
+	if got, want := c.Now(), start.Add(800*time.Millisecond); !got.Equal(want) {
+		t.Fatalf("Now = %v, want %v", got, want)
+	}
+}
+
+func TestSyncBufferConcurrentWrites(t *testing.T) {
+	var b testkit.SyncBuffer
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for range 50 {
+				fmt.Fprintf(&b, "writer %d\n", i)
+				_ = b.String()
+			}
+		})
+	}
+	wg.Wait()
+	if n := strings.Count(b.String(), "\n"); n != 400 {
+		t.Fatalf("%d lines written, want 400", n)
+	}
+}
+
+func TestSyncBufferTail(t *testing.T) {
+	tests := []struct {
+		name, written string
+		n             int
+		want          string
+	}{
+		{"empty", "", 3, ""},
+		{"fewer lines than n", "a\nb\n", 3, "a\nb"},
+		{"exactly n", "a\nb\nc\n", 3, "a\nb\nc"},
+		{"more than n", "a\nb\nc\nd\ne\n", 2, "[... 3 lines]\nd\ne"},
+		{"no final newline", "a\nb\nc", 1, "[... 2 lines]\nc"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b testkit.SyncBuffer
+			if _, err := b.Write([]byte(tc.written)); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.Tail(tc.n); got != tc.want {
+				t.Fatalf("Tail(%d) = %q, want %q", tc.n, got, tc.want)
+			}
+			if got := b.String(); got != tc.written {
+				t.Fatalf("String = %q, want %q", got, tc.written)
+			}
+		})
+	}
+}
