@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/app"
 )
 
 // auditTypes returns "type/outcome" of the stored audit trail, oldest first.
@@ -52,5 +53,69 @@ func TestAuditTrailOfGitHubRefresh(t *testing.T) {
 		if e.IPAddress == "" && e.Type == "github_refresh" {
 			t.Errorf("github_refresh event without client IP")
 		}
+	}
+}
+
+// With FLASHAUTH_REUSE_REVOKES_SESSIONS, a rotated-out GitHub refresh token
+// presented after the replay window also ends its owner's flashauth
+// sessions; without it they live on. Either way it is audited.
+func TestSuspectedReuseRevokesSessionsWhenConfigured(t *testing.T) {
+	for _, revoke := range []bool{false, true} {
+		t.Run(map[bool]string{false: "audit only", true: "revoke"}[revoke], func(t *testing.T) {
+			h := newHarness(t, func(c *app.Config) { c.ReuseRevokesSessions = revoke })
+			l := h.signIn(t, h.githubUser("victim").ID, "")
+			if r := h.refresh(l.GHRefresh, "Authorization", "Bearer "+l.JWT); r.Status != http.StatusOK {
+				t.Fatalf("owner's refresh: %d %s", r.Status, r.Body)
+			}
+			h.clock.Advance(61 * time.Second)
+			// A stale copy of the rotated-out token comes back.
+			wantError(t, h.refresh(l.GHRefresh), http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
+
+			want := http.StatusOK
+			if revoke {
+				want = http.StatusUnauthorized
+			}
+			if r := h.listTokens(l.JWT); r.Status != want {
+				t.Fatalf("owner's access token after suspected reuse: %d, want %d", r.Status, want)
+			}
+			evs, err := h.app.Store.ListAudit(context.Background(), 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, e := range evs {
+				if e.Type == "reuse_detected" && e.Outcome == "suspected" {
+					found = e.UserID == l.userID()
+				}
+			}
+			if !found {
+				t.Fatalf("no suspected-reuse audit event for the owner")
+			}
+		})
+	}
+}
+
+// The per-user limit of the session endpoints trips at its rate and
+// recovers with time.
+func TestUserLimitTripsAndRecovers(t *testing.T) {
+	h := newHarness(t, func(c *app.Config) { c.RateUserPerMin = 6 }) // burst 5 (burstOf), then one per 10 s
+	l := h.signIn(t, h.githubUser("busy").ID, "")
+	for i := range 5 {
+		if r := h.listTokens(l.JWT); r.Status != http.StatusOK {
+			t.Fatalf("request %d inside the burst: %d", i, r.Status)
+		}
+	}
+	r := h.listTokens(l.JWT)
+	wantError(t, r, http.StatusTooManyRequests, flashauth.CodeRateLimited)
+	if ra := r.Header.Get("Retry-After"); ra != "10" {
+		t.Errorf("Retry-After = %q, want 10", ra)
+	}
+	other := h.signIn(t, h.githubUser("calm").ID, "")
+	if r := h.listTokens(other.JWT); r.Status != http.StatusOK {
+		t.Fatalf("another user shares the bucket: %d", r.Status)
+	}
+	h.clock.Advance(10 * time.Second)
+	if r := h.listTokens(l.JWT); r.Status != http.StatusOK {
+		t.Fatalf("not recovered: %d", r.Status)
 	}
 }
