@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -37,7 +38,9 @@ type Outcome struct {
 type Options struct {
 	Clock flashauth.Clock
 	// Lease bounds how long a claim blocks others when its holder dies. It
-	// must exceed the longest operation (the upstream timeout). Default 30s.
+	// must exceed the longest operation (the upstream timeout); it is also
+	// the operation's deadline, since past it another process may take the
+	// claim over. Default 30s.
 	Lease time.Duration
 	// KindLease overrides Lease for some kinds (a sign-in makes several
 	// upstream calls; a refresh one).
@@ -101,8 +104,14 @@ type Op func(ctx context.Context) (Outcome, error)
 //
 // op runs on a context detached from ctx's cancellation: a caller that goes
 // away does not abort a refresh that may already have reached GitHub, and its
-// outcome is still committed for the retry.
+// outcome is still committed for the retry. Its deadline is the claim's lease.
+// A panic in op is an INTERNAL_ERROR, and its claim is released.
 func (l *Ledger) Do(ctx context.Context, kind, secret string, window time.Duration, op Op) (Result, error) {
+	if window <= 0 {
+		// A commit that is dead on arrival would let another replica run op
+		// again: exactly-once needs a window.
+		return Result{}, errors.New("ledger: the replay window must be positive")
+	}
 	key := seal.Hash(secret)
 	ch := l.group.DoChan(kind+"\x00"+string(key), func() (any, error) {
 		return l.run(context.WithoutCancel(ctx), kind, secret, key, window, op)
@@ -133,12 +142,15 @@ func (l *Ledger) run(ctx context.Context, kind, secret string, key []byte, windo
 	wait := l.opt.PollInterval
 	for {
 		now := l.opt.Clock.Now()
+		// The operation's deadline counts from before the claim is written,
+		// so it never ends after the lease others see in the store.
+		deadline := time.Now().Add(l.lease(kind))
 		entry, claimed, err := l.store.ClaimLedger(ctx, kind, key, claimID, now, now.Add(l.lease(kind)))
 		if err != nil {
 			return Result{}, fmt.Errorf("ledger claim: %w", err)
 		}
 		if claimed {
-			return l.execute(ctx, kind, secret, key, claimID, window, op)
+			return l.execute(ctx, kind, secret, key, claimID, deadline, window, op)
 		}
 		if entry.State == flashauth.LedgerDone {
 			return l.open(kind, secret, key, entry)
@@ -170,8 +182,8 @@ func (l *Ledger) open(kind, secret string, key []byte, e flashauth.LedgerEntry) 
 	return Result{Payload: pt, Replayed: true}, nil
 }
 
-func (l *Ledger) execute(ctx context.Context, kind, secret string, key []byte, claimID string, window time.Duration, op Op) (Result, error) {
-	out, opErr := op(ctx)
+func (l *Ledger) execute(ctx context.Context, kind, secret string, key []byte, claimID string, deadline time.Time, window time.Duration, op Op) (Result, error) {
+	out, opErr := l.call(ctx, kind, deadline, op)
 	if opErr != nil {
 		if err := l.store.ReleaseLedger(ctx, kind, key, claimID); err != nil {
 			// The lease will free it; the op's error is what matters.
@@ -183,8 +195,7 @@ func (l *Ledger) execute(ctx context.Context, kind, secret string, key []byte, c
 	if err != nil {
 		return Result{}, err
 	}
-	expires := l.opt.Clock.Now().Add(window)
-	if err := l.store.CompleteLedger(ctx, kind, key, claimID, sealed, expires, out.Lineage); err != nil {
+	if err := l.commit(ctx, kind, key, claimID, sealed, window, out.Lineage); err != nil {
 		// The operation happened (a single-use secret may be spent) but its
 		// outcome is not stored. Returning it is the only way it is not lost;
 		// a retry will not replay it.
@@ -194,6 +205,56 @@ func (l *Ledger) execute(ctx context.Context, kind, secret string, key []byte, c
 		l.afterCommit(kind)
 	}
 	return Result{Payload: out.Payload}, nil
+}
+
+// call runs op under the claim's lease. Past the lease another process may
+// take the claim over and run the operation itself, so op must not outlive
+// it: the lease is op's deadline. A panic in op becomes an error, because
+// singleflight would re-raise it on a goroutine of its own, where nothing can
+// recover it, and take every in-flight refresh of the process down with it.
+func (l *Ledger) call(ctx context.Context, kind string, deadline time.Time, op Op) (out Outcome, err error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			// The panic value may hold a secret: only the stack is logged.
+			l.opt.Logger.Error("ledger operation panicked", "kind", kind, "stack", string(debug.Stack()))
+			out, err = Outcome{}, &flashauth.Error{
+				Code:    flashauth.CodeInternal,
+				Message: "An internal error occurred.",
+				Err:     errors.New("ledger: operation panicked"),
+			}
+		}
+	}()
+	return op(ctx)
+}
+
+// commit completes claimID's entry. When the claim was lost because the
+// lease ran out during op and the purge loop deleted the pending entry,
+// nobody else has claimed the secret since: the claim is taken again under
+// the same id and completed, so the outcome (possibly the only copy of a
+// rotated token) is replayable after all. An entry that exists (another
+// holder's claim, or a committed outcome) is never overwritten.
+func (l *Ledger) commit(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, window time.Duration, lineage []flashauth.Lineage) error {
+	err := l.store.CompleteLedger(ctx, kind, key, claimID, sealed, l.opt.Clock.Now().Add(window), lineage)
+	if !errors.Is(err, flashauth.ErrClaimLost) {
+		return err
+	}
+	if _, gerr := l.store.GetLedger(ctx, kind, key); !errors.Is(gerr, flashauth.ErrNotFound) {
+		return err
+	}
+	now := l.opt.Clock.Now()
+	if _, held, cerr := l.store.ClaimLedger(ctx, kind, key, claimID, now, now.Add(l.lease(kind))); cerr != nil || !held {
+		return err // someone claimed it in between: theirs stands
+	}
+	if cerr := l.store.CompleteLedger(ctx, kind, key, claimID, sealed, l.opt.Clock.Now().Add(window), lineage); cerr != nil {
+		if rerr := l.store.ReleaseLedger(ctx, kind, key, claimID); rerr != nil {
+			l.opt.Logger.Warn("ledger release failed", "kind", kind, "err", rerr)
+		}
+		return cerr
+	}
+	l.opt.Logger.Warn("ledger claim outlived its lease; committed after re-claiming it", "kind", kind)
+	return nil
 }
 
 // CommitError reports that the operation ran but its outcome could not be

@@ -3,6 +3,8 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -248,5 +250,113 @@ func TestPurge(t *testing.T) {
 	clk.Advance(time.Minute)
 	if n, err := l.Purge(context.Background()); err != nil || n != 1 {
 		t.Fatalf("purge after the window: %d %v", n, err)
+	}
+}
+
+// An operation runs on a context detached from the caller's, but never
+// unbounded: past its lease another process may take the claim over and run
+// it again, so the operation's context ends with the lease.
+func TestDoBoundsOpByLease(t *testing.T) {
+	db := sqlitetest.Open(t)
+	l := ledger.New(db, ledger.Options{Clock: newClock(), Lease: 50 * time.Millisecond})
+	op := func(ctx context.Context) (ledger.Outcome, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			return ledger.Outcome{}, errors.New("operation context has no deadline")
+		}
+		select {
+		case <-ctx.Done():
+			return ledger.Outcome{}, ctx.Err()
+		case <-time.After(10 * time.Second):
+			return ledger.Outcome{}, errors.New("operation outlived its lease")
+		}
+	}
+	_, err := l.Do(context.Background(), kind, "s", time.Minute, op)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the lease's deadline", err)
+	}
+	if _, err := db.GetLedger(context.Background(), kind, seal.Hash("s")); !errors.Is(err, flashauth.ErrNotFound) {
+		t.Fatalf("claim not released after the deadline: %v", err)
+	}
+}
+
+// A panicking operation must not take the process down (singleflight would
+// re-panic it where no handler can recover it): it is an internal error, and
+// the claim is released for the next caller.
+func TestDoOpPanicIsAnError(t *testing.T) {
+	db := sqlitetest.Open(t)
+	l := ledger.New(db, ledger.Options{Clock: newClock()})
+	_, err := l.Do(context.Background(), kind, "s", time.Minute, func(context.Context) (ledger.Outcome, error) {
+		panic("ghr_must_not_leak")
+	})
+	if err == nil || flashauth.ErrorCode(err) != flashauth.CodeInternal {
+		t.Fatalf("err = %v, want an internal error", err)
+	}
+	if strings.Contains(err.Error(), "ghr_must_not_leak") {
+		t.Fatalf("the panic value leaked into the error: %v", err)
+	}
+	var calls atomic.Int64
+	if r, err := l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "ok")); err != nil || string(r.Payload) != "ok" {
+		t.Fatalf("after a panic: %q %v; want the claim released", r.Payload, err)
+	}
+}
+
+// A holder whose lease ran out while it was still talking upstream, and whose
+// pending entry the purge loop deleted meanwhile, still commits its outcome
+// when nobody else claimed the secret: it is the only copy of a rotated token
+// and a retry must replay it.
+func TestDoCommitsAfterPurgedLease(t *testing.T) {
+	db := sqlitetest.Open(t)
+	clk := newClock()
+	l := ledger.New(db, ledger.Options{Clock: clk, Lease: 10 * time.Second})
+	ctx := context.Background()
+	r, err := l.Do(ctx, kind, "s", time.Minute, func(context.Context) (ledger.Outcome, error) {
+		clk.Advance(11 * time.Second)
+		if n, err := l.Purge(ctx); err != nil || n != 1 {
+			return ledger.Outcome{}, fmt.Errorf("purge of the expired claim: %d, %v", n, err)
+		}
+		return ledger.Outcome{Payload: []byte("late")}, nil
+	})
+	if err != nil || string(r.Payload) != "late" {
+		t.Fatalf("Do = %q, %v; want the late outcome committed", r.Payload, err)
+	}
+	var calls atomic.Int64
+	r, err = l.Do(ctx, kind, "s", time.Minute, okOp(&calls, "again"))
+	if err != nil || string(r.Payload) != "late" || !r.Replayed || calls.Load() != 0 {
+		t.Fatalf("retry = %q replayed=%v calls=%d, %v; want the late outcome replayed", r.Payload, r.Replayed, calls.Load(), err)
+	}
+}
+
+// When another process took the claim over, the late holder must not
+// overwrite it: its caller gets the payload with ErrClaimLost in the chain,
+// and the taker's entry stays.
+func TestDoLateHolderDoesNotOverwriteTaker(t *testing.T) {
+	db := sqlitetest.Open(t)
+	clk := newClock()
+	l := ledger.New(db, ledger.Options{Clock: clk, Lease: 10 * time.Second})
+	ctx := context.Background()
+	key := seal.Hash("s")
+	r, err := l.Do(ctx, kind, "s", time.Minute, func(context.Context) (ledger.Outcome, error) {
+		clk.Advance(11 * time.Second)
+		now := clk.Now()
+		if _, held, err := db.ClaimLedger(ctx, kind, key, "taker", now, now.Add(10*time.Second)); err != nil || !held {
+			return ledger.Outcome{}, fmt.Errorf("takeover: %v %v", held, err)
+		}
+		return ledger.Outcome{Payload: []byte("late")}, nil
+	})
+	if !ledger.IsCommitError(err) || !errors.Is(err, flashauth.ErrClaimLost) || string(r.Payload) != "late" {
+		t.Fatalf("Do = %q, %v; want the payload with a CommitError wrapping ErrClaimLost", r.Payload, err)
+	}
+	e, err := db.GetLedger(ctx, kind, key)
+	if err != nil || e.ClaimID != "taker" || e.State != flashauth.LedgerPending {
+		t.Fatalf("entry = %+v, %v; want the taker's claim untouched", e, err)
+	}
+}
+
+func TestDoRefusesNonPositiveWindow(t *testing.T) {
+	db := sqlitetest.Open(t)
+	l := ledger.New(db, ledger.Options{})
+	var calls atomic.Int64
+	if _, err := l.Do(context.Background(), kind, "s", 0, okOp(&calls, "x")); err == nil || calls.Load() != 0 {
+		t.Fatalf("Do with a zero window: err=%v, op ran %d times", err, calls.Load())
 	}
 }

@@ -23,6 +23,12 @@ const (
 	codeCannotConnect   = "57P03"
 	codeTooManyConns    = "53300"
 	classConnection     = "08"
+	// Transient server-side refusals: a statement or lock timeout an
+	// operator set in the URL, a serialization failure, a deadlock victim.
+	codeQueryCanceled    = "57014"
+	codeLockNotAvailable = "55P03"
+	codeSerialization    = "40001"
+	codeDeadlockDetected = "40P01"
 )
 
 // errUnavailable is what callers see when the database cannot be reached.
@@ -61,6 +67,12 @@ func (db *DB) mapErr(ctx context.Context, err error) error {
 		}
 		if pgErr.Code == codeTooManyConns || strings.HasPrefix(pgErr.Code, classConnection) {
 			return errUnavailable(err)
+		}
+		switch pgErr.Code {
+		case codeQueryCanceled, codeLockNotAvailable, codeSerialization, codeDeadlockDetected:
+			if ctx.Err() == nil {
+				return errUnavailable(err) // the database refused for now; a retry may pass
+			}
 		}
 		return fmt.Errorf("postgres: %w", err)
 	}

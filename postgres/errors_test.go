@@ -54,6 +54,11 @@ func TestMapErr(t *testing.T) {
 		{name: "store timeout", ctx: live, err: fmt.Errorf("x: %w", context.DeadlineExceeded), want: flashauth.CodeStoreUnavailable},
 		{name: "caller gone", ctx: done, err: fmt.Errorf("x: %w", context.Canceled), wantIs: context.Canceled},
 		{name: "caller deadline", ctx: done, err: fmt.Errorf("x: %w", context.DeadlineExceeded), wantIs: context.DeadlineExceeded},
+		{name: "statement timeout", ctx: live, err: pgErr("57014"), want: flashauth.CodeStoreUnavailable},
+		{name: "lock timeout", ctx: live, err: pgErr("55P03"), want: flashauth.CodeStoreUnavailable},
+		{name: "serialization failure", ctx: live, err: pgErr("40001"), want: flashauth.CodeStoreUnavailable},
+		{name: "deadlock victim", ctx: live, err: pgErr("40P01"), want: flashauth.CodeStoreUnavailable},
+		{name: "statement canceled for a gone caller", ctx: done, err: pgErr("57014")},
 		{name: "other", ctx: live, err: errors.New("boom")},
 	}
 	for _, tc := range tests {

@@ -143,17 +143,23 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, caller Calle
 		func(ctx context.Context) (ledger.Outcome, error) {
 			return s.exchange(ctx, refreshToken, hash, lin, known)
 		})
-	if err != nil && res.Payload == nil {
+	if err != nil && (!ledger.IsCommitError(err) || res.Payload == nil) {
 		return Result{}, err
-	}
-	if err != nil {
-		// The refresh happened but could not be committed: answer it anyway,
-		// since it is the only copy of the rotated token.
-		s.cfg.Logger.ErrorContext(ctx, "github refresh succeeded but its result could not be committed; a retry will not replay it", "err", err)
 	}
 	var out outcome
 	if jerr := json.Unmarshal(res.Payload, &out); jerr != nil {
 		return Result{}, fmt.Errorf("refresh: decode committed outcome: %w", jerr)
+	}
+	if err != nil {
+		// The exchange happened but could not be committed (the store
+		// failed, or the claim's lease ran out and another process took it
+		// over: ErrClaimLost in the chain). Answer it anyway: a rotated token
+		// is the only copy there is.
+		if out.Token != nil {
+			s.cfg.Logger.ErrorContext(ctx, "github refresh succeeded but its result could not be committed; a retry will not replay it", "err", err)
+		} else {
+			s.cfg.Logger.WarnContext(ctx, "github refresh rejection could not be committed; a retry will ask GitHub again", "err", err)
+		}
 	}
 	if out.Code != "" {
 		return Result{Replayed: res.Replayed, Owner: lin.UserID}, rejection(out.Code)

@@ -231,3 +231,33 @@ func TestFailMapping(t *testing.T) {
 		t.Error("fail(nil) != nil")
 	}
 }
+
+// A panic inside a write transaction must not leave the one writer
+// connection inside an open transaction: every later write would wait for
+// it for ever.
+func TestWriteTxPanicReleasesWriter(t *testing.T) {
+	db := openInternal(t, filepath.Join(t.TempDir(), "panic.db"))
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the panic did not propagate")
+			}
+		}()
+		_ = db.writeTx(t.Context(), "panicking", func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(t.Context(), `INSERT INTO audit_events (time, type, outcome, user_id, session_id, ip_address, request_id, detail)
+				VALUES (1, 'x', 'x', '', '', '', '', '')`); err != nil {
+				t.Fatal(err)
+			}
+			panic("boom")
+		})
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if err := db.AppendAudit(ctx, flashauth.AuditEvent{Type: "after", Outcome: "ok"}); err != nil {
+		t.Fatalf("write after a panicking transaction: %v", err)
+	}
+	events, err := db.ListAudit(t.Context(), 10)
+	if err != nil || len(events) != 1 || events[0].Type != "after" {
+		t.Fatalf("events = %+v, %v; want only the later write (the panicking one rolled back)", events, err)
+	}
+}

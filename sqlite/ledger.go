@@ -125,12 +125,14 @@ func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth
 	return e, nil
 }
 
-// PurgeLedger implements flashauth.LedgerStore.
+// PurgeLedger implements flashauth.LedgerStore. A missing time counts as
+// passed, as in ledgerLive: such a row could never be replayed or held.
 func (db *DB) PurgeLedger(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := db.writeTx(ctx, "purge ledger", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM ledger
-			WHERE (state = ? AND expires_at <= ?) OR (state = ? AND lease_until <= ?)`,
+			WHERE (state = ? AND (expires_at IS NULL OR expires_at <= ?))
+			   OR (state = ? AND (lease_until IS NULL OR lease_until <= ?))`,
 			flashauth.LedgerDone, now.UnixMilli(), flashauth.LedgerPending, now.UnixMilli())
 		if err != nil {
 			return err

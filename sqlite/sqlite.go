@@ -222,7 +222,7 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // writeTx runs fn in a BEGIN IMMEDIATE transaction on the writer and commits
-// it; any error rolls it back and is mapped by fail.
+// it; any error or panic rolls it back, and errors are mapped by fail.
 func (db *DB) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	if db.closed.Load() {
 		return db.fail(op, sql.ErrConnDone)
@@ -231,8 +231,11 @@ func (db *DB) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 	if err != nil {
 		return db.fail(op, err)
 	}
+	// Also on a panic in fn: the writer pool has one connection, and a
+	// transaction left open on it would block every later write. After a
+	// commit this is a no-op.
+	defer tx.Rollback()
 	if err := fn(tx); err != nil {
-		tx.Rollback()
 		return db.fail(op, err)
 	}
 	if err := tx.Commit(); err != nil {

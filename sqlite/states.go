@@ -36,17 +36,20 @@ func (db *DB) TakeOAuthState(ctx context.Context, hash []byte, now time.Time) (f
 	if err != nil {
 		return flashauth.OAuthState{}, err
 	}
-	if !s.ExpiresAt.IsZero() && !s.ExpiresAt.After(now) {
+	// A state without an expiry counts as expired (the zero time is before
+	// any now): a login must not stay open for ever.
+	if !s.ExpiresAt.After(now) {
 		return flashauth.OAuthState{}, db.fail("take oauth state", flashauth.ErrNotFound)
 	}
 	return s, nil
 }
 
-// PurgeOAuthStates implements flashauth.StateStore.
+// PurgeOAuthStates implements flashauth.StateStore; states without an
+// expiry are purged too.
 func (db *DB) PurgeOAuthStates(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := db.writeTx(ctx, "purge oauth states", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_states WHERE expires_at <= ?`, now.UnixMilli())
+		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_states WHERE expires_at IS NULL OR expires_at <= ?`, now.UnixMilli())
 		if err != nil {
 			return err
 		}

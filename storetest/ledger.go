@@ -184,6 +184,36 @@ func testLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 				t.Errorf("release in one kind touched another: claim %q", got.ClaimID)
 			}
 		}},
+		{"entries without a lease or an expiry are dead", func(t *testing.T, st flashauth.Store) {
+			// A missing time counts as passed, for ClaimLedger and PurgeLedger
+			// alike: a row nothing can ever take over or replay must not stay.
+			noLease, noExpiry := hash("no-lease"), hash("no-expiry")
+			_, held, err := st.ClaimLedger(t.Context(), kind, noLease, "c1", base, time.Time{})
+			must(t, "ClaimLedger without lease", err)
+			if !held {
+				t.Fatal("claim without lease not held")
+			}
+			claim(t, st, noExpiry, "c1", base)
+			must(t, "CompleteLedger without expiry", st.CompleteLedger(t.Context(), kind, noExpiry, "c1", sealed, time.Time{}, nil))
+			if _, held := claim(t, st, noLease, "c2", base); !held {
+				t.Error("pending entry without lease not taken over")
+			}
+			if _, held := claim(t, st, noExpiry, "c2", base); !held {
+				t.Error("done entry without expiry not replaced")
+			}
+			// Once the takers' leases have passed, both kinds again; a purge
+			// at any time deletes them.
+			if _, held, err = st.ClaimLedger(t.Context(), kind, noLease, "c3", at(2*lease), time.Time{}); err != nil || !held {
+				t.Fatalf("ClaimLedger without lease: held=%v, %v", held, err)
+			}
+			claim(t, st, noExpiry, "c3", at(2*lease))
+			must(t, "CompleteLedger without expiry", st.CompleteLedger(t.Context(), kind, noExpiry, "c3", sealed, time.Time{}, nil))
+			n, err := st.PurgeLedger(t.Context(), base)
+			must(t, "PurgeLedger", err)
+			if n != 2 {
+				t.Errorf("PurgeLedger deleted %d entries without lease or expiry, want 2", n)
+			}
+		}},
 		{"purge deletes dead entries only", func(t *testing.T, st flashauth.Store) {
 			now := at(time.Hour)
 			entries := []struct {

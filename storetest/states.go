@@ -45,6 +45,20 @@ func testStates(t *testing.T, open func(*testing.T) flashauth.Store) {
 			_, err := st.TakeOAuthState(t.Context(), s.Hash, s.ExpiresAt)
 			wantErr(t, "TakeOAuthState at expiry", err, flashauth.ErrNotFound)
 		}},
+		{"state without expiry is expired", func(t *testing.T, st flashauth.Store) {
+			// A login that never expires would be a standing invitation:
+			// a missing expiry counts as passed, for the take and the purge.
+			forever, kept := oauthState("no-expiry", base), oauthState("no-expiry-purged", base)
+			forever.ExpiresAt, kept.ExpiresAt = time.Time{}, time.Time{}
+			put(t, st, forever, kept)
+			_, err := st.TakeOAuthState(t.Context(), forever.Hash, base)
+			wantErr(t, "TakeOAuthState without expiry", err, flashauth.ErrNotFound)
+			n, err := st.PurgeOAuthStates(t.Context(), base)
+			must(t, "PurgeOAuthStates", err)
+			if n != 1 {
+				t.Errorf("PurgeOAuthStates deleted %d states without expiry, want 1", n)
+			}
+		}},
 		{"unknown state is not found", func(t *testing.T, st flashauth.Store) {
 			_, err := st.TakeOAuthState(t.Context(), hash("never"), base)
 			wantErr(t, "TakeOAuthState", err, flashauth.ErrNotFound)
