@@ -61,7 +61,10 @@ type Config struct {
 	// refresh token flashauth already rotated comes back after the replay
 	// window (suspected theft), also revoke its owner's flashauth sessions.
 	ReuseRevokesSessions bool
-	Version              string // reported in logs and the User-Agent
+	// RedirectURIs (FLASHAUTH_REDIRECT_URIS), when set, are the only
+	// redirect_uri values sign-in accepts (exact match).
+	RedirectURIs []string
+	Version      string // reported in logs and the User-Agent
 	// HTTP server limits; zero takes the defaults (5s, 15s, 90s, 32 KiB).
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -135,11 +138,12 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 	}
 	a.sessions = sessions
 	signIn, err := signin.New(store, breaker, sessions, a.Ledger, signin.Config{
-		ClientID:     c.ClientID,
-		AuthorizeURL: strings.TrimRight(c.GitHubURL, "/") + "/login/oauth/authorize",
-		ReplayWindow: c.ReplayWindow,
-		Clock:        clock,
-		Logger:       log,
+		ClientID:            c.ClientID,
+		AuthorizeURL:        strings.TrimRight(c.GitHubURL, "/") + "/login/oauth/authorize",
+		ReplayWindow:        c.ReplayWindow,
+		AllowedRedirectURIs: c.RedirectURIs,
+		Clock:               clock,
+		Logger:              log,
 	})
 	if err != nil {
 		a.Close()

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"path"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -101,7 +103,10 @@ func NewServer(cfg Config) http.Handler {
 // the contract's JSON shape, keeping the Allow header.
 func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
-	if pattern != "" {
+	// A non-canonical path (//token, /a/../token) gets the mux's HTML
+	// redirect even when its clean form names a route, and then pattern is
+	// that route's: it is answered here like the other fallbacks.
+	if pattern != "" && canonicalPath(r) {
 		s.mux.ServeHTTP(w, r)
 		return
 	}
@@ -118,6 +123,23 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, flashauth.Errorf(flashauth.CodeNotFound, "No such endpoint."))
 	}
+}
+
+// canonicalPath reports whether the mux would serve r's path as it is,
+// rather than redirect to its cleaned form (CONNECT paths are not cleaned).
+func canonicalPath(r *http.Request) bool {
+	if r.Method == http.MethodConnect {
+		return true
+	}
+	p := r.URL.EscapedPath()
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean == p
 }
 
 // headerProbe captures what the mux's fallback handlers would answer.

@@ -46,7 +46,7 @@ func (s *server) handleSessionRefresh() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: "session_refresh", Outcome: "ok", SessionID: iss.SessionID})
+		s.audit(r, flashauth.AuditEvent{Type: "session_refresh", Outcome: "ok", UserID: iss.UserID, SessionID: iss.SessionID})
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{
 			Success:          true,
@@ -68,11 +68,12 @@ func (s *server) handleLogout() http.Handler {
 		if !ok {
 			return
 		}
-		if err := s.Sessions.Logout(r.Context(), tok); err != nil {
+		sess, err := s.Sessions.Logout(r.Context(), tok)
+		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: "revoke", Outcome: "logout"})
+		s.audit(r, flashauth.AuditEvent{Type: "revoke", Outcome: "logout", UserID: sess.UserID, SessionID: sess.ID})
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 	})
 }

@@ -47,6 +47,9 @@ type signingKey struct {
 	id       string
 	signer   jose.Signer
 	retireAt time.Time
+	// expiresAt is when the key stops verifying; no token it signs may
+	// outlive it (it was computed with the AccessTTL of its day).
+	expiresAt time.Time
 }
 
 type publicKey struct {
@@ -169,7 +172,7 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("session: list signing keys: %w", err)
 	}
-	if len(keys) == 0 || !now.Before(keys[0].RetireAt) {
+	if len(keys) == 0 || !now.Before(keys[0].RetireAt) || s.mustSeal(keys[0]) {
 		gen := int64(1)
 		if len(keys) > 0 {
 			gen = keys[0].Generation + 1
@@ -195,14 +198,35 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 	return nil
 }
 
+// mustSeal reports whether k is a key stored in clear although a secret key
+// is configured (the deployment ran without one before). Such a key is
+// rotated out at once: anyone with a copy of the database holds it.
+func (s *Service) mustSeal(k flashauth.SigningKey) bool {
+	return len(s.cfg.SecretKey) > 0 && !k.Sealed
+}
+
 // buildRing turns stored keys (highest generation first) into a keyring.
 func (s *Service) buildRing(keys []flashauth.SigningKey, now time.Time) *keyring {
 	r := &keyring{byID: make(map[string]*publicKey, len(keys)), loadedAt: now}
+	// successor is the creation of the oldest sealed key newer than the one
+	// at hand. A clear key stops verifying once every token it can have
+	// signed before that successor took over has expired (other replicas
+	// sign with it until they reload), not at the end of its rotation.
+	var successor time.Time
 	for _, k := range keys {
-		if k.Algorithm != string(jose.EdDSA) || len(k.PublicKey) != ed25519.PublicKeySize || !now.Before(k.ExpiresAt) {
+		expires := k.ExpiresAt
+		if s.mustSeal(k) && !successor.IsZero() {
+			if cut := successor.Add(s.cfg.AccessTTL + keyReloadEvery + keySkew); cut.Before(expires) {
+				expires = cut
+			}
+		}
+		if k.Sealed {
+			successor = k.CreatedAt
+		}
+		if k.Algorithm != string(jose.EdDSA) || len(k.PublicKey) != ed25519.PublicKeySize || !now.Before(expires) {
 			continue
 		}
-		pk := &publicKey{id: k.ID, key: ed25519.PublicKey(k.PublicKey), expiresAt: k.ExpiresAt}
+		pk := &publicKey{id: k.ID, key: ed25519.PublicKey(k.PublicKey), expiresAt: expires}
 		r.byID[k.ID] = pk
 		r.ordered = append(r.ordered, pk)
 	}
@@ -240,7 +264,7 @@ func (s *Service) openSigner(k flashauth.SigningKey) (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session: signer: %w", err)
 	}
-	return &signingKey{id: k.ID, signer: signer, retireAt: k.RetireAt}, nil
+	return &signingKey{id: k.ID, signer: signer, retireAt: k.RetireAt, expiresAt: k.ExpiresAt}, nil
 }
 
 // generateKey makes a new key of the given generation, sealing its private

@@ -23,7 +23,7 @@ func TestListNewestFirstOwnOnly(t *testing.T) {
 		e.clock.Advance(time.Second)
 	}
 	revoked := e.open(t, e.svc, alice)
-	if err := e.svc.Logout(ctx, revoked.RefreshToken); err != nil {
+	if _, err := e.svc.Logout(ctx, revoked.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
 	p, err := e.svc.Authenticate(ctx, e.open(t, e.svc, alice).AccessToken)

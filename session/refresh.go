@@ -51,6 +51,7 @@ func (s *Service) Open(ctx context.Context, u flashauth.User, meta Meta) (Issued
 		AccessExpiresAt:  accessExp,
 		RefreshToken:     refresh,
 		SessionID:        id,
+		UserID:           u.ID,
 		SessionExpiresAt: sess.ExpiresAt,
 	}, nil
 }
@@ -170,6 +171,7 @@ func (s *Service) rotate(ctx context.Context, refreshToken string) (refreshOutco
 		AccessExpiresAt:  accessExp,
 		RefreshToken:     next,
 		SessionID:        sess.ID,
+		UserID:           sess.UserID,
 		SessionExpiresAt: expires,
 	}}, nil
 }
@@ -189,27 +191,27 @@ func (s *Service) reused(ctx context.Context, sess flashauth.Session, now time.T
 }
 
 // Logout revokes the session refreshToken belongs to, whether the token is
-// current or rotated out; revoking an already revoked or expired session
-// succeeds. A token that was never issued is CodeInvalidRefreshToken: there
-// is no session it could name.
-func (s *Service) Logout(ctx context.Context, refreshToken string) error {
+// current or rotated out, and returns it (for the audit trail); revoking an
+// already revoked or expired session succeeds. A token that was never
+// issued is CodeInvalidRefreshToken: there is no session it could name.
+func (s *Service) Logout(ctx context.Context, refreshToken string) (flashauth.Session, error) {
 	if refreshToken == "" {
-		return flashauth.Errorf(flashauth.CodeInvalidRequest, "A refresh token is required.")
+		return flashauth.Session{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "A refresh token is required.")
 	}
 	if !wellFormedRefreshToken(refreshToken) {
-		return rejection(flashauth.CodeInvalidRefreshToken)
+		return flashauth.Session{}, rejection(flashauth.CodeInvalidRefreshToken)
 	}
 	sess, _, err := s.store.FindSessionByRefresh(ctx, seal.Hash(refreshToken))
 	if errors.Is(err, flashauth.ErrNotFound) {
-		return rejection(flashauth.CodeInvalidRefreshToken)
+		return flashauth.Session{}, rejection(flashauth.CodeInvalidRefreshToken)
 	}
 	if err != nil {
-		return fmt.Errorf("session: find by refresh: %w", err)
+		return flashauth.Session{}, fmt.Errorf("session: find by refresh: %w", err)
 	}
 	if err := s.store.RevokeSession(ctx, sess.ID, s.cfg.Clock.Now()); err != nil && !errors.Is(err, flashauth.ErrNotFound) {
-		return fmt.Errorf("session: revoke: %w", err)
+		return flashauth.Session{}, fmt.Errorf("session: revoke: %w", err)
 	}
-	return nil
+	return sess, nil
 }
 
 // rejection is the caller-facing error of a refresh-token rejection code.

@@ -33,6 +33,9 @@ func TestRefreshRotates(t *testing.T) {
 	if second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken {
 		t.Fatal("refresh did not issue new tokens")
 	}
+	if first.UserID != u.ID || second.UserID != u.ID {
+		t.Errorf("issued for users %q, %q; want %q", first.UserID, second.UserID, u.ID)
+	}
 	if second.SessionID != first.SessionID {
 		t.Errorf("session id changed: %s -> %s", first.SessionID, second.SessionID)
 	}
@@ -148,7 +151,7 @@ func TestRefreshRejects(t *testing.T) {
 	u := e.newUser(t, "a@example.com")
 	expiring := e.open(t, e.svc, u)
 	revoked := e.open(t, e.svc, u)
-	if err := e.svc.Logout(ctx, revoked.RefreshToken); err != nil {
+	if _, err := e.svc.Logout(ctx, revoked.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(24*time.Hour + time.Second)
@@ -178,13 +181,13 @@ func TestLogout(t *testing.T) {
 	first := e.open(t, e.svc, u)
 	keep := e.open(t, e.svc, u)
 
-	if err := e.svc.Logout(ctx, first.RefreshToken); err != nil {
-		t.Fatalf("Logout: %v", err)
+	if sess, err := e.svc.Logout(ctx, first.RefreshToken); err != nil || sess.ID != first.SessionID || sess.UserID != u.ID {
+		t.Fatalf("Logout = session %q of %q, %v; want %q of %q", sess.ID, sess.UserID, err, first.SessionID, u.ID)
 	}
 	wantCode(t, authErr(e.svc, first.AccessToken), flashauth.CodeAuthRequired)
 	_, err := e.svc.Refresh(ctx, first.RefreshToken)
 	wantCode(t, err, flashauth.CodeInvalidRefreshToken)
-	if err := e.svc.Logout(ctx, first.RefreshToken); err != nil {
+	if _, err := e.svc.Logout(ctx, first.RefreshToken); err != nil {
 		t.Errorf("second Logout: %v", err)
 	}
 	if err := authErr(e.svc, keep.AccessToken); err != nil {
@@ -193,7 +196,7 @@ func TestLogout(t *testing.T) {
 
 	// A rotated-out token still names its session.
 	rotated := refresh(t, e.svc, keep.RefreshToken)
-	if err := e.svc.Logout(ctx, keep.RefreshToken); err != nil {
+	if _, err := e.svc.Logout(ctx, keep.RefreshToken); err != nil {
 		t.Fatalf("Logout with rotated-out token: %v", err)
 	}
 	wantCode(t, authErr(e.svc, rotated.AccessToken), flashauth.CodeAuthRequired)
@@ -202,13 +205,18 @@ func TestLogout(t *testing.T) {
 	// session's tokens.
 	third := e.open(t, e.svc, u)
 	refresh(t, e.svc, third.RefreshToken)
-	if err := e.svc.Logout(ctx, third.RefreshToken); err != nil {
+	if _, err := e.svc.Logout(ctx, third.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.svc.Refresh(ctx, third.RefreshToken)
 	wantCode(t, err, flashauth.CodeInvalidRefreshToken)
 
-	wantCode(t, e.svc.Logout(ctx, randomToken(t)), flashauth.CodeInvalidRefreshToken)
-	wantCode(t, e.svc.Logout(ctx, "x"), flashauth.CodeInvalidRefreshToken)
-	wantCode(t, e.svc.Logout(ctx, ""), flashauth.CodeInvalidRequest)
+	wantCode(t, logoutErr(e, randomToken(t)), flashauth.CodeInvalidRefreshToken)
+	wantCode(t, logoutErr(e, "x"), flashauth.CodeInvalidRefreshToken)
+	wantCode(t, logoutErr(e, ""), flashauth.CodeInvalidRequest)
+}
+
+func logoutErr(e *env, token string) error {
+	_, err := e.svc.Logout(context.Background(), token)
+	return err
 }

@@ -122,6 +122,7 @@ type Issued struct {
 	AccessExpiresAt  time.Time `json:"accessExpiresAt"`
 	RefreshToken     string    `json:"refreshToken"`
 	SessionID        string    `json:"sessionId"`
+	UserID           string    `json:"userId,omitempty"` // for the audit trail
 	SessionExpiresAt time.Time `json:"sessionExpiresAt"`
 }
 

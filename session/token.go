@@ -52,6 +52,11 @@ func (s *Service) issueAccess(ctx context.Context, u flashauth.User, sessionID s
 	if se := sessionExpires.Truncate(time.Second); se.Before(exp) {
 		exp = se
 	}
+	// A key's expiry was computed with the AccessTTL in force when it was
+	// made; after the TTL is raised, the key must still outlive its tokens.
+	if ke := r.signer.expiresAt.Add(-keySkew).Truncate(time.Second); ke.Before(exp) {
+		exp = ke
+	}
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", time.Time{}, fmt.Errorf("session: random: %w", err)

@@ -144,7 +144,7 @@ func TestAuthenticateRejects(t *testing.T) {
 	other := e.newUser(t, "b@example.com")
 	live := e.open(t, e.svc, u)
 	revoked := e.open(t, e.svc, u)
-	if err := e.svc.Logout(context.Background(), revoked.RefreshToken); err != nil {
+	if _, err := e.svc.Logout(context.Background(), revoked.RefreshToken); err != nil {
 		t.Fatal(err)
 	}
 	othersSession := e.open(t, e.svc, other)

@@ -29,6 +29,9 @@ func (s *Service) Authorize(ctx context.Context, redirectURI string) (AuthorizeR
 	if redirectURI != "" && !validRedirectURI(redirectURI) {
 		return AuthorizeResult{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "redirect_uri must be an absolute URL.")
 	}
+	if redirectURI != "" && !s.redirectAllowed(redirectURI) {
+		return AuthorizeResult{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "redirect_uri is not one of the allowed redirect URIs.")
+	}
 	state, err := random256()
 	if err != nil {
 		return AuthorizeResult{}, err

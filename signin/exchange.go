@@ -66,6 +66,10 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 	if req.RedirectURI != "" && !validRedirectURI(req.RedirectURI) {
 		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "redirect_uri must be an absolute URL.")
 	}
+	if req.RedirectURI != "" && !s.redirectAllowed(req.RedirectURI) {
+		// Refused before the ledger: the code is not spent.
+		return AuthState{}, rejection(flashauth.CodeRedirectURIMismatch)
+	}
 	if len(req.DeviceInfo) > 0 && !json.Valid(req.DeviceInfo) {
 		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "deviceInfo must be JSON.")
 	}
@@ -90,9 +94,11 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 	if err := json.Unmarshal(res.Payload, &out); err != nil {
 		return AuthState{}, fmt.Errorf("signin: payload: %w", err)
 	}
-	if res.Replayed && out.Binding != b {
+	if out.Binding != b {
 		// The same code with another state or redirect_uri is not a retry
-		// of the request that spent it.
+		// of the request that spent it. This holds for replays and for
+		// callers that joined the exchange in flight (the ledger shares one
+		// attempt between them): neither may take another request's answer.
 		return AuthState{}, rejection(flashauth.CodeInvalidState)
 	}
 	if out.Code != "" {
@@ -165,6 +171,12 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 	ghUser, err := retryGet(ctx, s.cfg.RetryBackoff, func() (flashauth.GitHubUser, error) { return s.gh.User(ctx, tok.AccessToken) })
 	if err != nil {
 		return s.upstream(err)
+	}
+	if ghUser.ID <= 0 || ghUser.Login == "" {
+		// Users are keyed by the GitHub id: a missing one would fold
+		// accounts together.
+		return ledger.Outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
+			Message: "GitHub answered unexpectedly.", Err: errors.New("signin: GitHub user without id or login")}
 	}
 	emails, err := retryGet(ctx, s.cfg.RetryBackoff, func() ([]flashauth.GitHubEmail, error) { return s.gh.Emails(ctx, tok.AccessToken) })
 	if err != nil {

@@ -29,11 +29,18 @@ type env struct {
 	emu      *githubemu.Emulator
 	sessions *session.Service
 	svc      *signin.Service
+	gh       flashauth.GitHub
+	ledger   *ledger.Ledger
+	cfg      signin.Config
 }
 
 type envOptions struct {
 	emu          githubemu.Config
 	clientSecret string // overrides the emulator's, to provoke credential errors
+	// wrap, when set, wraps the GitHub client (to hold or observe calls).
+	wrap func(flashauth.GitHub) flashauth.GitHub
+	// allowedRedirectURIs is signin.Config.AllowedRedirectURIs.
+	allowedRedirectURIs []string
 }
 
 func newEnv(t *testing.T, opt envOptions) *env {
@@ -58,22 +65,28 @@ func newEnv(t *testing.T, opt envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var client flashauth.GitHub = gh
+	if opt.wrap != nil {
+		client = opt.wrap(gh)
+	}
 	store := sqlitetest.Open(t)
 	l := ledger.New(store, ledger.Options{Clock: clock, PollInterval: time.Millisecond, MaxPoll: 5 * time.Millisecond})
 	sessions, err := session.New(store, l, session.Config{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := signin.New(store, gh, sessions, l, signin.Config{
-		ClientID:     emu.ClientID(),
-		AuthorizeURL: srv.URL + githubemu.AuthorizePath,
-		RetryBackoff: time.Millisecond,
-		Clock:        clock,
-	})
+	cfg := signin.Config{
+		ClientID:            emu.ClientID(),
+		AuthorizeURL:        srv.URL + githubemu.AuthorizePath,
+		AllowedRedirectURIs: opt.allowedRedirectURIs,
+		RetryBackoff:        time.Millisecond,
+		Clock:               clock,
+	}
+	svc, err := signin.New(store, client, sessions, l, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{clock: clock, store: store, emu: emu, sessions: sessions, svc: svc}
+	return &env{clock: clock, store: store, emu: emu, sessions: sessions, svc: svc, gh: client, ledger: l, cfg: cfg}
 }
 
 // login starts a login with Authorize and approves it on the emulator as

@@ -42,6 +42,13 @@ type Config struct {
 	// Scope, when set, is sent as the authorize URL's scope (OAuth Apps need
 	// "user:email" to read emails; GitHub Apps ignore it).
 	Scope string
+	// AllowedRedirectURIs, when not empty, lists the only redirect_uri
+	// values a login may name (exact match). GitHub checks redirect_uri
+	// against the app's callback URLs, but an OAuth App accepts any path
+	// below its callback; and since flashauth keeps the PKCE verifier, the
+	// code and state that reach a redirect_uri are all it takes to sign in.
+	// Empty: any absolute URL, GitHub alone decides.
+	AllowedRedirectURIs []string
 	// StateTTL is how long a started login may be completed.
 	StateTTL time.Duration
 	// ReplayWindow is how long a retried sign-in with the same code gets
@@ -63,7 +70,9 @@ type Service struct {
 	ledger   *ledger.Ledger
 	cfg      Config
 	authURL  *url.URL
-	log      *slog.Logger
+	// redirects is the set of AllowedRedirectURIs; nil allows any.
+	redirects map[string]bool
+	log       *slog.Logger
 }
 
 // New returns a Service. l must be the process's one ledger.
@@ -77,6 +86,16 @@ func New(store flashauth.Store, gh flashauth.GitHub, sessions *session.Service, 
 	u, err := url.Parse(cfg.AuthorizeURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("signin: AuthorizeURL must be an absolute http(s) URL")
+	}
+	var redirects map[string]bool
+	if len(cfg.AllowedRedirectURIs) > 0 {
+		redirects = make(map[string]bool, len(cfg.AllowedRedirectURIs))
+		for _, r := range cfg.AllowedRedirectURIs {
+			if !validRedirectURI(r) {
+				return nil, errors.New("signin: every AllowedRedirectURIs entry must be an absolute URL without fragment")
+			}
+			redirects[r] = true
+		}
 	}
 	if cfg.StateTTL <= 0 {
 		cfg.StateTTL = DefaultStateTTL
@@ -93,7 +112,7 @@ func New(store flashauth.Store, gh flashauth.GitHub, sessions *session.Service, 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, gh: gh, sessions: sessions, ledger: l, cfg: cfg, authURL: u, log: cfg.Logger}, nil
+	return &Service{store: store, gh: gh, sessions: sessions, ledger: l, cfg: cfg, authURL: u, redirects: redirects, log: cfg.Logger}, nil
 }
 
 // Request is a sign-in with an authorization code.
@@ -150,6 +169,12 @@ func printable(s string, max int) bool {
 		}
 	}
 	return true
+}
+
+// redirectAllowed reports whether a valid, non-empty redirect_uri may be
+// used: it is in AllowedRedirectURIs, or no list is configured.
+func (s *Service) redirectAllowed(uri string) bool {
+	return s.redirects == nil || s.redirects[uri]
 }
 
 // validRedirectURI accepts an absolute URL without fragment, as OAuth
