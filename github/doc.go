@@ -35,12 +35,15 @@
 // httptrace reports as GotConn and WroteRequest never firing): then not one
 // byte of the request left the process.
 //
-// net/http's Transport re-sends a request on its own only when nothing was
-// written to a reused connection, or when the request is replayable; a POST is
-// replayable only with an Idempotency-Key header, which this client never
-// sets. Redirects are never followed, even with a caller-supplied
-// *http.Client: a redirect of the token endpoint would re-send the form, and
-// the answer is reported as BadResponse instead.
+// net/http re-sends a request on its own when it can rewind the body: its
+// HTTP/2 transport does so after a stream reset even when the server had read
+// the whole request, on a fresh connection each time. The token requests
+// therefore carry no GetBody (and no Idempotency-Key): net/http cannot
+// re-send them. GETs spend nothing and keep net/http's retries.
+//
+// Redirects are never followed, even with a caller-supplied *http.Client: a
+// redirect of the token endpoint would re-send the form, and the answer is
+// reported as BadResponse instead.
 //
 // Every call, retry and body read included, is bounded by Config.Timeout.
 package github

@@ -53,6 +53,11 @@ func (c *Client) token(ctx context.Context, op string, form url.Values) (flashau
 		if err != nil {
 			return nil, err
 		}
+		// Without GetBody net/http cannot rewind the body, so it cannot
+		// re-send a request that was written: its HTTP/2 transport would
+		// otherwise retry a stream the server reset with PROTOCOL_ERROR
+		// after reading the whole request, on a fresh connection each time.
+		req.GetBody = nil
 		// The JSON Accept, not the REST one: that one earns a 406, and no
 		// Accept at all earns a form-encoded body.
 		req.Header.Set("Accept", "application/json")

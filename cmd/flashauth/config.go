@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -121,8 +124,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		return c, fmt.Errorf("FLASHAUTH_DATABASE_URL: want sqlite:PATH or postgres://..., got %q", app.RedactURL(c.DatabaseURL))
 	}
 	for _, u := range []struct{ env, v string }{{"GITHUB_URL", c.GitHubURL}, {"GITHUB_API_URL", c.GitHubAPIURL}} {
-		if !strings.HasPrefix(u.v, "http://") && !strings.HasPrefix(u.v, "https://") {
-			return c, fmt.Errorf("%s: want an http(s) URL, got %q", u.env, u.v)
+		// The GitHub client checks the same, but its error cannot name the variable.
+		p, err := url.Parse(u.v)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Opaque != "" ||
+			p.User != nil || p.RawQuery != "" || p.ForceQuery || p.Fragment != "" {
+			return c, fmt.Errorf("%s: want an absolute http(s) URL without credentials, query or fragment, got %q", u.env, app.RedactURL(u.v))
 		}
 	}
 	durations := []struct {
@@ -154,7 +160,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		dst *float64
 	}{{"FLASHAUTH_RATE_IP", &c.RateIPPerMinute}, {"FLASHAUTH_RATE_TOKEN", &c.RateTokenPerMin}, {"FLASHAUTH_RATE_USER", &c.RateUserPerMin}}
 	for _, r := range rates {
-		if *r.dst, err = strconv.ParseFloat(get(r.env), 64); err != nil || *r.dst < 0 {
+		// ParseFloat takes NaN and Inf, which would wreck the token buckets.
+		if *r.dst, err = strconv.ParseFloat(get(r.env), 64); err != nil || !(*r.dst >= 0) || math.IsInf(*r.dst, 0) {
 			return c, fmt.Errorf("%s: want a number of requests per minute (0 disables), got %q", r.env, get(r.env))
 		}
 	}
@@ -172,12 +179,25 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		}
 		c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
 	}
-	c.CORSOrigins = splitList(get("FLASHAUTH_CORS_ORIGINS"))
+	for _, o := range splitList(get("FLASHAUTH_CORS_ORIGINS")) {
+		origin, ok := parseOrigin(o)
+		if !ok {
+			return c, fmt.Errorf("FLASHAUTH_CORS_ORIGINS: %q is not an origin such as https://app.example or http://localhost:3000 (no path, no trailing slash, no wildcard)", app.RedactURL(o))
+		}
+		c.CORSOrigins = append(c.CORSOrigins, origin)
+	}
 	if c.ReuseRevokesSessions, err = strconv.ParseBool(get("FLASHAUTH_REUSE_REVOKES_SESSIONS")); err != nil {
 		return c, fmt.Errorf("FLASHAUTH_REUSE_REVOKES_SESSIONS: want true or false, got %q", get("FLASHAUTH_REUSE_REVOKES_SESSIONS"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return c, errors.New("FLASHAUTH_TLS_CERT and FLASHAUTH_TLS_KEY must be set together")
+	}
+	if c.TLSCert != "" {
+		// The server loads the pair only after listening; fail here, by name.
+		// The error names files and PEM problems, never key material.
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return c, fmt.Errorf("FLASHAUTH_TLS_CERT: cannot load it with FLASHAUTH_TLS_KEY: %v", err)
+		}
 	}
 	if k := *vals["FLASHAUTH_SECRET_KEY"]; k != "" {
 		if len(k) < 32 {
@@ -186,6 +206,18 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		c.SecretKey = []byte(k)
 	}
 	return c, nil
+}
+
+// parseOrigin checks a CORS origin, scheme://host[:port], and lower-cases it
+// the way browsers send it: origins are matched exactly, so one with a path
+// or a trailing slash would silently never match.
+func parseOrigin(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" ||
+		u.User != nil || u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(u.Host, "*") {
+		return "", false
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), true
 }
 
 func splitList(s string) []string {

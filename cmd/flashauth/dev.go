@@ -38,12 +38,13 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("emulator listener: %w", err)
 	}
-	emu := githubemu.New(githubemu.Config{ClientID: clientID, ClientSecret: secret})
-	defer emu.Close()
 	emuURL := "http://" + emuLn.Addr().String()
 	// The emulator's server also hosts the dev callback page; it learns
-	// flashauth's address once flashauth listens.
+	// flashauth's address once flashauth listens. It is the app's registered
+	// callback: like github.com, the emulator refuses any other redirect_uri.
 	callback := emuURL + devCallbackPath
+	emu := githubemu.New(githubemu.Config{ClientID: clientID, ClientSecret: secret, CallbackURL: callback})
+	defer emu.Close()
 	var cbHandler atomicHandler
 	emuMux := http.NewServeMux()
 	emuMux.Handle(devCallbackPath, &cbHandler)

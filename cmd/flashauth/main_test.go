@@ -4,12 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -167,36 +173,94 @@ func TestDevPrintsAWorkingCurl(t *testing.T) {
 	var stderr testkit.SyncBuffer
 	lines, stop := startCmd(t, []string{"dev"}, map[string]string{"FLASHAUTH_ADDR": "127.0.0.1:0"}, &stderr)
 	base := waitLine(t, lines, regexp.MustCompile(`^flashauth listening on (http://\S+)$`))[1]
-	token := waitLine(t, lines, regexp.MustCompile(`"refresh_token": "(ghr_[A-Za-z0-9_]+)"`))[1]
+	emuURL := waitLine(t, lines, regexp.MustCompile(`^GitHub emulator on (http://\S+)$`))[1]
+	refreshCmd := waitCommand(t, lines)
+	grantsCmd := waitLine(t, lines, regexp.MustCompile(`More tokens: (curl .*)$`))[1]
 	signInURL := waitLine(t, lines, regexp.MustCompile(`^\s+(http://\S+/auth/github/authorize\?\S+)$`))[1]
 	go func() {
 		for lines.Scan() {
 		}
 	}()
-	post := func() (int, []byte) {
-		resp, err := http.Post(base+"/auth/github/refresh", "application/json", strings.NewReader(`{"refresh_token": "`+token+`"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
+	token := regexp.MustCompile(`"refresh_token": "(ghr_[A-Za-z0-9_]+)"`).FindStringSubmatch(refreshCmd)
+	if token == nil || !strings.Contains(refreshCmd, base+"/auth/github/refresh") {
+		t.Fatalf("printed command does not refresh a minted token at %s:\n%s", base, refreshCmd)
 	}
-	s1, b1 := post()
-	s2, b2 := post()
-	if s1 != 200 || s2 != 200 || !bytes.Equal(b1, b2) {
-		t.Fatalf("the printed curl does not work and replay: %d %d", s1, s2)
+	// What a person gets by pasting the command into a shell, twice.
+	b1, b2 := runPrinted(t, refreshCmd), runPrinted(t, refreshCmd)
+	var out struct {
+		Success      bool
+		RefreshToken string
+	}
+	if err := json.Unmarshal(b1, &out); err != nil || !out.Success || !bytes.Equal(b1, b2) {
+		t.Fatalf("the printed curl does not work and replay:\n%s\n%s", b1, b2)
+	}
+	if err := json.Unmarshal(runPrinted(t, grantsCmd), &out); err != nil || !strings.HasPrefix(out.RefreshToken, "ghr_") {
+		t.Fatalf("the printed grants command does not mint a token: %v %+v", err, out)
 	}
 	code := followDevSignIn(t, base, signInURL)
+	// Like github.com, the emulator knows the app's one callback URL.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(emuURL + "/login/oauth/authorize?client_id=Iv1.flashauthdev&redirect_uri=" + url.QueryEscape("http://evil.example/cb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, emuURL+devCallbackPath+"?") ||
+		!strings.Contains(loc, "error=redirect_uri_mismatch") {
+		t.Errorf("authorize with a foreign redirect_uri: %d %q, want a redirect_uri_mismatch to the dev callback", resp.StatusCode, loc)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("dev did not exit cleanly: %v", err)
 	}
 	if strings.Contains(stderr.String(), code) {
 		t.Fatal("dev logged the authorization code")
 	}
-	if strings.Contains(stderr.String(), token) {
+	if strings.Contains(stderr.String(), token[1]) {
 		t.Fatal("dev logged the refresh token")
 	}
+}
+
+// waitCommand returns the next printed curl command, its continuation
+// lines joined as a shell joins them.
+func waitCommand(t *testing.T, lines *bufio.Scanner) string {
+	t.Helper()
+	cmd := strings.TrimSuffix(waitLine(t, lines, regexp.MustCompile(`^\s+(curl .*)$`))[1], "\\")
+	for strings.HasSuffix(lines.Text(), "\\") && lines.Scan() {
+		cmd += " " + strings.TrimSuffix(strings.TrimSpace(lines.Text()), "\\")
+	}
+	return cmd
+}
+
+// runPrinted runs a command dev printed the way a person pasting it would:
+// with sh and curl when they exist, else by reading curl's -X, -H and -d
+// options (single-quoted, as printed) and sending the request itself.
+func runPrinted(t *testing.T, cmd string) []byte {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err == nil {
+		out, err := exec.Command("sh", "-c", cmd).Output()
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		return out
+	}
+	m := regexp.MustCompile(`^curl -s -X (\w+) (\S+)((?: -H '[^']*')*) -d '([^']*)'$`).FindStringSubmatch(strings.Join(strings.Fields(cmd), " "))
+	if m == nil {
+		t.Fatalf("cannot read the printed command: %s", cmd)
+	}
+	req, err := http.NewRequest(m[1], m[2], strings.NewReader(m[4]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range regexp.MustCompile(`-H '([^:]+): ([^']*)'`).FindAllStringSubmatch(m[3], -1) {
+		req.Header.Set(h[1], h[2])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return b
 }
 
 // SIGTERM (here: cancellation of run's context, which main wires to the
@@ -379,5 +443,155 @@ func TestEmulatorCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"flashauth", "emulator"}, envFrom(nil), nil, io.Discard, io.Discard); err == nil ||
 		!strings.Contains(err.Error(), "GITHUB_CLIENT_SECRET") {
 		t.Fatalf("emulator without a secret: %v", err)
+	}
+}
+
+// TestConfigRefusesBeforeOpeningAnything: settings that the GitHub client or
+// the HTTP layer would reject later, or silently never match, are refused
+// by parseConfig with one line naming the variable and quoting no secret.
+func TestConfigRefusesBeforeOpeningAnything(t *testing.T) {
+	const password = "hunter2-password"
+	base := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek"}
+	rows := []struct{ env, value string }{
+		{"GITHUB_URL", "https://"},
+		{"GITHUB_URL", "https://github.com?x=1"},
+		{"GITHUB_URL", "https://github.com/#top"},
+		{"GITHUB_API_URL", "https://octo:" + password + "@ghe.example/api/v3"},
+		{"GITHUB_API_URL", "https//api.github.com"},
+		{"FLASHAUTH_RATE_IP", "NaN"},
+		{"FLASHAUTH_RATE_TOKEN", "Inf"},
+		{"FLASHAUTH_RATE_USER", "1e400"},
+		{"FLASHAUTH_CORS_ORIGINS", "https://app.example/"},
+		{"FLASHAUTH_CORS_ORIGINS", "https://app.example, *"},
+		{"FLASHAUTH_CORS_ORIGINS", "app.example"},
+		{"FLASHAUTH_CORS_ORIGINS", "https://app.example/login"},
+		{"FLASHAUTH_CORS_ORIGINS", "https://" + password + "@app.example"},
+		// Read at start anyway; unreadable, serve would fail only after listening.
+		{"FLASHAUTH_TLS_CERT", filepath.Join(t.TempDir(), "missing.pem")},
+	}
+	for _, tc := range rows {
+		t.Run(tc.env+"="+tc.value, func(t *testing.T) {
+			env := map[string]string{tc.env: tc.value}
+			if tc.env == "FLASHAUTH_TLS_CERT" {
+				env["FLASHAUTH_TLS_KEY"] = tc.value
+			}
+			for k, v := range base {
+				env[k] = v
+			}
+			_, err := parseConfig(nil, envFrom(env), io.Discard)
+			if err == nil {
+				t.Fatalf("%s=%q accepted", tc.env, tc.value)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, tc.env+":") || strings.Contains(msg, "\n") || strings.Contains(msg, password) {
+				t.Errorf("error %q: want one line starting with %s: and no password", msg, tc.env)
+			}
+		})
+	}
+}
+
+func TestConfigAcceptsGoodURLsAndOrigins(t *testing.T) {
+	cert, key := selfSignedPair(t)
+	env := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek",
+		"FLASHAUTH_TLS_CERT": cert, "FLASHAUTH_TLS_KEY": key,
+		"GITHUB_URL": "https://ghe.example/", "GITHUB_API_URL": "https://ghe.example/api/v3",
+		"FLASHAUTH_CORS_ORIGINS": "https://App.Example, http://localhost:3000", "FLASHAUTH_RATE_IP": "0.5"}
+	c, err := parseConfig(nil, envFrom(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Browsers send Origin in lower case; an exact match needs the same.
+	if got, want := strings.Join(c.CORSOrigins, " "), "https://app.example http://localhost:3000"; got != want {
+		t.Errorf("CORSOrigins = %q, want %q", got, want)
+	}
+	if c.GitHubURL != "https://ghe.example/" || c.GitHubAPIURL != "https://ghe.example/api/v3" || c.RateIPPerMinute != 0.5 {
+		t.Errorf("config = %+v", c)
+	}
+}
+
+// selfSignedPair writes a certificate and its key as PEM files.
+func selfSignedPair(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for file, block := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: pkcs8}} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
+}
+
+// TestREADMEConfigTable holds the README's settings table to the code: every
+// variable it lists exists with the stated default, every setting is in it,
+// and each is a flag of serve.
+func TestREADMEConfigTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults := map[string]string{}
+	for _, s := range settings {
+		defaults[s.env] = s.def
+	}
+	seen := map[string]bool{}
+	code := regexp.MustCompile("`([^`]*)`")
+	for line := range strings.SplitSeq(string(readme), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) != 5 || !strings.Contains(cells[1], "`") || strings.Contains(cells[1], "---") {
+			continue
+		}
+		var names, defs []string
+		for _, m := range code.FindAllStringSubmatch(cells[1], -1) {
+			names = append(names, m[1])
+		}
+		for _, m := range code.FindAllStringSubmatch(cells[2], -1) {
+			defs = append(defs, m[1])
+		}
+		for i, name := range names {
+			want, ok := defaults[name]
+			if !ok {
+				t.Errorf("README lists %s, which is no setting", name)
+				continue
+			}
+			seen[name] = true
+			var got string
+			switch {
+			case len(defs) == len(names):
+				got = defs[i]
+			case len(defs) == 1:
+				got = defs[0]
+			}
+			if got != want {
+				t.Errorf("README: %s defaults to %q, the code to %q", name, got, want)
+			}
+		}
+	}
+	for _, s := range settings {
+		if !seen[s.env] {
+			t.Errorf("README's table does not list %s", s.env)
+		}
+	}
+	var help bytes.Buffer
+	if err := run(context.Background(), []string{"flashauth", "serve", "-h"}, envFrom(nil), nil, &help, &help); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		if !strings.Contains(help.String(), "-"+flagName(s.env)+" ") || !strings.Contains(help.String(), "$"+s.env+")") {
+			t.Errorf("serve -h does not offer -%s ($%s)", flagName(s.env), s.env)
+		}
 	}
 }
