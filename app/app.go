@@ -111,8 +111,8 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 	a.Ledger = ledger.New(store, ledger.Options{
 		Clock: clock,
 		// A claim must outlive the upstream calls it guards: one for a
-		// refresh; a code exchange plus /user and /user/emails (each retried
-		// up to twice) for a sign-in.
+		// refresh; a code exchange plus /user and /user/emails (with their
+		// retries) for a sign-in.
 		Lease:     c.UpstreamTimeout + 5*time.Second,
 		KindLease: map[string]time.Duration{flashauth.LedgerGitHubCode: codeLease(c.UpstreamTimeout)},
 		Logger:    log,
@@ -183,7 +183,8 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 
 // burstOf allows a sixth of a minute's quota at once, at least 5.
 func burstOf(perMinute float64) int {
-	return max(int(perMinute/6), 5)
+	const most = 1 << 20 // beyond this a limit is no limit; keeps the int conversion sane
+	return max(int(min(perMinute/6, most)), 5)
 }
 
 // OpenStore opens the store FLASHAUTH_DATABASE_URL names and applies its
@@ -319,7 +320,7 @@ func RedactURL(s string) string {
 }
 
 // codeLease bounds a sign-in's claim: a code exchange plus /user and
-// /user/emails, each retried up to twice.
+// /user/emails with their retries, generously.
 func codeLease(upstream time.Duration) time.Duration { return 7*upstream + 10*time.Second }
 
 func orDefault(v, def time.Duration) time.Duration {

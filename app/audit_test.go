@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -117,5 +118,20 @@ func TestUserLimitTripsAndRecovers(t *testing.T) {
 	h.clock.Advance(10 * time.Second)
 	if r := h.listTokens(l.JWT); r.Status != http.StatusOK {
 		t.Fatalf("not recovered: %d", r.Status)
+	}
+}
+
+// With FLASHAUTH_REDIRECT_URIS set, sign-in only starts and completes for
+// those redirect URIs.
+func TestRedirectURIAllowList(t *testing.T) {
+	h := newHarness(t, func(c *app.Config) { c.RedirectURIs = []string{signinRedirect} })
+	wantError(t, h.do(http.MethodGet, "/auth/github/authorize?redirect_uri="+url.QueryEscape("https://evil.example/cb"), "", nil),
+		http.StatusBadRequest, flashauth.CodeInvalidRequest)
+	l := h.signIn(t, h.githubUser("allowed").ID, "")
+	if l.JWT == "" {
+		t.Fatal("sign-in with the allowed redirect_uri failed")
+	}
+	if c := h.emu.Calls().TokenCode; c != 1 {
+		t.Fatalf("code exchanges = %d, want 1", c)
 	}
 }

@@ -65,6 +65,7 @@ func TestServeConfigErrors(t *testing.T) {
 		{"tls half", with("FLASHAUTH_TLS_CERT", "/x.pem"), nil, "FLASHAUTH_TLS_KEY"},
 		{"flag overrides env", base, []string{"-replay-window", "soon"}, "FLASHAUTH_REPLAY_WINDOW"},
 		{"bad log level", with("FLASHAUTH_LOG_LEVEL", "loud"), nil, "FLASHAUTH_LOG_LEVEL"},
+		{"relative redirect uri", with("FLASHAUTH_REDIRECT_URIS", "https://app.example/cb,/callback"), nil, "FLASHAUTH_REDIRECT_URIS"},
 	}
 	for _, tc := range rows {
 		t.Run(tc.name, func(t *testing.T) {
