@@ -22,7 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/flashbacktech/flashauth"
 )
@@ -131,7 +132,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 func (db *DB) setup(ctx context.Context, o options) error {
 	// The writer connection is opened first: it creates the file and turns
 	// on WAL before any reader looks at it.
-	if err := db.write.PingContext(ctx); err != nil {
+	if err := db.pingNew(ctx, o.busyTimeout); err != nil {
 		return db.fail("open", err)
 	}
 	if o.readOnly {
@@ -242,4 +243,28 @@ func (db *DB) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 		return db.fail(op, err)
 	}
 	return nil
+}
+
+// pingNew opens the first writer connection. Switching a new file to WAL
+// takes an exclusive lock that SQLite does not wait for with its busy
+// handler, so when several processes start on a new file at once, all but
+// one can see SQLITE_BUSY here: retry those for up to the busy timeout.
+func (db *DB) pingNew(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := db.write.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }
