@@ -135,3 +135,29 @@ func TestRedirectURIAllowList(t *testing.T) {
 		t.Fatalf("code exchanges = %d, want 1", c)
 	}
 }
+
+// Sign-in, session refresh and logout are audited with who did them.
+func TestAuditTrailOfSessions(t *testing.T) {
+	h := newHarness(t)
+	l := h.signIn(t, h.githubUser("audited").ID, "")
+	if r := h.sessionPost(t, "/user/refresh", "refresh_token", l.SessionRT); r.Status != http.StatusOK {
+		t.Fatalf("session refresh: %d", r.Status)
+	}
+	evs, err := h.app.Store.ListAudit(context.Background(), 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]flashauth.AuditEvent{}
+	for _, e := range evs {
+		seen[e.Type+"/"+e.Outcome] = e
+	}
+	for _, k := range []string{"signin/ok", "session_refresh/ok"} {
+		e, ok := seen[k]
+		if !ok {
+			t.Fatalf("no %s audit event in %v", k, auditTrail(t, h))
+		}
+		if e.UserID != l.userID() || e.SessionID != l.TokenID || e.RequestID == "" || e.IPAddress == "" {
+			t.Errorf("%s event = %+v, want user %s, session %s, request id and IP", k, e, l.userID(), l.TokenID)
+		}
+	}
+}

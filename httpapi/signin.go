@@ -64,7 +64,7 @@ func (s *server) handleGitHubSignIn() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: "signin", Outcome: "ok", SessionID: st.TokenID})
+		s.audit(r, flashauth.AuditEvent{Type: "signin", Outcome: "ok", UserID: st.UserID, SessionID: st.TokenID})
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{Success: true, Message: "Authentication successful", AuthState: st})
 	})

@@ -29,6 +29,8 @@ type outcome struct {
 	// Binding ties the outcome to the state and redirect_uri of the request
 	// that produced it: a replay is only for a retry of that same request.
 	Binding string `json:"binding,omitempty"`
+	// UserID travels beside the answer, which does not show it.
+	UserID string `json:"userId,omitempty"`
 }
 
 // binding is a digest of what, besides the code, identifies a sign-in request.
@@ -118,7 +120,9 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 			return AuthState{}, rejection(flashauth.CodeInvalidCode)
 		}
 	}
-	return *out.AuthState, nil
+	st := *out.AuthState
+	st.UserID = out.UserID
+	return st, nil
 }
 
 // exchange is the ledger operation of SignIn. It returns definitive
@@ -210,7 +214,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 		TokenID:             issued.SessionID,
 		SessionExpiresAt:    flashauth.UnixMilli(issued.SessionExpiresAt),
 	}
-	payload, err := json.Marshal(outcome{AuthState: state})
+	payload, err := json.Marshal(outcome{AuthState: state, UserID: user.ID})
 	if err != nil {
 		return ledger.Outcome{}, fmt.Errorf("signin: payload: %w", err)
 	}

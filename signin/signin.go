@@ -136,6 +136,10 @@ type AuthState struct {
 	SessionRefreshToken string `json:"sessionRefreshToken"`
 	TokenID             string `json:"tokenId"`          // session id
 	SessionExpiresAt    int64  `json:"sessionExpiresAt"` // ms
+
+	// UserID is the flashauth user signed in, for the audit trail; not part
+	// of the answer.
+	UserID string `json:"-"`
 }
 
 // User is the user part of AuthState.
