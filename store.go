@@ -129,7 +129,9 @@ type UserStore interface {
 	// returns created=true. Concurrent first sign-ins of one GitHub user end
 	// with one user and one organization.
 	UpsertGitHubUser(ctx context.Context, u User, org Organization) (User, bool, error)
+	// GetUser returns the user or ErrNotFound.
 	GetUser(ctx context.Context, id string) (User, error)
+	// GetOrganization returns the organization or ErrNotFound.
 	GetOrganization(ctx context.Context, id string) (Organization, error)
 }
 
@@ -160,6 +162,7 @@ type SessionStore interface {
 	// CreateSession inserts s with refreshHash as its current refresh token;
 	// ErrConflict for a duplicate id or refresh hash.
 	CreateSession(ctx context.Context, s Session, refreshHash []byte) error
+	// GetSession returns the session, active or not, or ErrNotFound.
 	GetSession(ctx context.Context, id string) (Session, error)
 	// FindSessionByRefresh returns the session refreshHash was issued to and
 	// whether it is still that session's current refresh token. ErrNotFound
@@ -170,7 +173,7 @@ type SessionStore interface {
 	// ErrConflict when oldHash is not current (already rotated) or the session
 	// is revoked; ErrNotFound for an unknown session.
 	RotateSession(ctx context.Context, id string, oldHash, newHash []byte, now, expiresAt time.Time) error
-	// TouchSession sets LastUsedAt=now.
+	// TouchSession sets LastUsedAt=now; ErrNotFound for an unknown id.
 	TouchSession(ctx context.Context, id string, now time.Time) error
 	// RevokeSession sets RevokedAt=now if not already revoked (the first
 	// RevokedAt is kept); nil either way, ErrNotFound for an unknown id.
@@ -226,7 +229,8 @@ type StateStore interface {
 	// TakeOAuthState deletes and returns the state. ErrNotFound when unknown,
 	// already taken, or expired at now (an expired state is deleted too).
 	TakeOAuthState(ctx context.Context, hash []byte, now time.Time) (OAuthState, error)
-	// PurgeOAuthStates deletes states expired at now.
+	// PurgeOAuthStates deletes states expired at now (a zero ExpiresAt counts
+	// as expired, as in TakeOAuthState) and returns how many.
 	PurgeOAuthStates(ctx context.Context, now time.Time) (int64, error)
 }
 
@@ -245,6 +249,7 @@ type AuditEvent struct {
 
 // AuditStore keeps the audit trail.
 type AuditStore interface {
+	// AppendAudit records e; the store assigns its ID, which only grows.
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	// ListAudit returns up to limit events, newest first; none for limit <= 0.
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)

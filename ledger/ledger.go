@@ -129,23 +129,27 @@ func (l *Ledger) Do(ctx context.Context, kind, secret string, window time.Durati
 	}
 }
 
+// run is the single-flight body. ctx carries no cancellation (see Do), so
+// nothing here returns early because callers went away: the wait for another
+// process's claim ends with its commit or its lease.
 func (l *Ledger) run(ctx context.Context, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
-	claimID, err := newClaimID()
-	if err != nil {
-		return Result{}, err
-	}
 	// A replay is the common case under retries and racing tabs: look first
 	// with a read, so replays do not queue behind writers.
 	if e, err := l.store.GetLedger(ctx, kind, key); err == nil && e.State == flashauth.LedgerDone && e.ExpiresAt.After(l.opt.Clock.Now()) {
 		return l.open(kind, secret, key, e)
 	}
+	claimID, err := newClaimID()
+	if err != nil {
+		return Result{}, err
+	}
+	lease := l.lease(kind)
 	wait := l.opt.PollInterval
 	for {
 		now := l.opt.Clock.Now()
 		// The operation's deadline counts from before the claim is written,
 		// so it never ends after the lease others see in the store.
-		deadline := time.Now().Add(l.lease(kind))
-		entry, claimed, err := l.store.ClaimLedger(ctx, kind, key, claimID, now, now.Add(l.lease(kind)))
+		deadline := time.Now().Add(lease)
+		entry, claimed, err := l.store.ClaimLedger(ctx, kind, key, claimID, now, now.Add(lease))
 		if err != nil {
 			return Result{}, fmt.Errorf("ledger claim: %w", err)
 		}
@@ -156,13 +160,7 @@ func (l *Ledger) run(ctx context.Context, kind, secret string, key []byte, windo
 			return l.open(kind, secret, key, entry)
 		}
 		// Another process holds the claim: wait for its commit or its lease.
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return Result{}, ctx.Err()
-		case <-timer.C:
-		}
+		time.Sleep(wait)
 		wait = min(2*wait, l.opt.MaxPoll)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/postgres"
+	"github.com/flashbacktech/flashauth/seal"
 )
 
 func auditEvent(detail string) flashauth.AuditEvent {
@@ -28,12 +29,12 @@ func replicas(t *testing.T, n int) []*postgres.DB {
 
 func TestCompleteLedgerIsAllOrNothing(t *testing.T) {
 	const kind = flashauth.LedgerGitHubRefresh
-	key := hash("ghr_old")
-	good := flashauth.Lineage{TokenHash: hash("ghr_new"), ParentHash: key, UserID: "u1", CreatedAt: base}
+	key := seal.Hash("ghr_old")
+	good := flashauth.Lineage{TokenHash: seal.Hash("ghr_new"), ParentHash: key, UserID: "u1", CreatedAt: base}
 	// A lineage row without a token hash violates the primary key's NOT NULL;
 	// one with a short parent hash violates a CHECK.
 	bad := flashauth.Lineage{ParentHash: key, UserID: "u1", CreatedAt: base}
-	short := flashauth.Lineage{TokenHash: hash("other"), ParentHash: key[:16], CreatedAt: base}
+	short := flashauth.Lineage{TokenHash: seal.Hash("other"), ParentHash: key[:16], CreatedAt: base}
 
 	tests := []struct {
 		name    string
@@ -81,7 +82,7 @@ func TestCompleteLedgerIsAllOrNothing(t *testing.T) {
 func TestClaimLedgerAcrossReplicas(t *testing.T) {
 	const kind = flashauth.LedgerGitHubCode
 	dbs := replicas(t, 4)
-	key := hash("code")
+	key := seal.Hash("code")
 	// A dead claim (lease over) that every replica tries to take over.
 	if _, _, err := dbs[0].ClaimLedger(t.Context(), kind, key, "dead", base, base.Add(time.Second)); err != nil {
 		t.Fatalf("ClaimLedger: %v", err)
@@ -167,7 +168,7 @@ func TestRotateSessionRaceHasOneWinner(t *testing.T) {
 		t.Fatalf("UpsertGitHubUser: %v", err)
 	}
 	s := flashauth.Session{ID: "s1", UserID: "u1", Provider: "GITHUB", CreatedAt: base, LastUsedAt: base, ExpiresAt: base.Add(time.Hour)}
-	if err := dbs[0].CreateSession(t.Context(), s, hash("r0")); err != nil {
+	if err := dbs[0].CreateSession(t.Context(), s, seal.Hash("r0")); err != nil {
 		t.Fatalf("CreateSession: %v", err)
 	}
 	const n = 16
@@ -175,7 +176,7 @@ func TestRotateSessionRaceHasOneWinner(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = dbs[i%len(dbs)].RotateSession(t.Context(), "s1", hash("r0"), hash(fmt.Sprint("r1-", i)), base.Add(time.Minute), base.Add(2*time.Hour))
+			errs[i] = dbs[i%len(dbs)].RotateSession(t.Context(), "s1", seal.Hash("r0"), seal.Hash(fmt.Sprint("r1-", i)), base.Add(time.Minute), base.Add(2*time.Hour))
 		})
 	}
 	wg.Wait()
@@ -193,7 +194,7 @@ func TestRotateSessionRaceHasOneWinner(t *testing.T) {
 	if winner < 0 {
 		t.Fatal("no rotation succeeded")
 	}
-	_, current, err := dbs[0].FindSessionByRefresh(t.Context(), hash(fmt.Sprint("r1-", winner)))
+	_, current, err := dbs[0].FindSessionByRefresh(t.Context(), seal.Hash(fmt.Sprint("r1-", winner)))
 	if err != nil || !current {
 		t.Errorf("winner's hash: current=%v err=%v", current, err)
 	}
@@ -201,7 +202,7 @@ func TestRotateSessionRaceHasOneWinner(t *testing.T) {
 
 func TestTakeOAuthStateOnceAcrossReplicas(t *testing.T) {
 	dbs := replicas(t, 4)
-	st := flashauth.OAuthState{Hash: hash("state"), Verifier: []byte("sealed verifier"), RedirectURI: "https://app.example.com/cb",
+	st := flashauth.OAuthState{Hash: seal.Hash("state"), Verifier: []byte("sealed verifier"), RedirectURI: "https://app.example.com/cb",
 		CreatedAt: base, ExpiresAt: base.Add(10 * time.Minute)}
 	if err := dbs[0].PutOAuthState(t.Context(), st); err != nil {
 		t.Fatalf("PutOAuthState: %v", err)

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"net/url"
 	"testing"
 	"time"
@@ -16,11 +15,6 @@ import (
 
 // base is the tests' "now"; the store never reads the wall clock.
 var base = time.UnixMilli(1764120000000).UTC()
-
-func hash(s string) []byte {
-	h := sha256.Sum256([]byte(s))
-	return h[:]
-}
 
 // open opens a store on url and closes it when the test ends.
 func open(t *testing.T, url string, opts ...postgres.Option) *postgres.DB {

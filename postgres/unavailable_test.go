@@ -12,6 +12,7 @@ import (
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/postgres"
+	"github.com/flashbacktech/flashauth/seal"
 )
 
 // callerDeadline bounds each call of these tests. The store's own timeouts
@@ -99,7 +100,7 @@ func TestTerminatedConnectionsRecover(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
-			_, _, err := db.ClaimLedger(t.Context(), flashauth.LedgerGitHubRefresh, hash(string(rune('a'+i))), "c", base, base.Add(time.Minute))
+			_, _, err := db.ClaimLedger(t.Context(), flashauth.LedgerGitHubRefresh, seal.Hash(string(rune('a'+i))), "c", base, base.Add(time.Minute))
 			if err != nil {
 				t.Errorf("warm-up: %v", err)
 			}
@@ -116,7 +117,7 @@ func TestTerminatedConnectionsRecover(t *testing.T) {
 		}
 		// The first call may find a dead connection; it must say so quickly.
 		err := bounded(t, "GetLedger during the outage", func(ctx context.Context) error {
-			_, err := db.GetLedger(ctx, flashauth.LedgerGitHubRefresh, hash("a"))
+			_, err := db.GetLedger(ctx, flashauth.LedgerGitHubRefresh, seal.Hash("a"))
 			return err
 		})
 		t.Logf("outage call: %v", err)
@@ -124,7 +125,7 @@ func TestTerminatedConnectionsRecover(t *testing.T) {
 			wantUnavailable(t, "GetLedger during the outage", err)
 		}
 		// The next calls get fresh connections.
-		e, err := db.GetLedger(t.Context(), flashauth.LedgerGitHubRefresh, hash("a"))
+		e, err := db.GetLedger(t.Context(), flashauth.LedgerGitHubRefresh, seal.Hash("a"))
 		if err != nil || e.ClaimID != "c" {
 			t.Fatalf("round %d: GetLedger after the outage: %+v, %v", round, e, err)
 		}

@@ -184,19 +184,18 @@ func (s *Service) lineage(ctx context.Context, hash []byte) (flashauth.Lineage, 
 
 // authorize applies the ownership policy before anything is sent upstream.
 func (s *Service) authorize(caller Caller, lin flashauth.Lineage, known bool) error {
-	mismatch := flashauth.Errorf(flashauth.CodeTokenOwnerMismatch, "This refresh token belongs to another user.")
+	var owned bool
 	switch s.cfg.Policy {
 	case PolicySession:
 		if caller.UserID == "" {
 			return flashauth.Errorf(flashauth.CodeAuthRequired, "A valid access token is required.")
 		}
-		if !known || lin.UserID != caller.UserID {
-			return mismatch
-		}
+		owned = known && lin.UserID == caller.UserID
 	default:
-		if caller.UserID != "" && known && lin.UserID != "" && lin.UserID != caller.UserID {
-			return mismatch
-		}
+		owned = caller.UserID == "" || !known || lin.UserID == "" || lin.UserID == caller.UserID
+	}
+	if !owned {
+		return flashauth.Errorf(flashauth.CodeTokenOwnerMismatch, "This refresh token belongs to another user.")
 	}
 	return nil
 }
@@ -264,9 +263,11 @@ func marshal(o outcome, lineage []flashauth.Lineage) (ledger.Outcome, error) {
 	return ledger.Outcome{Payload: b, Lineage: lineage}, nil
 }
 
+// rejection is the caller-facing error of a committed rejection code. This
+// version commits only INVALID_REFRESH_TOKEN; another code can come from a
+// replica of another version sharing the store.
 func rejection(code string) error {
-	switch code {
-	case flashauth.CodeInvalidRefreshToken:
+	if code == flashauth.CodeInvalidRefreshToken {
 		return flashauth.Errorf(code, "The refresh token is invalid, expired, revoked or already used. Sign in again.")
 	}
 	return flashauth.Errorf(code, "The request was rejected.")

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -177,7 +178,7 @@ func TestLoadMigrations(t *testing.T) {
 			for _, m := range ms {
 				got = append(got, m.version)
 			}
-			if !tc.wantErr && !equalInts(got, tc.want) {
+			if !tc.wantErr && !slices.Equal(got, tc.want) {
 				t.Errorf("versions %v, want %v", got, tc.want)
 			}
 		})
@@ -185,18 +186,6 @@ func TestLoadMigrations(t *testing.T) {
 	if _, err := loadMigrations(migrationFS); err != nil {
 		t.Errorf("embedded migrations: %v", err)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestFailMapping covers the classifications the conformance suite cannot

@@ -57,13 +57,15 @@ func testKeys(t *testing.T, open func(*testing.T) flashauth.Store) {
 			diff(t, "keys", []flashauth.SigningKey{k2, k1}, list(t, st))
 		}},
 		{"delete expired", func(t *testing.T, st flashauth.Store) {
-			insert(t, st, k1, k2, k3)
+			forever := signingKey(4, base)
+			forever.ExpiresAt = time.Time{} // never expires
+			insert(t, st, k1, k2, k3, forever)
 			n, err := st.DeleteSigningKeys(t.Context(), k2.ExpiresAt)
 			must(t, "DeleteSigningKeys", err)
 			if n != 2 {
 				t.Errorf("DeleteSigningKeys deleted %d, want 2", n)
 			}
-			diff(t, "keys left", []flashauth.SigningKey{k3}, list(t, st))
+			diff(t, "keys left", []flashauth.SigningKey{forever, k3}, list(t, st))
 			n, err = st.DeleteSigningKeys(t.Context(), k2.ExpiresAt)
 			must(t, "DeleteSigningKeys again", err)
 			if n != 0 {

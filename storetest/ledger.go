@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/seal"
 )
 
 const (
@@ -38,7 +39,7 @@ func doneFields(e flashauth.LedgerEntry) flashauth.LedgerEntry {
 }
 
 func testLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
-	key := hash("ghr_ledger")
+	key := seal.Hash("ghr_ledger")
 	sealed := []byte("sealed outcome bytes")
 	done := func(claimID string, claimedAt time.Time) flashauth.LedgerEntry {
 		return flashauth.LedgerEntry{
@@ -187,7 +188,7 @@ func testLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 		{"entries without a lease or an expiry are dead", func(t *testing.T, st flashauth.Store) {
 			// A missing time counts as passed, for ClaimLedger and PurgeLedger
 			// alike: a row nothing can ever take over or replay must not stay.
-			noLease, noExpiry := hash("no-lease"), hash("no-expiry")
+			noLease, noExpiry := seal.Hash("no-lease"), seal.Hash("no-expiry")
 			_, held, err := st.ClaimLedger(t.Context(), kind, noLease, "c1", base, time.Time{})
 			must(t, "ClaimLedger without lease", err)
 			if !held {
@@ -222,12 +223,12 @@ func testLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 				complete  bool
 				survives  bool
 			}{
-				{hash("done-expired"), now.Add(-window - time.Second), true, false},
-				{hash("done-expires-now"), now.Add(-window), true, false},
-				{hash("done-live"), now.Add(-window + time.Millisecond), true, true},
-				{hash("pending-expired"), now.Add(-lease - time.Second), false, false},
-				{hash("pending-lease-ends-now"), now.Add(-lease), false, false},
-				{hash("pending-live"), now.Add(-time.Second), false, true},
+				{seal.Hash("done-expired"), now.Add(-window - time.Second), true, false},
+				{seal.Hash("done-expires-now"), now.Add(-window), true, false},
+				{seal.Hash("done-live"), now.Add(-window + time.Millisecond), true, true},
+				{seal.Hash("pending-expired"), now.Add(-lease - time.Second), false, false},
+				{seal.Hash("pending-lease-ends-now"), now.Add(-lease), false, false},
+				{seal.Hash("pending-live"), now.Add(-time.Second), false, true},
 			}
 			for _, e := range entries {
 				_, held, err := st.ClaimLedger(t.Context(), kind, e.key, "c", e.claimedAt, e.claimedAt.Add(lease))
@@ -261,7 +262,7 @@ func testLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 
 func testLedgerConcurrency(t *testing.T, open func(*testing.T) flashauth.Store) {
 	st := open(t)
-	key := hash("ghr_contended")
+	key := seal.Hash("ghr_contended")
 	const n = 50
 	type result struct {
 		entry flashauth.LedgerEntry

@@ -5,23 +5,24 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/seal"
 )
 
 func testLineage(t *testing.T, open func(*testing.T) flashauth.Store) {
 	root := flashauth.Lineage{
-		TokenHash: hash("ghr_root"), UserID: "u1",
+		TokenHash: seal.Hash("ghr_root"), UserID: "u1",
 		CreatedAt: base, ExpiresAt: at(180 * 24 * time.Hour),
 	}
 	child := flashauth.Lineage{
-		TokenHash: hash("ghr_child"), ParentHash: hash("ghr_root"), UserID: "u1",
+		TokenHash: seal.Hash("ghr_child"), ParentHash: seal.Hash("ghr_root"), UserID: "u1",
 		CreatedAt: at(time.Hour), ExpiresAt: at(181 * 24 * time.Hour),
 	}
 	rotatedRoot := root
 	rotatedRoot.ReplacedBy = child.TokenHash
 	rotatedRoot.RotatedAt = at(time.Hour)
-	unowned := flashauth.Lineage{TokenHash: hash("ghr_unowned")}
+	unowned := flashauth.Lineage{TokenHash: seal.Hash("ghr_unowned")}
 
-	key := hash("ghr_root")
+	key := seal.Hash("ghr_root")
 	sealed := []byte("sealed")
 
 	tests := []struct {
@@ -49,7 +50,7 @@ func testLineage(t *testing.T, open func(*testing.T) flashauth.Store) {
 			diff(t, "cleared lineage", flashauth.Lineage{TokenHash: root.TokenHash}, got)
 		}},
 		{"unknown hash", func(t *testing.T, st flashauth.Store) {
-			_, err := st.GetLineage(t.Context(), hash("never"))
+			_, err := st.GetLineage(t.Context(), seal.Hash("never"))
 			wantErr(t, "GetLineage", err, flashauth.ErrNotFound)
 		}},
 		{"complete writes lineage with the outcome", func(t *testing.T, st flashauth.Store) {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/seal"
 )
 
 // testTimes checks that times keep millisecond precision, whatever their
@@ -25,7 +26,7 @@ func testTimes(t *testing.T, open func(*testing.T) flashauth.Store) {
 	st := open(t)
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := hash("time-" + tc.name)
+			h := seal.Hash("time-" + tc.name)
 			in := flashauth.Lineage{TokenHash: h, CreatedAt: tc.in, RotatedAt: tc.in, ExpiresAt: tc.in}
 			must(t, "PutLineage", st.PutLineage(t.Context(), in))
 			got, err := st.GetLineage(t.Context(), h)
@@ -54,16 +55,18 @@ func testNotFound(t *testing.T, open func(*testing.T) flashauth.Store) {
 		name string
 		call func() error
 	}{
-		{"GetLedger", func() error { _, err := st.GetLedger(t.Context(), kind, hash("x")); return err }},
-		{"GetLineage", func() error { _, err := st.GetLineage(t.Context(), hash("x")); return err }},
+		{"GetLedger", func() error { _, err := st.GetLedger(t.Context(), kind, seal.Hash("x")); return err }},
+		{"GetLineage", func() error { _, err := st.GetLineage(t.Context(), seal.Hash("x")); return err }},
 		{"GetUser", func() error { _, err := st.GetUser(t.Context(), "x"); return err }},
 		{"GetOrganization", func() error { _, err := st.GetOrganization(t.Context(), "x"); return err }},
 		{"GetSession", func() error { _, err := st.GetSession(t.Context(), "x"); return err }},
-		{"FindSessionByRefresh", func() error { _, _, err := st.FindSessionByRefresh(t.Context(), hash("x")); return err }},
+		{"FindSessionByRefresh", func() error { _, _, err := st.FindSessionByRefresh(t.Context(), seal.Hash("x")); return err }},
 		{"TouchSession", func() error { return st.TouchSession(t.Context(), "x", base) }},
 		{"RevokeSession", func() error { return st.RevokeSession(t.Context(), "x", base) }},
-		{"RotateSession", func() error { return st.RotateSession(t.Context(), "x", hash("a"), hash("b"), base, at(time.Hour)) }},
-		{"TakeOAuthState", func() error { _, err := st.TakeOAuthState(t.Context(), hash("x"), base); return err }},
+		{"RotateSession", func() error {
+			return st.RotateSession(t.Context(), "x", seal.Hash("a"), seal.Hash("b"), base, at(time.Hour))
+		}},
+		{"TakeOAuthState", func() error { _, err := st.TakeOAuthState(t.Context(), seal.Hash("x"), base); return err }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

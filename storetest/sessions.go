@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/seal"
 )
 
 const sessionTTL = 30 * 24 * time.Hour
@@ -25,7 +26,7 @@ func newSession(id, userID string, created time.Time) flashauth.Session {
 // createSession stores s with the refresh hash of "rt-"+s.ID.
 func createSession(t *testing.T, st flashauth.Store, s flashauth.Session) {
 	t.Helper()
-	must(t, "CreateSession "+s.ID, st.CreateSession(t.Context(), s, hash("rt-"+s.ID)))
+	must(t, "CreateSession "+s.ID, st.CreateSession(t.Context(), s, seal.Hash("rt-"+s.ID)))
 }
 
 func findSession(t *testing.T, st flashauth.Store, refreshHash []byte) (flashauth.Session, bool) {
@@ -47,7 +48,7 @@ func testSessions(t *testing.T, open func(*testing.T) flashauth.Store) {
 			got, err := st.GetSession(t.Context(), "s1")
 			must(t, "GetSession", err)
 			diff(t, "session", s, got)
-			found, current := findSession(t, st, hash("rt-s1"))
+			found, current := findSession(t, st, seal.Hash("rt-s1"))
 			diff(t, "found session", s, found)
 			if !current {
 				t.Error("the refresh token of a new session is not current")
@@ -67,9 +68,9 @@ func testSessions(t *testing.T, open func(*testing.T) flashauth.Store) {
 		{"duplicate id or refresh hash conflicts", func(t *testing.T, st flashauth.Store) {
 			fixtureUser(t, st, "u1", 1)
 			createSession(t, st, newSession("s1", "u1", base))
-			err := st.CreateSession(t.Context(), newSession("s1", "u1", base), hash("fresh"))
+			err := st.CreateSession(t.Context(), newSession("s1", "u1", base), seal.Hash("fresh"))
 			wantErr(t, "duplicate id", err, flashauth.ErrConflict)
-			err = st.CreateSession(t.Context(), newSession("s2", "u1", base), hash("rt-s1"))
+			err = st.CreateSession(t.Context(), newSession("s2", "u1", base), seal.Hash("rt-s1"))
 			wantErr(t, "duplicate refresh hash", err, flashauth.ErrConflict)
 			_, err = st.GetSession(t.Context(), "s2")
 			wantErr(t, "session of the failed create", err, flashauth.ErrNotFound)
@@ -78,7 +79,7 @@ func testSessions(t *testing.T, open func(*testing.T) flashauth.Store) {
 			fixtureUser(t, st, "u1", 1)
 			s := newSession("s1", "u1", base)
 			createSession(t, st, s)
-			h1, h2, h3 := hash("rt-s1"), hash("rt-2"), hash("rt-3")
+			h1, h2, h3 := seal.Hash("rt-s1"), seal.Hash("rt-2"), seal.Hash("rt-3")
 			must(t, "RotateSession 1->2", st.RotateSession(t.Context(), "s1", h1, h2, at(time.Hour), at(time.Hour+sessionTTL)))
 			want := s
 			want.LastUsedAt, want.ExpiresAt = at(time.Hour), at(time.Hour+sessionTTL)
@@ -108,9 +109,9 @@ func testSessions(t *testing.T, open func(*testing.T) flashauth.Store) {
 			fixtureUser(t, st, "u1", 1)
 			createSession(t, st, newSession("s1", "u1", base))
 			createSession(t, st, newSession("s2", "u1", base))
-			err := st.RotateSession(t.Context(), "s1", hash("rt-s2"), hash("new"), at(time.Hour), at(sessionTTL))
+			err := st.RotateSession(t.Context(), "s1", seal.Hash("rt-s2"), seal.Hash("new"), at(time.Hour), at(sessionTTL))
 			wantErr(t, "RotateSession", err, flashauth.ErrConflict)
-			if _, current := findSession(t, st, hash("rt-s2")); !current {
+			if _, current := findSession(t, st, seal.Hash("rt-s2")); !current {
 				t.Error("s2's hash lost its current flag")
 			}
 		}},
@@ -118,11 +119,11 @@ func testSessions(t *testing.T, open func(*testing.T) flashauth.Store) {
 			fixtureUser(t, st, "u1", 1)
 			createSession(t, st, newSession("s1", "u1", base))
 			must(t, "RevokeSession", st.RevokeSession(t.Context(), "s1", at(time.Minute)))
-			err := st.RotateSession(t.Context(), "s1", hash("rt-s1"), hash("new"), at(time.Hour), at(sessionTTL))
+			err := st.RotateSession(t.Context(), "s1", seal.Hash("rt-s1"), seal.Hash("new"), at(time.Hour), at(sessionTTL))
 			wantErr(t, "RotateSession", err, flashauth.ErrConflict)
 		}},
 		{"rotate of an unknown session is not found", func(t *testing.T, st flashauth.Store) {
-			err := st.RotateSession(t.Context(), "nope", hash("a"), hash("b"), base, at(sessionTTL))
+			err := st.RotateSession(t.Context(), "nope", seal.Hash("a"), seal.Hash("b"), base, at(sessionTTL))
 			wantErr(t, "RotateSession", err, flashauth.ErrNotFound)
 		}},
 		{"touch", func(t *testing.T, st flashauth.Store) {
@@ -222,7 +223,7 @@ func testSessionConcurrency(t *testing.T, open func(*testing.T) flashauth.Store)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = st.RotateSession(t.Context(), "s1", hash("rt-s1"), hash(fmt.Sprintf("rt-new-%d", i)), at(time.Minute), at(sessionTTL))
+			errs[i] = st.RotateSession(t.Context(), "s1", seal.Hash("rt-s1"), seal.Hash(fmt.Sprintf("rt-new-%d", i)), at(time.Minute), at(sessionTTL))
 		})
 	}
 	wg.Wait()
@@ -241,7 +242,7 @@ func testSessionConcurrency(t *testing.T, open func(*testing.T) flashauth.Store)
 		t.Fatal("no rotation won")
 	}
 	for i := range n {
-		s, current, err := st.FindSessionByRefresh(t.Context(), hash(fmt.Sprintf("rt-new-%d", i)))
+		s, current, err := st.FindSessionByRefresh(t.Context(), seal.Hash(fmt.Sprintf("rt-new-%d", i)))
 		if i == winner {
 			must(t, "FindSessionByRefresh of the winner", err)
 			if !current || s.ID != "s1" {

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/seal"
 )
 
 const stateTTL = 10 * time.Minute
 
 func oauthState(name string, created time.Time) flashauth.OAuthState {
 	return flashauth.OAuthState{
-		Hash: hash("state-" + name), Verifier: []byte("sealed verifier of " + name),
+		Hash: seal.Hash("state-" + name), Verifier: []byte("sealed verifier of " + name),
 		RedirectURI: "https://app.example.com/callback?from=" + name,
 		CreatedAt:   created, ExpiresAt: created.Add(stateTTL),
 	}
@@ -44,6 +45,12 @@ func testStates(t *testing.T, open func(*testing.T) flashauth.Store) {
 			put(t, st, s)
 			_, err := st.TakeOAuthState(t.Context(), s.Hash, s.ExpiresAt)
 			wantErr(t, "TakeOAuthState at expiry", err, flashauth.ErrNotFound)
+			// The expired state was deleted by the take: nothing is left to purge.
+			n, err := st.PurgeOAuthStates(t.Context(), s.ExpiresAt)
+			must(t, "PurgeOAuthStates", err)
+			if n != 0 {
+				t.Errorf("PurgeOAuthStates found %d states after the take of an expired one, want 0", n)
+			}
 		}},
 		{"state without expiry is expired", func(t *testing.T, st flashauth.Store) {
 			// A login that never expires would be a standing invitation:
@@ -60,7 +67,7 @@ func testStates(t *testing.T, open func(*testing.T) flashauth.Store) {
 			}
 		}},
 		{"unknown state is not found", func(t *testing.T, st flashauth.Store) {
-			_, err := st.TakeOAuthState(t.Context(), hash("never"), base)
+			_, err := st.TakeOAuthState(t.Context(), seal.Hash("never"), base)
 			wantErr(t, "TakeOAuthState", err, flashauth.ErrNotFound)
 		}},
 		{"duplicate hash conflicts", func(t *testing.T, st flashauth.Store) {

@@ -9,7 +9,6 @@ package storetest
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -52,12 +51,6 @@ var base = time.UnixMilli(1764120000000).UTC()
 
 // at returns base + d.
 func at(d time.Duration) time.Time { return base.Add(d) }
-
-// hash returns a 32-byte digest of s, the shape of every key a store sees.
-func hash(s string) []byte {
-	h := sha256.Sum256([]byte(s))
-	return h[:]
-}
 
 // cmpOpts compares DeviceInfo as JSON values, so a store may normalise the
 // text (e.g. PostgreSQL jsonb) as long as the meaning is kept. time.Time
