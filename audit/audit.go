@@ -36,6 +36,9 @@ const (
 	// OutcomeSuspected: a rotated-out GitHub refresh token came back after
 	// the replay window, which a thief replaying a copy would look like.
 	OutcomeSuspected = "suspected"
+	// OutcomeRevoked: a rotated-out session refresh token came back after
+	// the reuse interval, and its session was revoked.
+	OutcomeRevoked = "revoked"
 )
 
 // Field bounds. Every field but Detail is an identifier; anything longer is

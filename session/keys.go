@@ -44,7 +44,6 @@ type keyring struct {
 }
 
 type signingKey struct {
-	id       string
 	signer   jose.Signer
 	retireAt time.Time
 	// expiresAt is when the key stops verifying; no token it signs may
@@ -264,7 +263,7 @@ func (s *Service) openSigner(k flashauth.SigningKey) (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session: signer: %w", err)
 	}
-	return &signingKey{id: k.ID, signer: signer, retireAt: k.RetireAt, expiresAt: k.ExpiresAt}, nil
+	return &signingKey{signer: signer, retireAt: k.RetireAt, expiresAt: k.ExpiresAt}, nil
 }
 
 // generateKey makes a new key of the given generation, sealing its private

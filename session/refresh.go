@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/seal"
 )
@@ -182,11 +183,8 @@ func (s *Service) reused(ctx context.Context, sess flashauth.Session, now time.T
 	if err := s.store.RevokeSession(ctx, sess.ID, now); err != nil && !errors.Is(err, flashauth.ErrNotFound) {
 		return refreshOutcome{}, fmt.Errorf("session: revoke on reuse: %w", err)
 	}
-	s.log.Warn("session refresh token reused; session revoked", "session_id", sess.ID, "user_id", sess.UserID)
-	ev := flashauth.AuditEvent{Time: now, Type: "reuse_detected", Outcome: "revoked", UserID: sess.UserID, SessionID: sess.ID}
-	if err := s.store.AppendAudit(ctx, ev); err != nil {
-		s.log.Warn("audit append failed", "err", err)
-	}
+	s.audit.Record(ctx, flashauth.AuditEvent{Time: now, Type: audit.TypeReuseDetected, Outcome: audit.OutcomeRevoked,
+		UserID: sess.UserID, SessionID: sess.ID})
 	return refreshOutcome{Code: flashauth.CodeRefreshTokenReused}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/seal"
 	"github.com/flashbacktech/flashauth/session"
 )
@@ -123,9 +124,10 @@ func TestRefreshReuseAfterIntervalRevokesFamily(t *testing.T) {
 
 	// The whole family is dead: every refresh token and access token.
 	for name, tok := range map[string]string{"newest": third.RefreshToken, "middle": second.RefreshToken} {
-		_, err := e.svc.Refresh(ctx, tok)
-		wantCode(t, err, flashauth.CodeInvalidRefreshToken)
-		_ = name
+		t.Run(name, func(t *testing.T) {
+			_, err := e.svc.Refresh(ctx, tok)
+			wantCode(t, err, flashauth.CodeInvalidRefreshToken)
+		})
 	}
 	for name, tok := range map[string]string{"first": first.AccessToken, "second": second.AccessToken, "third": third.AccessToken} {
 		if err := authErr(e.svc, tok); flashauth.ErrorCode(err) != flashauth.CodeAuthRequired {
@@ -140,8 +142,9 @@ func TestRefreshReuseAfterIntervalRevokesFamily(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) == 0 || events[0].Type != "reuse_detected" || events[0].SessionID != first.SessionID || events[0].UserID != u.ID {
-		t.Errorf("audit %+v, want a reuse_detected event for the session", events)
+	if len(events) == 0 || events[0].Type != audit.TypeReuseDetected || events[0].Outcome != audit.OutcomeRevoked ||
+		events[0].SessionID != first.SessionID || events[0].UserID != u.ID {
+		t.Errorf("audit %+v, want a reuse_detected/revoked event for the session", events)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/ledger"
 )
 
@@ -63,6 +64,9 @@ type Service struct {
 	ledger *ledger.Ledger
 	cfg    Config
 	log    *slog.Logger
+	// audit records detected reuse, the one event only this package sees
+	// (the HTTP layer sees just the rejection).
+	audit *audit.Recorder
 
 	// ring is the current immutable snapshot of the signing keys; reloadMu
 	// serialises loading and rotating them.
@@ -104,7 +108,8 @@ func New(store flashauth.Store, l *ledger.Ledger, cfg Config) (*Service, error) 
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.SecretKey = append([]byte(nil), cfg.SecretKey...)
-	return &Service{store: store, ledger: l, cfg: cfg, log: cfg.Logger}, nil
+	return &Service{store: store, ledger: l, cfg: cfg, log: cfg.Logger,
+		audit: audit.New(store, cfg.Logger, cfg.Clock)}, nil
 }
 
 // Meta describes the client a session is opened for.

@@ -88,6 +88,32 @@ func errAuth(cause error) error {
 // passed through (CodeStoreUnavailable when the database is away), so that
 // clients retry rather than drop their credentials.
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
+	now := s.cfg.Clock.Now()
+	p, err := s.verify(ctx, token, now)
+	if err != nil {
+		return Principal{}, err
+	}
+	sess, err := s.store.GetSession(ctx, p.SessionID)
+	if errors.Is(err, flashauth.ErrNotFound) {
+		return Principal{}, errAuth(errors.New("unknown session"))
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("session: get session: %w", err)
+	}
+	if !sess.Active(now) || sess.UserID != p.UserID {
+		return Principal{}, errAuth(errors.New("session revoked or expired"))
+	}
+	if now.Sub(sess.LastUsedAt) >= touchEvery {
+		if err := s.store.TouchSession(ctx, sess.ID, now); err != nil {
+			s.log.Warn("touch session failed", "session_id", sess.ID, "err", err)
+		}
+	}
+	return p, nil
+}
+
+// verify checks an access token's signature and claims at now, without its
+// session. Only a failure to read the keys is not CodeAuthRequired.
+func (s *Service) verify(ctx context.Context, token string, now time.Time) (Principal, error) {
 	if token == "" || len(token) > maxTokenLen {
 		return Principal{}, errAuth(errors.New("missing or oversized token"))
 	}
@@ -112,7 +138,6 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if err := parsed.Claims(key.key, &std, &own); err != nil {
 		return Principal{}, errAuth(fmt.Errorf("verify: %w", err))
 	}
-	now := s.cfg.Clock.Now()
 	if std.Expiry == nil || std.IssuedAt == nil {
 		return Principal{}, errAuth(errors.New("missing exp or iat"))
 	}
@@ -122,21 +147,6 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	}
 	if own.Type != tokenType || std.Subject == "" || own.UserID != std.Subject || own.SessionID == "" {
 		return Principal{}, errAuth(errors.New("not an access token"))
-	}
-	sess, err := s.store.GetSession(ctx, own.SessionID)
-	if errors.Is(err, flashauth.ErrNotFound) {
-		return Principal{}, errAuth(errors.New("unknown session"))
-	}
-	if err != nil {
-		return Principal{}, fmt.Errorf("session: get session: %w", err)
-	}
-	if !sess.Active(now) || sess.UserID != std.Subject {
-		return Principal{}, errAuth(errors.New("session revoked or expired"))
-	}
-	if now.Sub(sess.LastUsedAt) >= touchEvery {
-		if err := s.store.TouchSession(ctx, sess.ID, now); err != nil {
-			s.log.Warn("touch session failed", "session_id", sess.ID, "err", err)
-		}
 	}
 	return Principal{UserID: std.Subject, Email: own.Email, OrgID: own.OrgID, SessionID: own.SessionID}, nil
 }

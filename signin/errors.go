@@ -1,34 +1,24 @@
 package signin
 
 import (
-	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/ledger"
+	"github.com/flashbacktech/flashauth/refresh"
 )
 
-// minRetryAfter is the least Retry-After given to a client when GitHub is
-// unavailable.
-const minRetryAfter = time.Second
-
-// rejected commits a definitive rejection so it replays within the window.
-func rejected(code string) (ledger.Outcome, error) {
-	payload, err := json.Marshal(outcome{Code: code})
-	return ledger.Outcome{Payload: payload}, err
+// rejected is a definitive rejection, committed so it replays within the
+// window.
+func rejected(code string) (outcome, error) {
+	return outcome{Code: code}, nil
 }
 
 // upstream turns a GitHub error into the operation's result: GitHub's
 // verdicts on the code or the account are committed rejections; everything
 // else is an error that is not remembered, so a retry runs again.
-func (s *Service) upstream(err error) (ledger.Outcome, error) {
+func upstream(err error) (outcome, error) {
 	var ue *flashauth.UpstreamError
-	if !errors.As(err, &ue) {
-		return ledger.Outcome{}, err
-	}
-	switch ue.Kind {
-	case flashauth.UpstreamRejected:
+	if errors.As(err, &ue) && ue.Kind == flashauth.UpstreamRejected {
 		switch ue.OAuthCode {
 		case "bad_verification_code":
 			return rejected(flashauth.CodeInvalidCode)
@@ -39,18 +29,10 @@ func (s *Service) upstream(err error) (ledger.Outcome, error) {
 		}
 		// A REST 401/403 for a token GitHub just issued is not a verdict on
 		// the user: GitHub is not behaving as documented.
-		return ledger.Outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
+		return outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
 			Message: "GitHub answered unexpectedly.", Err: err}
-	case flashauth.UpstreamTransient:
-		return ledger.Outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamUnavailable,
-			Message: "GitHub is unavailable; try again later.", RetryAfter: max(ue.RetryAfter, minRetryAfter), Err: err}
-	case flashauth.UpstreamConfig:
-		s.log.Error("GitHub rejected the client credentials; check the GitHub App configuration", "op", ue.Op)
-		return ledger.Outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamCredentials,
-			Message: "The GitHub application is misconfigured.", Err: err}
 	}
-	return ledger.Outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
-		Message: "GitHub answered unexpectedly.", Err: err}
+	return outcome{}, refresh.UpstreamError(err)
 }
 
 // rejection is the caller-facing error of a committed rejection code.

@@ -31,26 +31,13 @@ type outcome struct {
 	Binding string `json:"binding,omitempty"`
 	// UserID travels beside the answer, which does not show it.
 	UserID string `json:"userId,omitempty"`
+	// lineage is committed beside the payload, not in it.
+	lineage []flashauth.Lineage
 }
 
 // binding is a digest of what, besides the code, identifies a sign-in request.
 func binding(req Request) string {
 	return hex.EncodeToString(seal.Hash("signin binding v1\x00" + req.State + "\x00" + req.RedirectURI))
-}
-
-// bind stamps an operation's outcome with the request's binding.
-func bind(o ledger.Outcome, b string) (ledger.Outcome, error) {
-	var out outcome
-	if err := json.Unmarshal(o.Payload, &out); err != nil {
-		return ledger.Outcome{}, fmt.Errorf("signin: payload: %w", err)
-	}
-	out.Binding = b
-	p, err := json.Marshal(out)
-	if err != nil {
-		return ledger.Outcome{}, err
-	}
-	o.Payload = p
-	return o, nil
 }
 
 // SignIn exchanges req.Code with GitHub and opens a session for its user.
@@ -80,9 +67,14 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 		func(ctx context.Context) (ledger.Outcome, error) {
 			o, err := s.exchange(ctx, req)
 			if err != nil {
-				return o, err
+				return ledger.Outcome{}, err
 			}
-			return bind(o, b)
+			o.Binding = b
+			payload, err := json.Marshal(o)
+			if err != nil {
+				return ledger.Outcome{}, fmt.Errorf("signin: payload: %w", err)
+			}
+			return ledger.Outcome{Payload: payload, Lineage: o.lineage}, nil
 		})
 	if err != nil {
 		if !ledger.IsCommitError(err) || res.Payload == nil {
@@ -127,7 +119,7 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 
 // exchange is the ledger operation of SignIn. It returns definitive
 // rejections as outcomes and everything that may pass as errors.
-func (s *Service) exchange(ctx context.Context, req Request) (ledger.Outcome, error) {
+func (s *Service) exchange(ctx context.Context, req Request) (outcome, error) {
 	ex := flashauth.CodeExchange{Code: req.Code, RedirectURI: req.RedirectURI}
 	if req.State != "" {
 		st, err := s.store.TakeOAuthState(ctx, seal.Hash(req.State), s.cfg.Clock.Now())
@@ -135,11 +127,11 @@ func (s *Service) exchange(ctx context.Context, req Request) (ledger.Outcome, er
 			return rejected(flashauth.CodeInvalidState)
 		}
 		if err != nil {
-			return ledger.Outcome{}, fmt.Errorf("signin: take state: %w", err)
+			return outcome{}, fmt.Errorf("signin: take state: %w", err)
 		}
 		verifier, err := seal.Open([]byte(req.State), stateSealInfo, st.Verifier, st.Hash)
 		if err != nil {
-			return ledger.Outcome{}, fmt.Errorf("signin: open verifier: %w", err)
+			return outcome{}, fmt.Errorf("signin: open verifier: %w", err)
 		}
 		switch {
 		case ex.RedirectURI == "":
@@ -164,27 +156,27 @@ func (s *Service) exchange(ctx context.Context, req Request) (ledger.Outcome, er
 
 // complete exchanges the code, reads the GitHub user, stores our user and
 // opens the session.
-func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeExchange) (ledger.Outcome, error) {
+func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeExchange) (outcome, error) {
 	tok, err := s.gh.ExchangeCode(ctx, ex)
 	if err != nil {
-		return s.upstream(err)
+		return upstream(err)
 	}
 	issuedAt := s.cfg.Clock.Now() // GitHub's expiries count from here
 	// From here on the code is spent: a transient failure is retried now,
 	// because a retry of the whole sign-in could only fail.
 	ghUser, err := retryGet(ctx, s.cfg.RetryBackoff, func() (flashauth.GitHubUser, error) { return s.gh.User(ctx, tok.AccessToken) })
 	if err != nil {
-		return s.upstream(err)
+		return upstream(err)
 	}
 	if ghUser.ID <= 0 || ghUser.Login == "" {
 		// Users are keyed by the GitHub id: a missing one would fold
 		// accounts together.
-		return ledger.Outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
+		return outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
 			Message: "GitHub answered unexpectedly.", Err: errors.New("signin: GitHub user without id or login")}
 	}
 	emails, err := retryGet(ctx, s.cfg.RetryBackoff, func() ([]flashauth.GitHubEmail, error) { return s.gh.Emails(ctx, tok.AccessToken) })
 	if err != nil {
-		return s.upstream(err)
+		return upstream(err)
 	}
 	email := primaryVerified(emails)
 	if email == "" {
@@ -192,7 +184,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 	}
 	user, err := s.upsertUser(ctx, ghUser, email)
 	if err != nil {
-		return ledger.Outcome{}, err
+		return outcome{}, err
 	}
 	issued, err := s.sessions.Open(ctx, user, session.Meta{
 		DeviceInfo: req.DeviceInfo,
@@ -201,7 +193,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 		Provider:   Provider,
 	})
 	if err != nil {
-		return ledger.Outcome{}, err
+		return outcome{}, err
 	}
 	state := &AuthState{
 		User:                User{Email: user.Email, Name: user.Name, ImageURL: user.ImageURL},
@@ -214,17 +206,13 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 		TokenID:             issued.SessionID,
 		SessionExpiresAt:    flashauth.UnixMilli(issued.SessionExpiresAt),
 	}
-	payload, err := json.Marshal(outcome{AuthState: state, UserID: user.ID})
-	if err != nil {
-		return ledger.Outcome{}, fmt.Errorf("signin: payload: %w", err)
-	}
-	out := ledger.Outcome{Payload: payload}
+	out := outcome{AuthState: state, UserID: user.ID}
 	if tok.RefreshToken != "" {
 		l := flashauth.Lineage{TokenHash: seal.Hash(tok.RefreshToken), UserID: user.ID, CreatedAt: issuedAt}
 		if tok.RefreshTokenExpiresIn > 0 {
 			l.ExpiresAt = issuedAt.Add(tok.RefreshTokenExpiresIn)
 		}
-		out.Lineage = []flashauth.Lineage{l}
+		out.lineage = []flashauth.Lineage{l}
 	}
 	return out, nil
 }
