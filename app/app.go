@@ -82,16 +82,17 @@ type App struct {
 	log      *slog.Logger
 	clock    flashauth.Clock
 	sessions *session.Service
-	closers  []func()
 }
 
+// New opens the store c names (applying its migrations), makes sure a
+// signing key exists, and wires the services and the HTTP handler. Close
+// releases what it opened.
 func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock) (*App, error) {
 	store, err := OpenStore(ctx, c.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
 	a := &App{log: log, Store: store, clock: clock}
-	a.closers = append(a.closers, func() { _ = store.Close() })
 
 	gh, err := github.New(github.Config{
 		ClientID:     c.ClientID,
@@ -211,17 +212,17 @@ func OpenStore(ctx context.Context, url string) (flashauth.Store, error) {
 	return nil, fmt.Errorf("FLASHAUTH_DATABASE_URL: unsupported database %q", RedactURL(url))
 }
 
-// Close releases the store.
 // suspectedReuse handles a rotated-out GitHub refresh token presented after
 // the replay window: whoever holds it has a stale copy, possibly stolen.
 func (a *App) suspectedReuse(ctx context.Context, rec *audit.Recorder, lin flashauth.Lineage, revoke bool) {
 	detail := "rotated-out GitHub refresh token presented after the replay window"
 	if revoke && lin.UserID != "" {
-		n, err := a.Store.RevokeUserSessions(ctx, lin.UserID, a.clock.Now())
-		if err != nil {
+		if n, err := a.Store.RevokeUserSessions(ctx, lin.UserID, a.clock.Now()); err != nil {
 			a.log.ErrorContext(ctx, "revoking sessions after suspected reuse failed", "user_id", lin.UserID, "err", err)
+			detail += "; revoking the owner's sessions failed"
+		} else {
+			detail += fmt.Sprintf("; %d sessions revoked", n)
 		}
-		detail += fmt.Sprintf("; %d sessions revoked", n)
 	}
 	rec.Record(ctx, flashauth.AuditEvent{
 		Type: audit.TypeReuseDetected, Outcome: audit.OutcomeSuspected, UserID: lin.UserID,
@@ -229,10 +230,9 @@ func (a *App) suspectedReuse(ctx context.Context, rec *audit.Recorder, lin flash
 	})
 }
 
+// Close releases the store.
 func (a *App) Close() {
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		a.closers[i]()
-	}
+	_ = a.Store.Close()
 }
 
 // Serve runs the HTTP server on ln until ctx is done, then stops accepting,
@@ -247,7 +247,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, c Config) error {
 		// replica's lease, then makes its own upstream calls.
 		WriteTimeout:   codeLease(c.UpstreamTimeout) + 7*c.UpstreamTimeout + 15*time.Second,
 		IdleTimeout:    orDefault(c.IdleTimeout, 90*time.Second),
-		MaxHeaderBytes: int(orDefault(time.Duration(c.MaxHeaderBytes), 32<<10)),
+		MaxHeaderBytes: orDefault(c.MaxHeaderBytes, 32<<10),
 		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -323,7 +323,8 @@ func RedactURL(s string) string {
 // /user/emails with their retries, generously.
 func codeLease(upstream time.Duration) time.Duration { return 7*upstream + 10*time.Second }
 
-func orDefault(v, def time.Duration) time.Duration {
+// orDefault is v when it is set (positive), else def.
+func orDefault[T int | time.Duration](v, def T) T {
 	if v > 0 {
 		return v
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 	"github.com/flashbacktech/flashauth/app"
 )
 
-// auditTypes returns "type/outcome" of the stored audit trail, oldest first.
+// auditTrail returns "type/outcome" of the stored audit trail, oldest first,
+// and requires a request id on every event a request caused.
 func auditTrail(t *testing.T, h *harness) []string {
 	t.Helper()
 	evs, err := h.app.Store.ListAudit(context.Background(), 100)
@@ -41,13 +43,8 @@ func TestAuditTrailOfGitHubRefresh(t *testing.T) {
 
 	got := auditTrail(t, h)
 	want := []string{"github_refresh/ok", "github_refresh/replayed", "reuse_detected/suspected", "github_refresh/rejected"}
-	if len(got) != len(want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("audit trail = %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("audit trail = %v, want %v", got, want)
-		}
 	}
 	evs, _ := h.app.Store.ListAudit(context.Background(), 10)
 	for _, e := range evs {
@@ -83,13 +80,9 @@ func TestSuspectedReuseRevokesSessionsWhenConfigured(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			found := false
-			for _, e := range evs {
-				if e.Type == "reuse_detected" && e.Outcome == "suspected" {
-					found = e.UserID == l.userID()
-				}
-			}
-			if !found {
+			if !slices.ContainsFunc(evs, func(e flashauth.AuditEvent) bool {
+				return e.Type == "reuse_detected" && e.Outcome == "suspected" && e.UserID == l.userID()
+			}) {
 				t.Fatalf("no suspected-reuse audit event for the owner")
 			}
 		})

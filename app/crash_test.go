@@ -3,7 +3,6 @@ package app_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -73,9 +72,7 @@ func TestCrashAfterCommitReplays(t *testing.T) {
 		t.Fatalf("upstream refreshes = %d after restart, want 1 (replayed)", c)
 	}
 	// The replayed token is the one GitHub really issued: it refreshes.
-	var body struct{ RefreshToken string }
-	_ = json.Unmarshal(r.Body, &body)
-	if r2 := h.refresh(body.RefreshToken); r2.Status != http.StatusOK {
+	if r2 := h.refresh(r.str(t, "refreshToken")); r2.Status != http.StatusOK {
 		t.Fatalf("the replayed refresh token does not work: %d %s", r2.Status, r2.Body)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -364,10 +365,9 @@ func TestClientDisconnectMidRefreshCommits(t *testing.T) {
 			return
 		}
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := h.srv.Client().Do(req)
+		r, err := send(h.srv.Client(), req)
 		if err == nil {
-			resp.Body.Close()
-			err = errors.New("answered " + resp.Status + " before the client hung up")
+			err = fmt.Errorf("answered %d before the client hung up", r.Status)
 		}
 		errc <- err
 	}()
@@ -435,23 +435,19 @@ func TestStoreFailureDuringUpstreamCallDeliversToken(t *testing.T) {
 	h.emu.SetLatency(300 * time.Millisecond)
 	done := make(chan response, 1)
 	go func() {
-		resp, err := h.srv.Client().Post(h.srv.URL+"/auth/github/refresh", "application/json",
+		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/auth/github/refresh",
 			strings.NewReader(`{"refresh_token":"`+g.RefreshToken+`"}`))
-		if err != nil {
-			done <- response{}
-			return
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		done <- response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+		req.Header.Set("Content-Type", "application/json")
+		r, _ := send(h.srv.Client(), req) // a failure is a zero response, which newToken reports
+		done <- r
 	}()
 	eventually(t, "the refresh reaches GitHub", func() bool { return h.upstreamRefreshes() == 1 })
 	if err := h.app.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
 	r := <-done
+	h.seeJSON(r.Body)
 	rt := newToken(t, r)
-	h.see(string(r.Body))
 	if !strings.Contains(h.logs.String(), "could not be committed") {
 		t.Errorf("the lost commit was not logged")
 	}
@@ -483,21 +479,19 @@ func serveOnLoopback(t *testing.T, h *harness, cfg app.Config) string {
 
 // postToken posts a refresh of token to base with client, outside the
 // harness's httptest server.
-func postToken(t *testing.T, h *harness, client *http.Client, base, token string) (response, *http.Response) {
+func postToken(t *testing.T, h *harness, client *http.Client, base, token string) response {
 	t.Helper()
-	resp, err := client.Post(base+"/auth/github/refresh", "application/json",
-		strings.NewReader(`{"refresh_token":"`+token+`"}`))
-	if err != nil {
-		t.Fatalf("POST %s: %v", base, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	req, err := http.NewRequest(http.MethodPost, base+"/auth/github/refresh", strings.NewReader(`{"refresh_token":"`+token+`"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := response{Status: resp.StatusCode, Header: resp.Header, Body: b}
-	h.see(string(b))
-	return r, resp
+	req.Header.Set("Content-Type", "application/json")
+	r, err := send(client, req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", base, err)
+	}
+	h.seeJSON(r.Body)
+	return r
 }
 
 // dripResult is how a slow client's connection ended.
@@ -571,8 +565,7 @@ func TestSlowClientsCutOff(t *testing.T) {
 	t.Cleanup(client.CloseIdleConnections)
 	tok := h.grant().RefreshToken
 	for range 3 {
-		r, _ := postToken(t, h, client, "http://"+addr, tok)
-		tok = newToken(t, r)
+		tok = newToken(t, postToken(t, h, client, "http://"+addr, tok))
 	}
 
 	check := func(kind string, chans []<-chan dripResult) {
@@ -750,15 +743,14 @@ func TestRefreshOverTLS(t *testing.T) {
 	}}
 	t.Cleanup(client.CloseIdleConnections)
 	g := h.grant()
-	r, resp := postToken(t, h, client, "https://"+addr, g.RefreshToken)
+	r := postToken(t, h, client, "https://"+addr, g.RefreshToken)
 	rt := newToken(t, r)
-	if resp.TLS == nil || !resp.TLS.HandshakeComplete {
+	if r.TLS == nil || !r.TLS.HandshakeComplete {
 		t.Fatalf("answer did not come over TLS")
 	}
 	checkSecurityHeaders(t, "refresh over TLS", r.Header, true)
 	wantNoStore(t, "refresh over TLS", r)
-	r, _ = postToken(t, h, client, "https://"+addr, rt)
-	newToken(t, r)
+	newToken(t, postToken(t, h, client, "https://"+addr, rt))
 	wantUpstream(t, h, 2)
 
 	// Plain HTTP on the TLS port gets nowhere near a token.

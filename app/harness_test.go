@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
 	"github.com/flashbacktech/flashauth/githubemu"
 	"github.com/flashbacktech/flashauth/internal/testkit"
@@ -36,16 +38,22 @@ type harness struct {
 	app    *app.App
 	srv    *httptest.Server
 	logs   *testkit.SyncBuffer
+	// secrets are every token, code and secret the test saw; a peer shares
+	// them with the harness it was opened from.
+	secrets *secretSet
+}
 
-	mu      sync.Mutex
-	secrets []string // every token, code and secret the test saw
+// secretSet is the list of secrets the scan at the end of a test looks for.
+type secretSet struct {
+	mu   sync.Mutex
+	list []string
 }
 
 type option func(*app.Config)
 
 func newHarness(t testing.TB, opts ...option) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: testkit.NewClock(time.UnixMilli(1764120000000)), logs: &testkit.SyncBuffer{}}
+	h := &harness{t: t, clock: testkit.NewClock(time.UnixMilli(1764120000000)), logs: &testkit.SyncBuffer{}, secrets: &secretSet{}}
 	h.emu = githubemu.New(githubemu.Config{ClientID: testClientID, ClientSecret: testClientSecret, Clock: h.clock})
 	h.emuSrv = httptest.NewServer(h.emu)
 	t.Cleanup(func() { h.emu.Close(); h.emuSrv.Close() })
@@ -82,34 +90,83 @@ func newHarness(t testing.TB, opts ...option) *harness {
 // start (re)opens the app on the harness's database.
 func (h *harness) start() {
 	h.t.Helper()
-	level, err := logging.ParseLevel(h.cfg.LogLevel)
+	h.app, h.srv = h.open(h.t, h.cfg, h.clock)
+}
+
+// open runs a flashauth with cfg and clock, logging into h's logs (which the
+// secret scan covers), until the end of t.
+func (h *harness) open(t testing.TB, cfg app.Config, clock flashauth.Clock) (*app.App, *httptest.Server) {
+	t.Helper()
+	level, err := logging.ParseLevel(cfg.LogLevel)
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
-	log := logging.New(h.logs, "json", level)
-	a, err := app.New(context.Background(), h.cfg, log, h.clock)
+	a, err := app.New(context.Background(), cfg, logging.New(h.logs, "json", level), clock)
 	if err != nil {
-		h.t.Fatalf("app.New: %v", err)
+		t.Fatalf("app.New: %v", err)
 	}
-	h.app = a
-	h.srv = httptest.NewServer(a.Handler)
-	h.t.Cleanup(func() { h.srv.Close(); a.Close() })
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(func() { srv.Close(); a.Close() })
+	return a, srv
 }
 
 func (h *harness) dbPath() string { return strings.TrimPrefix(h.cfg.DatabaseURL, "sqlite:") }
 
 // see records secrets that must never appear in logs or the database.
 func (h *harness) see(s ...string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.secrets.mu.Lock()
+	defer h.secrets.mu.Unlock()
 	for _, v := range s {
 		if v != "" {
-			h.secrets = append(h.secrets, v)
+			h.secrets.list = append(h.secrets.list, v)
 		}
 	}
 }
 
-// grant mints a token pair for a fresh emulator user.
+// secretFields are the JSON fields whose string values are secrets, in
+// requests and answers of every endpoint.
+var secretFields = map[string]bool{
+	"token": true, "accessToken": true, "refreshToken": true, "sessionRefreshToken": true,
+	"refresh_token": true, "code": true, "state": true,
+}
+
+// seeJSON records the secret fields of a JSON body, at any depth. Short
+// values are test garbage ("x", "has space"), not secrets, and would match
+// unrelated log text.
+func (h *harness) seeJSON(body []byte) {
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && secretFields[k] && len(s) >= 16 && len(s) <= 4096 {
+					h.see(s)
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	var v any
+	if json.Unmarshal(body, &v) == nil {
+		walk(v)
+	}
+}
+
+// redact replaces every secret h has seen in s.
+func (h *harness) redact(s string) string {
+	h.secrets.mu.Lock()
+	defer h.secrets.mu.Unlock()
+	for _, sec := range h.secrets.list {
+		s = strings.ReplaceAll(s, sec, "[secret]")
+	}
+	return s
+}
+
+// grant mints a token pair for the emulator user "octo".
 func (h *harness) grant() githubemu.Grant {
 	h.t.Helper()
 	u := h.emu.AddUser(githubemu.User{Login: "octo", Emails: []githubemu.Email{{Email: "octo@example.com", Primary: true, Verified: true}}})
@@ -121,10 +178,12 @@ func (h *harness) grant() githubemu.Grant {
 	return g
 }
 
+// response is an answer of flashauth, read whole.
 type response struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	TLS    *tls.ConnectionState
 }
 
 func (r response) json(t testing.TB) map[string]any {
@@ -136,7 +195,37 @@ func (r response) json(t testing.TB) map[string]any {
 	return m
 }
 
-// do sends a request to flashauth.
+// str returns the non-empty string at the path keys of the body.
+func (r response) str(t testing.TB, keys ...string) string {
+	t.Helper()
+	var v any = r.json(t)
+	for _, k := range keys {
+		m, _ := v.(map[string]any)
+		v = m[k]
+	}
+	s, _ := v.(string)
+	if s == "" {
+		t.Fatalf("no string at %v", keys)
+	}
+	return s
+}
+
+// send sends req with c and reads the whole answer. It does not fail the
+// test, so goroutines may use it.
+func send(c *http.Client, req *http.Request) (response, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return response{}, err
+	}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b, TLS: resp.TLS}, nil
+}
+
+// do sends a request to flashauth and records the secrets of its answer.
 func (h *harness) do(method, path, contentType string, body io.Reader, hdr ...string) response {
 	h.t.Helper()
 	req, err := http.NewRequest(method, h.srv.URL+path, body)
@@ -149,30 +238,19 @@ func (h *harness) do(method, path, contentType string, body io.Reader, hdr ...st
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := h.srv.Client().Do(req)
+	r, err := send(h.srv.Client(), req)
 	if err != nil {
 		h.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	h.seeJSON(r.Body)
+	return r
 }
 
-// refresh posts a refresh of token and records what comes back as secret.
+// refresh posts a refresh of token.
 func (h *harness) refresh(token string, hdr ...string) response {
 	h.t.Helper()
 	body, _ := json.Marshal(map[string]string{"refresh_token": token})
-	r := h.do(http.MethodPost, "/auth/github/refresh", "application/json", bytes.NewReader(body), hdr...)
-	if r.Status == http.StatusOK {
-		m := r.json(h.t)
-		at, _ := m["accessToken"].(string)
-		rt, _ := m["refreshToken"].(string)
-		h.see(at, rt)
-	}
-	return r
+	return h.do(http.MethodPost, "/auth/github/refresh", "application/json", bytes.NewReader(body), hdr...)
 }
 
 // wantError checks a contract error answer.
@@ -203,9 +281,9 @@ func wantError(t *testing.T, r response, status int, code string) {
 // secret the test saw.
 func (h *harness) checkNoSecrets() {
 	h.t.Helper()
-	h.mu.Lock()
-	secrets := append([]string(nil), h.secrets...)
-	h.mu.Unlock()
+	h.secrets.mu.Lock()
+	secrets := append([]string(nil), h.secrets.list...)
+	h.secrets.mu.Unlock()
 	logs := h.logs.String()
 	var files [][]byte
 	names, _ := filepath.Glob(h.dbPath() + "*") // the database, its WAL and shm

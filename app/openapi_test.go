@@ -190,14 +190,6 @@ func bearerSyntax(_ context.Context, in *openapi3filter.AuthenticationInput) err
 	return nil
 }
 
-// secretFields are the JSON fields whose string values are secrets: they are
-// handed to the harness, which fails the test if any reaches the logs or the
-// database.
-var secretFields = map[string]bool{
-	"token": true, "accessToken": true, "refreshToken": true, "sessionRefreshToken": true,
-	"refresh_token": true, "code": true, "state": true,
-}
-
 // specChecker is an http.RoundTripper that validates every request and
 // response against the document, and records which documented statuses
 // the traffic reached.
@@ -301,47 +293,15 @@ func (c *specChecker) seeSecrets(req *http.Request, reqBody []byte, resp *http.R
 	if loc, err := url.Parse(resp.Header.Get("Location")); err == nil {
 		c.h.see(loc.Query().Get("state"))
 	}
-	for _, body := range [][]byte{reqBody, respBody} {
-		var v any
-		if json.Unmarshal(body, &v) == nil {
-			c.walkSecrets(v)
-		}
-	}
-}
-
-func (c *specChecker) walkSecrets(v any) {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, x := range v {
-			// Short values are test garbage ("x", "has space"), not secrets,
-			// and would match unrelated log text.
-			if s, ok := x.(string); ok && secretFields[k] && len(s) >= 16 && len(s) <= 4096 {
-				c.h.see(s)
-			}
-			c.walkSecrets(x)
-		}
-	case []any:
-		for _, x := range v {
-			c.walkSecrets(x)
-		}
-	}
-}
-
-// specRedact removes every secret h knows from s.
-func specRedact(h *harness, s string) string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, sec := range h.secrets {
-		s = strings.ReplaceAll(s, sec, "[secret]")
-	}
-	return s
+	c.h.seeJSON(reqBody)
+	c.h.seeJSON(respBody)
 }
 
 // errorf reports a mismatch without secrets, cut to a readable length (a
 // 413 probe's body is 70 KiB).
 func (c *specChecker) errorf(format string, args ...any) {
 	c.t.Helper()
-	msg := specRedact(c.h, fmt.Sprintf(format, args...))
+	msg := c.h.redact(fmt.Sprintf(format, args...))
 	if len(msg) > 3000 {
 		msg = msg[:3000] + " [...]"
 	}
@@ -422,37 +382,6 @@ type specCall struct {
 	invalid      bool // the document rejects this request
 }
 
-// specReply is an answer of flashauth.
-type specReply struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r specReply) obj(t *testing.T) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("body is not a JSON object: %v", err)
-	}
-	return m
-}
-
-// str returns the non-empty string at the path keys of the body.
-func (r specReply) str(t *testing.T, keys ...string) string {
-	t.Helper()
-	var v any = r.obj(t)
-	for _, k := range keys {
-		m, _ := v.(map[string]any)
-		v = m[k]
-	}
-	s, _ := v.(string)
-	if s == "" {
-		t.Fatalf("no string at %v", keys)
-	}
-	return s
-}
-
 // specClient sends the contract traffic to h through a specChecker.
 type specClient struct {
 	t  *testing.T
@@ -470,7 +399,7 @@ func newSpecClient(t *testing.T, h *harness, doc *openapi3.T, cov *specCoverage)
 }
 
 // do sends call; only transport failures are fatal.
-func (c *specClient) do(call specCall) specReply {
+func (c *specClient) do(call specCall) response {
 	c.t.Helper()
 	var body io.Reader
 	switch b := call.body.(type) {
@@ -506,27 +435,22 @@ func (c *specClient) do(call specCall) specReply {
 	for k, v := range call.header {
 		req.Header.Set(k, v)
 	}
-	resp, err := c.hc.Do(req)
+	r, err := send(c.hc, req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", call.method, call.path, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return specReply{status: resp.StatusCode, header: resp.Header, body: b}
+	return r
 }
 
 // want sends call and requires status and, for an error, error_code code.
-func (c *specClient) want(call specCall, status int, code string) specReply {
+func (c *specClient) want(call specCall, status int, code string) response {
 	c.t.Helper()
 	r := c.do(call)
-	if r.status != status {
-		c.t.Fatalf("%s %s: status %d, want %d; body %.300s", call.method, call.path, r.status, status, specRedact(c.h, string(r.body)))
+	if r.Status != status {
+		c.t.Fatalf("%s %s: status %d, want %d; body %.300s", call.method, call.path, r.Status, status, c.h.redact(string(r.Body)))
 	}
 	if code != "" {
-		if got := r.obj(c.t)["error_code"]; got != code {
+		if got := r.json(c.t)["error_code"]; got != code {
 			c.t.Fatalf("%s %s: error_code %v, want %s", call.method, call.path, got, code)
 		}
 	}
@@ -542,7 +466,7 @@ func (c *specClient) startLogin(redirect bool, userID int64) (code, state string
 	var raw string
 	if redirect {
 		r := c.want(specCall{method: http.MethodGet, path: path + "&redirect=1"}, http.StatusFound, "")
-		raw = r.header.Get("Location")
+		raw = r.Header.Get("Location")
 	} else {
 		raw = c.want(specCall{method: http.MethodGet, path: path}, http.StatusOK, "").str(c.t, "url")
 	}
@@ -554,23 +478,16 @@ func (c *specClient) startLogin(redirect bool, userID int64) (code, state string
 	return c.h.approve(c.t, q, userID), q.Get("state")
 }
 
-// specSession is what a sign-in answered.
-type specSession struct {
-	jwt, sessionRT, tokenID, ghRefresh string
-	body                               []byte
-}
-
 // signIn completes a started login with POST /auth/github.
-func (c *specClient) signIn(code, state string) specSession {
+func (c *specClient) signIn(code, state string) signedIn {
 	c.t.Helper()
 	r := c.want(specCall{method: http.MethodPost, path: "/auth/github", body: map[string]any{
 		"code": code, "state": state, "redirect_uri": specRedirectURI,
 		"deviceInfo": map[string]any{"os": "linux", "app": "openapi-test"}, "activationUid": "ignored",
 	}}, http.StatusOK, "")
-	return specSession{
-		jwt: r.str(c.t, "authState", "token"), sessionRT: r.str(c.t, "authState", "sessionRefreshToken"),
-		tokenID: r.str(c.t, "authState", "tokenId"), ghRefresh: r.str(c.t, "authState", "refreshToken"), body: r.body,
-	}
+	l := parseSignIn(c.t, r.Body)
+	l.Code = code
+	return l
 }
 
 // specExempt lists documented statuses the contract traffic cannot reach,
@@ -594,7 +511,7 @@ func TestOpenAPIContract(t *testing.T) {
 	specOperationsTraffic(t, c)
 	specRefreshTraffic(t, c)
 	a, b := specSignInTraffic(t, c)
-	specSessionTraffic(t, c, a, b)
+	signedInTraffic(t, c, a, b)
 	specStoreDownTraffic(t, c)
 
 	// A flashauth GitHub does not recognise, with a per-IP limit.
@@ -626,19 +543,19 @@ var specHuge = map[string]string{"refresh_token": strings.Repeat("a", 70<<10)}
 // specOperationsTraffic covers the operations endpoints and routing.
 func specOperationsTraffic(t *testing.T, c *specClient) {
 	r := c.want(specCall{method: http.MethodGet, path: "/healthz", header: map[string]string{"X-Request-Id": "openapi-test-1"}}, http.StatusOK, "")
-	if got := r.header.Get("X-Request-Id"); got != "openapi-test-1" {
+	if got := r.Header.Get("X-Request-Id"); got != "openapi-test-1" {
 		t.Errorf("X-Request-Id = %q, want the caller's", got)
 	}
 	c.want(specGet("/readyz"), http.StatusOK, "")
 	c.want(specGet("/metrics"), http.StatusOK, "")
 	c.want(specGet("/.well-known/jwks.json"), http.StatusOK, "")
-	if r := c.want(specGet("/openapi.json"), http.StatusOK, ""); !bytes.Equal(r.body, httpapi.OpenAPI) {
+	if r := c.want(specGet("/openapi.json"), http.StatusOK, ""); !bytes.Equal(r.Body, httpapi.OpenAPI) {
 		t.Errorf("GET /openapi.json does not serve the embedded document")
 	}
 	c.want(specGet("/no/such/path"), http.StatusNotFound, "NOT_FOUND")
 	r = c.want(specGet("/auth/github/refresh"), http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
-	if !strings.Contains(r.header.Get("Allow"), http.MethodPost) {
-		t.Errorf("Allow = %q, want POST", r.header.Get("Allow"))
+	if !strings.Contains(r.Header.Get("Allow"), http.MethodPost) {
+		t.Errorf("Allow = %q, want POST", r.Header.Get("Allow"))
 	}
 	c.want(specCall{method: http.MethodDelete, path: "/healthz"}, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
 }
@@ -651,7 +568,7 @@ func specRefreshTraffic(t *testing.T, c *specClient) {
 	first := c.want(specCall{method: http.MethodPost, path: "/auth/github/refresh", bearer: "gho_foreignTokenTheClientStillSends",
 		body: map[string]any{"refresh_token": g.RefreshToken, "deviceInfo": map[string]string{"os": "mac"}}}, http.StatusOK, "")
 	replay := c.want(specPost("/auth/github/refresh", map[string]string{"refresh_token": g.RefreshToken}), http.StatusOK, "")
-	if !bytes.Equal(first.body, replay.body) {
+	if !bytes.Equal(first.Body, replay.Body) {
 		t.Errorf("the replay's body differs from the first answer's")
 	}
 	for _, body := range []any{
@@ -685,14 +602,14 @@ func specRefreshTraffic(t *testing.T, c *specClient) {
 
 // specSignInTraffic covers GET /auth/github/authorize and POST /auth/github,
 // and returns the sessions of two users, A and B.
-func specSignInTraffic(t *testing.T, c *specClient) (a, b specSession) {
+func specSignInTraffic(t *testing.T, c *specClient) (a, b signedIn) {
 	h := c.h
 	userA := h.emu.AddUser(githubemu.User{Login: "spec-a", Name: "Spec A"})
 	userB := h.emu.AddUser(githubemu.User{Login: "spec-b", Company: "@flashback"})
 	// A through the JSON answer of authorize; a retry replays.
 	code, state := c.startLogin(false, userA.ID)
 	a = c.signIn(code, state)
-	if again := c.signIn(code, state); !bytes.Equal(again.body, a.body) {
+	if again := c.signIn(code, state); !bytes.Equal(again.Body, a.Body) {
 		t.Errorf("a retried sign-in with the same code answered differently")
 	}
 	// B through the 302, after a 503 that does not spend the login.
@@ -724,27 +641,27 @@ func specSignInTraffic(t *testing.T, c *specClient) (a, b specSession) {
 	return a, b
 }
 
-// specSessionTraffic covers ownership of GitHub refresh tokens and the
+// signedInTraffic covers ownership of GitHub refresh tokens and the
 // session endpoints. It revokes A's and B's sessions.
-func specSessionTraffic(t *testing.T, c *specClient, a, b specSession) {
+func signedInTraffic(t *testing.T, c *specClient, a, b signedIn) {
 	// B's valid Bearer on A's GitHub refresh token; then A's own.
-	c.want(specCall{method: http.MethodPost, path: "/auth/github/refresh", bearer: b.jwt, body: map[string]string{"refresh_token": a.ghRefresh}},
+	c.want(specCall{method: http.MethodPost, path: "/auth/github/refresh", bearer: b.JWT, body: map[string]string{"refresh_token": a.GHRefresh}},
 		http.StatusForbidden, "TOKEN_OWNER_MISMATCH")
-	c.want(specCall{method: http.MethodPost, path: "/auth/github/refresh", bearer: a.jwt, body: map[string]string{"refresh_token": a.ghRefresh}},
+	c.want(specCall{method: http.MethodPost, path: "/auth/github/refresh", bearer: a.JWT, body: map[string]string{"refresh_token": a.GHRefresh}},
 		http.StatusOK, "")
 
-	list := c.want(specCall{method: http.MethodGet, path: "/token", bearer: a.jwt}, http.StatusOK, "")
-	if toks, _ := list.obj(t)["tokens"].([]any); len(toks) != 1 {
+	list := c.want(specCall{method: http.MethodGet, path: "/token", bearer: a.JWT}, http.StatusOK, "")
+	if toks, _ := list.json(t)["tokens"].([]any); len(toks) != 1 {
 		t.Errorf("GET /token lists %d sessions of A, want 1", len(toks))
 	}
 	c.want(specCall{method: http.MethodGet, path: "/token", invalid: true}, http.StatusUnauthorized, "AUTH_REQUIRED")
 	c.want(specCall{method: http.MethodGet, path: "/token", bearer: "eyJhbGciOiJub25lIn0.e30.c2ln"}, http.StatusUnauthorized, "AUTH_REQUIRED")
-	c.want(specCall{method: http.MethodDelete, path: "/token/" + b.tokenID, bearer: a.jwt}, http.StatusNotFound, "NOT_FOUND")
-	c.want(specCall{method: http.MethodDelete, path: "/token/no-such-session", bearer: a.jwt}, http.StatusNotFound, "NOT_FOUND")
-	c.want(specCall{method: http.MethodDelete, path: "/token/" + a.tokenID, invalid: true}, http.StatusUnauthorized, "AUTH_REQUIRED")
+	c.want(specCall{method: http.MethodDelete, path: "/token/" + b.TokenID, bearer: a.JWT}, http.StatusNotFound, "NOT_FOUND")
+	c.want(specCall{method: http.MethodDelete, path: "/token/no-such-session", bearer: a.JWT}, http.StatusNotFound, "NOT_FOUND")
+	c.want(specCall{method: http.MethodDelete, path: "/token/" + a.TokenID, invalid: true}, http.StatusUnauthorized, "AUTH_REQUIRED")
 
-	rot := c.want(specPost("/user/refresh", map[string]string{"refresh_token": b.sessionRT}), http.StatusOK, "")
-	if again := c.want(specPost("/user/refresh", map[string]string{"refreshToken": b.sessionRT}), http.StatusOK, ""); !bytes.Equal(again.body, rot.body) {
+	rot := c.want(specPost("/user/refresh", map[string]string{"refresh_token": b.SessionRT}), http.StatusOK, "")
+	if again := c.want(specPost("/user/refresh", map[string]string{"refreshToken": b.SessionRT}), http.StatusOK, ""); !bytes.Equal(again.Body, rot.Body) {
 		t.Errorf("the same session refresh token within the reuse interval answered differently")
 	}
 	newRT := rot.str(t, "refreshToken")
@@ -763,10 +680,10 @@ func specSessionTraffic(t *testing.T, c *specClient, a, b specSession) {
 	c.want(specPost("/user/refresh", unknownRT), http.StatusTooManyRequests, "RATE_LIMITED")
 	c.want(specPost("/user/logout", unknownRT), http.StatusUnauthorized, "INVALID_REFRESH_TOKEN")
 	c.h.clock.Advance(11 * time.Second) // past the reuse interval
-	c.want(specPost("/user/refresh", map[string]string{"refresh_token": b.sessionRT}), http.StatusUnauthorized, "REFRESH_TOKEN_REUSED")
+	c.want(specPost("/user/refresh", map[string]string{"refresh_token": b.SessionRT}), http.StatusUnauthorized, "REFRESH_TOKEN_REUSED")
 	c.want(specPost("/user/logout", map[string]string{"refreshToken": newRT}), http.StatusOK, "")
 	c.want(specPost("/user/logout", map[string]string{"refreshToken": newRT}), http.StatusOK, "") // already revoked
-	c.want(specCall{method: http.MethodDelete, path: "/token/" + a.tokenID, bearer: a.jwt}, http.StatusOK, "")
+	c.want(specCall{method: http.MethodDelete, path: "/token/" + a.TokenID, bearer: a.JWT}, http.StatusOK, "")
 }
 
 // specStoreDownTraffic closes the store under a running flashauth: 503
@@ -784,10 +701,10 @@ func specStoreDownTraffic(t *testing.T, c *specClient) {
 		specGet("/auth/github/authorize"),
 		specPost("/auth/github", map[string]string{"code": code + "x"}),
 		specPost("/auth/github/refresh", map[string]string{"refresh_token": "ghr_whileTheStoreIsDown0123456789"}),
-		specPost("/user/refresh", map[string]string{"refresh_token": s.sessionRT}),
-		specPost("/user/logout", map[string]string{"refresh_token": s.sessionRT}),
-		{method: http.MethodGet, path: "/token", bearer: s.jwt},
-		{method: http.MethodDelete, path: "/token/" + s.tokenID, bearer: s.jwt},
+		specPost("/user/refresh", map[string]string{"refresh_token": s.SessionRT}),
+		specPost("/user/logout", map[string]string{"refresh_token": s.SessionRT}),
+		{method: http.MethodGet, path: "/token", bearer: s.JWT},
+		{method: http.MethodDelete, path: "/token/" + s.TokenID, bearer: s.JWT},
 	} {
 		c.want(call, http.StatusServiceUnavailable, "STORE_UNAVAILABLE")
 	}

@@ -19,12 +19,27 @@ import (
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const requestKey ctxKey = iota
+
+// requestInfo is what the outermost middleware works out once per request
+// and every later layer (limits, logs, audit) reuses.
+type requestInfo struct {
+	id string // the request id
+	ip string // the client address, see clientIP
+}
 
 // RequestID returns the request id stored by the middleware.
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	info, _ := ctx.Value(requestKey).(requestInfo)
+	return info.id
+}
+
+// requestIP returns the client address the middleware worked out for r.
+func (s *server) requestIP(r *http.Request) string {
+	if info, ok := r.Context().Value(requestKey).(requestInfo); ok {
+		return info.ip
+	}
+	return s.clientIP(r)
 }
 
 // saneRequestID accepts ids a caller may reasonably send; anything else is
@@ -74,8 +89,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// withRequest assigns the request id, sets the common headers, recovers
-// panics, and writes one access-log line per request. It logs the path
+// withRequest assigns the request id, works out the client address once,
+// sets the common headers, recovers panics, and writes one access-log line
+// per request. It logs the path
 // only: query strings can carry codes and states.
 func (s *server) withRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -84,7 +100,8 @@ func (s *server) withRequest(next http.Handler) http.Handler {
 		if !acceptRequestID(id) {
 			id = newRequestID()
 		}
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ip := s.clientIP(r)
+		ctx := context.WithValue(r.Context(), requestKey, requestInfo{id: id, ip: ip})
 		r = r.WithContext(ctx)
 		h := w.Header()
 		h.Set("X-Request-Id", id)
@@ -121,7 +138,7 @@ func (s *server) withRequest(next http.Handler) http.Handler {
 				slog.String("path", safePath(r.URL.Path)),
 				slog.Int("status", status),
 				slog.Duration("duration", time.Since(start)),
-				slog.String("ip", s.clientIP(r)),
+				slog.String("ip", ip),
 			)
 		}()
 		next.ServeHTTP(sw, r)
@@ -183,7 +200,7 @@ func (s *server) limitIP(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if ok, wait := s.limits.ip.Allow(rateKey(s.clientIP(r))); !ok {
+		if ok, wait := s.limits.ip.Allow(rateKey(s.requestIP(r))); !ok {
 			s.metrics.rateLimited.WithLabelValues("ip").Inc()
 			writeError(w, rateLimited(wait))
 			return

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/refresh"
 	"github.com/flashbacktech/flashauth/seal"
 )
@@ -93,14 +94,14 @@ func (s *server) optionalUser(r *http.Request) (string, error) {
 
 // auditRefresh records the outcome of a GitHub refresh.
 func (s *server) auditRefresh(r *http.Request, userID string, replayed bool, err error) {
-	outcome := "ok"
+	outcome := audit.OutcomeOK
 	switch {
 	case err != nil:
 		outcome = outcomeOf(err)
 	case replayed:
-		outcome = "replayed"
+		outcome = audit.OutcomeReplayed
 	}
-	s.audit(r, flashauth.AuditEvent{Type: "github_refresh", Outcome: outcome, UserID: userID})
+	s.audit(r, flashauth.AuditEvent{Type: audit.TypeGitHubRefresh, Outcome: outcome, UserID: userID})
 }
 
 // readToken decodes r's body into req, validates the token field pick

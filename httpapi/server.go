@@ -180,6 +180,6 @@ func (s *server) audit(r *http.Request, e flashauth.AuditEvent) {
 		return
 	}
 	e.RequestID = RequestID(r.Context())
-	e.IPAddress = s.clientIP(r)
+	e.IPAddress = s.requestIP(r)
 	s.Audit.Record(r.Context(), e)
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/session"
 )
 
@@ -42,11 +43,11 @@ func (s *server) handleSessionRefresh() http.Handler {
 		}
 		iss, err := s.Sessions.Refresh(r.Context(), tok)
 		if err != nil {
-			s.audit(r, flashauth.AuditEvent{Type: "session_refresh", Outcome: outcomeOf(err)})
+			s.audit(r, flashauth.AuditEvent{Type: audit.TypeSessionRefresh, Outcome: outcomeOf(err)})
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: "session_refresh", Outcome: "ok", UserID: iss.UserID, SessionID: iss.SessionID})
+		s.audit(r, flashauth.AuditEvent{Type: audit.TypeSessionRefresh, Outcome: audit.OutcomeOK, UserID: iss.UserID, SessionID: iss.SessionID})
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{
 			Success:          true,
@@ -73,7 +74,7 @@ func (s *server) handleLogout() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: "revoke", Outcome: "logout", UserID: sess.UserID, SessionID: sess.ID})
+		s.audit(r, flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: "logout", UserID: sess.UserID, SessionID: sess.ID})
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 	})
 }
@@ -149,7 +150,7 @@ func (s *server) handleRevokeToken() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: "revoke", Outcome: "ok", UserID: p.UserID, SessionID: id})
+		s.audit(r, flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: audit.OutcomeOK, UserID: p.UserID, SessionID: id})
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 	})
 }
@@ -168,21 +169,16 @@ func (s *server) handleJWKS() http.Handler {
 	})
 }
 
-// outcomeOf names an error for the audit trail.
+// outcomeOf names an error for the audit trail: the caller's fault is a
+// rejection, ours or GitHub's an error.
 func outcomeOf(err error) string {
-	switch code := flashauth.ErrorCode(err); code {
-	case flashauth.CodeInvalidRefreshToken, flashauth.CodeInvalidCode, flashauth.CodeInvalidState,
-		flashauth.CodeEmailNotVerified, flashauth.CodeRedirectURIMismatch, flashauth.CodeTokenOwnerMismatch,
-		flashauth.CodeAuthRequired, flashauth.CodeInvalidRequest:
-		return "rejected"
-	case flashauth.CodeRefreshTokenReused:
+	switch code := flashauth.ErrorCode(err); {
+	case code == flashauth.CodeRefreshTokenReused:
 		return "reuse_detected"
-	case flashauth.CodeUpstreamBadResponse, flashauth.CodeUpstreamUnavailable, flashauth.CodeUpstreamCredentials:
-		return "upstream_error"
-	default:
-		if statusOf(code) >= 500 {
-			return "error"
-		}
-		return "rejected"
+	case code == flashauth.CodeUpstreamBadResponse, code == flashauth.CodeUpstreamUnavailable, code == flashauth.CodeUpstreamCredentials:
+		return audit.OutcomeUpstreamError
+	case statusOf(code) >= 500:
+		return "error"
 	}
+	return audit.OutcomeRejected
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/signin"
 )
 
@@ -56,15 +57,15 @@ func (s *server) handleGitHubSignIn() http.Handler {
 			State:       req.State.String(),
 			RedirectURI: req.RedirectURI.String(),
 			DeviceInfo:  di,
-			IPAddress:   s.clientIP(r),
+			IPAddress:   s.requestIP(r),
 			UserAgent:   truncate(r.UserAgent(), 512),
 		})
 		if err != nil {
-			s.audit(r, flashauth.AuditEvent{Type: "signin", Outcome: outcomeOf(err)})
+			s.audit(r, flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: outcomeOf(err)})
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: "signin", Outcome: "ok", UserID: st.UserID, SessionID: st.TokenID})
+		s.audit(r, flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: audit.OutcomeOK, UserID: st.UserID, SessionID: st.TokenID})
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{Success: true, Message: "Authentication successful", AuthState: st})
 	})

@@ -3,13 +3,11 @@ package main
 import (
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
 	"net/netip"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -64,8 +62,7 @@ func flagName(env string) string {
 
 // parseConfig reads the settings from getenv and args.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.Config, error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs := newFlagSet("serve", out)
 	vals := make(map[string]*string, len(settings))
 	for _, s := range settings {
 		v := getenv(s.env)
@@ -109,13 +106,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		if c.ClientSecret != "" {
 			return c, errors.New("set only one of GITHUB_CLIENT_SECRET and GITHUB_CLIENT_SECRET_FILE")
 		}
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return c, fmt.Errorf("GITHUB_CLIENT_SECRET_FILE: cannot read %s", file)
-		}
-		c.ClientSecret = strings.TrimSpace(string(b))
-		if c.ClientSecret == "" {
-			return c, fmt.Errorf("GITHUB_CLIENT_SECRET_FILE: %s is empty", file)
+		if c.ClientSecret, err = readSecretFile("GITHUB_CLIENT_SECRET_FILE", file); err != nil {
+			return c, err
 		}
 	}
 	if c.ClientSecret == "" {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,21 +54,22 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	go func() { _ = emuSrv.Serve(emuLn) }()
 	defer emuSrv.Close()
 
-	overrides := map[string]string{
-		"FLASHAUTH_ADDR":         "127.0.0.1:8080",
-		"FLASHAUTH_DATABASE_URL": "sqlite:" + filepath.Join(dir, "flashauth.db"),
-		"GITHUB_CLIENT_ID":       clientID,
-		"GITHUB_CLIENT_SECRET":   secret,
-		"GITHUB_URL":             emuURL,
-		"GITHUB_API_URL":         emuURL,
-		"FLASHAUTH_LOG_FORMAT":   "text",
+	// dev sets up the database and GitHub itself; the environment may
+	// change anything else, and its defaults.
+	pinned := map[string]string{
+		"FLASHAUTH_DATABASE_URL":    "sqlite:" + filepath.Join(dir, "flashauth.db"),
+		"GITHUB_CLIENT_ID":          clientID,
+		"GITHUB_CLIENT_SECRET":      secret,
+		"GITHUB_CLIENT_SECRET_FILE": "",
+		"GITHUB_URL":                emuURL,
+		"GITHUB_API_URL":            emuURL,
 	}
+	defaults := map[string]string{"FLASHAUTH_ADDR": "127.0.0.1:8080", "FLASHAUTH_LOG_FORMAT": "text"}
 	devenv := func(k string) string {
-		if v := getenv(k); v != "" && k != "GITHUB_URL" && k != "GITHUB_API_URL" && k != "GITHUB_CLIENT_ID" &&
-			k != "GITHUB_CLIENT_SECRET" && k != "GITHUB_CLIENT_SECRET_FILE" && k != "FLASHAUTH_DATABASE_URL" {
+		if v, ok := pinned[k]; ok {
 			return v
 		}
-		return overrides[k]
+		return envOr(getenv, k, defaults[k])
 	}
 	c, err := parseConfig(nil, devenv, stderr)
 	if err != nil {
@@ -140,18 +142,17 @@ func runEmulator(ctx context.Context, args []string, getenv func(string) string,
 	clientID := fs.String("client-id", envOr(getenv, "GITHUB_CLIENT_ID", "Iv1.flashauthdev"), "client id the emulator accepts ($GITHUB_CLIENT_ID)")
 	secretFile := fs.String("client-secret-file", getenv("GITHUB_CLIENT_SECRET_FILE"), "file with the client secret ($GITHUB_CLIENT_SECRET_FILE)")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, errFlagHelp) {
+		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
 	secret := getenv("GITHUB_CLIENT_SECRET")
 	if *secretFile != "" {
-		b, err := os.ReadFile(*secretFile)
-		if err != nil {
-			return fmt.Errorf("GITHUB_CLIENT_SECRET_FILE: cannot read %s", *secretFile)
+		var err error
+		if secret, err = readSecretFile("GITHUB_CLIENT_SECRET_FILE", *secretFile); err != nil {
+			return err
 		}
-		secret = string(trimSpace(b))
 	}
 	if secret == "" {
 		return errors.New("GITHUB_CLIENT_SECRET (or GITHUB_CLIENT_SECRET_FILE) is required: the emulator checks it like GitHub does")

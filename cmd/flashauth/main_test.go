@@ -300,8 +300,10 @@ func TestServeShutdownDrainsInFlight(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		res <- result{status: resp.StatusCode, body: b}
 	}()
-	for emu.Calls().TokenRefresh == 0 { // the refresh has reached GitHub
-		time.Sleep(5 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); emu.Calls().TokenRefresh == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the refresh never reached GitHub")
+		}
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve: %v", err)

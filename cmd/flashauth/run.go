@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
+	"strings"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; else it
@@ -62,9 +64,8 @@ func versionString() string {
 	return "unknown"
 }
 
-// errFlagHelp is returned when -h was asked: not a failure.
-var errFlagHelp = flag.ErrHelp
-
+// newFlagSet returns a flag set that reports errors (and -h, as
+// flag.ErrHelp: not a failure) instead of exiting.
 func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -78,9 +79,17 @@ func envOr(getenv func(string) string, k, def string) string {
 	return def
 }
 
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
+// readSecretFile reads the secret the file path (named by the variable env)
+// holds, without surrounding whitespace: files usually end with a newline.
+// Errors name the variable and the file, never what it holds.
+func readSecretFile(env, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: cannot read %s", env, path)
 	}
-	return b
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s: %s is empty", env, path)
+	}
+	return s, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +15,7 @@ import (
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c, err := parseConfig(args, getenv, stderr)
-	if errors.Is(err, errFlagHelp) {
+	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
 	if err != nil {

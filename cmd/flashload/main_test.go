@@ -3,17 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/app"
 	"github.com/flashbacktech/flashauth/e2e/loadgen"
-	"github.com/flashbacktech/flashauth/githubemu"
+	"github.com/flashbacktech/flashauth/e2e/loadgen/loadgentest"
 )
 
 func TestRunRejectsBadArguments(t *testing.T) {
@@ -45,23 +39,9 @@ func TestRunRejectsBadArguments(t *testing.T) {
 }
 
 func TestRunReportsJSON(t *testing.T) {
-	emu := githubemu.New(githubemu.Config{})
-	emuSrv := httptest.NewServer(emu)
-	t.Cleanup(func() { emu.Close(); emuSrv.Close() })
-	a, err := app.New(t.Context(), app.Config{
-		DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "db"),
-		ClientID:    githubemu.DefaultClientID, ClientSecret: githubemu.DefaultClientSecret,
-		GitHubURL: emuSrv.URL, GitHubAPIURL: emuSrv.URL,
-		UpstreamTimeout: 5 * time.Second, BreakerFailures: 1000, BreakerCooldown: time.Second,
-	}, slog.New(slog.DiscardHandler), flashauth.SystemClock{})
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(func() { srv.Close(); a.Close() })
-
+	target, emuURL, _ := loadgentest.Serve(t)
 	var out, errOut bytes.Buffer
-	args := []string{"-target", srv.URL, "-emulator", emuSrv.URL, "-duration", "200ms",
+	args := []string{"-target", target, "-emulator", emuURL, "-duration", "200ms",
 		"-concurrency", "2", "-mode", "mixed", "-json"}
 	if err := run(t.Context(), args, &out, &errOut); err != nil {
 		t.Fatalf("run: %v (%s)", err, errOut.String())
