@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,11 +22,21 @@ import (
 // access token and session refresh token.
 func (b *testbed) signIn(base, login string) (jwt, sessionRT string) {
 	b.tb.Helper()
+	jwt, sessionRT, err := b.trySignIn(base, login)
+	if err != nil {
+		b.tb.Fatal(err)
+	}
+	return jwt, sessionRT
+}
+
+// trySignIn is signIn for goroutines other than the test's, which must not
+// call Fatal.
+func (b *testbed) trySignIn(base, login string) (jwt, sessionRT string, err error) {
 	u := b.up.emu.AddUser(githubemu.User{Login: login})
 	const redirect = "http://localhost/cb"
 	a, err := b.do(http.MethodGet, base+"/auth/github/authorize?redirect_uri="+url.QueryEscape(redirect), nil)
 	if err != nil || a.Status != http.StatusOK {
-		b.tb.Fatalf("authorize at %s: %v %v", base, a, err)
+		return "", "", fmt.Errorf("authorize at %s: %v %v", base, a, err)
 	}
 	state := a.field("state")
 	au, _ := url.Parse(a.field("url"))
@@ -34,23 +46,25 @@ func (b *testbed) signIn(base, login string) (jwt, sessionRT string) {
 		CodeChallenge: q.Get("code_challenge"), CodeChallengeMethod: q.Get("code_challenge_method"), UserID: u.ID,
 	})
 	if err != nil {
-		b.tb.Fatal(err)
+		return "", "", fmt.Errorf("emulator login: %w", err)
 	}
 	b.see(state, code)
 	body, _ := json.Marshal(map[string]string{"code": code, "state": state, "redirect_uri": redirect})
 	a, err = b.do(http.MethodPost, base+"/auth/github", body)
 	if err != nil || a.Status != http.StatusOK {
-		b.tb.Fatalf("sign-in at %s: %v %v", base, a, err)
+		return "", "", fmt.Errorf("sign-in at %s: %v %v", base, a, err)
 	}
 	var out struct {
 		AuthState struct {
 			Token, AccessToken, RefreshToken, SessionRefreshToken string
 		}
 	}
-	_ = json.Unmarshal(a.Body, &out)
+	if err := json.Unmarshal(a.Body, &out); err != nil {
+		return "", "", fmt.Errorf("sign-in at %s: %w", base, err)
+	}
 	st := out.AuthState
 	b.see(st.Token, st.AccessToken, st.RefreshToken, st.SessionRefreshToken)
-	return st.Token, st.SessionRefreshToken
+	return st.Token, st.SessionRefreshToken, nil
 }
 
 // bearerGet GETs url with a Bearer token.
@@ -147,10 +161,14 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 	firstKid := kidOf(t, jwt)
 	time.Sleep(4500 * time.Millisecond)
 	jwts := make([]string, 3)
+	errs := make([]error, 3)
 	for i, r := range rs {
-		wg.Go(func() { jwts[i], _ = b.signIn(r.URL, "user"+r.name[len(r.name)-1:]) })
+		wg.Go(func() { jwts[i], _, errs[i] = b.trySignIn(r.URL, "user"+r.name[len(r.name)-1:]) })
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	kids := map[string]bool{}
 	for i, j := range jwts {
 		kids[kidOf(t, j)] = true

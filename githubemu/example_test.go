@@ -11,8 +11,8 @@ import (
 	"github.com/flashbacktech/flashauth/githubemu"
 )
 
-// A test signs a user in without a browser and refreshes the token twice:
-// the second use of the same refresh token is refused, in HTTP 200.
+// A test mints a token pair for a user and refreshes it twice: the second
+// use of the same refresh token is refused, in HTTP 200.
 func Example() {
 	e := githubemu.New(githubemu.Config{})
 	srv := httptest.NewServer(e)

@@ -135,10 +135,6 @@ func (e *Emulator) userByLoginLocked(login string) User {
 func (e *Emulator) Users() []User {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.usersLocked()
-}
-
-func (e *Emulator) usersLocked() []User {
 	out := make([]User, 0, len(e.users))
 	for _, rec := range e.users {
 		out = append(out, rec.clone())

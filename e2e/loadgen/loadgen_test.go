@@ -2,49 +2,17 @@ package loadgen_test
 
 import (
 	"context"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/app"
 	"github.com/flashbacktech/flashauth/e2e/loadgen"
+	"github.com/flashbacktech/flashauth/e2e/loadgen/loadgentest"
 	"github.com/flashbacktech/flashauth/githubemu"
 )
 
-// serveFlashauth starts an in-process flashauth on SQLite in front of a fresh
-// emulator and returns both base URLs and the emulator.
-func serveFlashauth(t *testing.T) (target, emuURL string, emu *githubemu.Emulator) {
-	t.Helper()
-	emu = githubemu.New(githubemu.Config{ClientID: "Iv1.load", ClientSecret: "load-secret"})
-	emuSrv := httptest.NewServer(emu)
-	t.Cleanup(func() { emu.Close(); emuSrv.Close() })
-	cfg := app.Config{
-		DatabaseURL:     "sqlite:" + filepath.Join(t.TempDir(), "flashauth.db"),
-		ClientID:        "Iv1.load",
-		ClientSecret:    "load-secret",
-		GitHubURL:       emuSrv.URL,
-		GitHubAPIURL:    emuSrv.URL,
-		ReplayWindow:    time.Minute,
-		UpstreamTimeout: 5 * time.Second,
-		RefreshAuth:     "compat",
-		BreakerFailures: 1000,
-		BreakerCooldown: time.Second,
-	}
-	a, err := app.New(t.Context(), cfg, slog.New(slog.DiscardHandler), flashauth.SystemClock{})
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	srv := httptest.NewServer(a.Handler)
-	t.Cleanup(func() { srv.Close(); a.Close() })
-	return srv.URL, emuSrv.URL, emu
-}
-
 func TestRunModes(t *testing.T) {
-	target, emuURL, _ := serveFlashauth(t)
+	target, emuURL, _ := loadgentest.Serve(t)
 	tests := []struct {
 		mode      loadgen.Mode
 		hotTokens int
@@ -89,7 +57,7 @@ func TestRunModes(t *testing.T) {
 }
 
 func TestRunStopsAtMaxRequests(t *testing.T) {
-	target, emuURL, emu := serveFlashauth(t)
+	target, emuURL, emu := loadgentest.Serve(t)
 	rep, err := loadgen.Run(t.Context(), loadgen.Config{
 		Targets: []string{target, target}, Emulator: emuURL,
 		Duration: time.Minute, MaxRequests: 7, Concurrency: 3,
@@ -106,7 +74,7 @@ func TestRunStopsAtMaxRequests(t *testing.T) {
 }
 
 func TestRunCountsErrorsByCode(t *testing.T) {
-	target, emuURL, emu := serveFlashauth(t)
+	target, emuURL, emu := loadgentest.Serve(t)
 	emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: 502})
 	rep, err := loadgen.Run(t.Context(), loadgen.Config{
 		Targets: []string{target}, Emulator: emuURL, Duration: 200 * time.Millisecond, Concurrency: 2,
@@ -120,7 +88,7 @@ func TestRunCountsErrorsByCode(t *testing.T) {
 }
 
 func TestRunCancelled(t *testing.T) {
-	target, emuURL, _ := serveFlashauth(t)
+	target, emuURL, _ := loadgentest.Serve(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := loadgen.Run(ctx, loadgen.Config{

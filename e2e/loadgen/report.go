@@ -18,11 +18,13 @@ type Report struct {
 	// Requests is the number of answered or failed requests measured.
 	Requests int `json:"requests"`
 	// Statuses counts answers by "STATUS" or "STATUS ERROR_CODE", plus
-	// "transport error" for requests that got no HTTP answer.
+	// "transport error" for requests that got no HTTP answer and "mint
+	// error" for workers that stopped because the emulator minted no grant
+	// (not requests: they are not in Requests or Errors).
 	Statuses map[string]int `json:"statuses"`
 	// Errors is the number of requests that did not answer 200.
 	Errors int `json:"errors"`
-	// FirstError is the first transport error seen, if any.
+	// FirstError is the first transport or mint error seen, if any.
 	FirstError string        `json:"first_error,omitempty"`
 	Elapsed    time.Duration `json:"elapsed_ns"`
 	// Throughput is Requests per second of Elapsed.
