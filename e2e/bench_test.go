@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashbacktech/flashauth/e2e/loadgen"
+	"github.com/flashbacktech/flashauth/internal/loadgen"
 )
 
 // BenchmarkReplicaRefresh drives one real `flashauth serve` process per

@@ -26,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flashbacktech/flashauth/e2e/loadgen"
+	"github.com/flashbacktech/flashauth/internal/loadgen"
 )
 
 func main() {

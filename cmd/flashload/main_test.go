@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/flashbacktech/flashauth/e2e/loadgen"
-	"github.com/flashbacktech/flashauth/e2e/loadgen/loadgentest"
+	"github.com/flashbacktech/flashauth/internal/loadgen"
+	"github.com/flashbacktech/flashauth/internal/loadgen/loadgentest"
 )
 
 func TestRunRejectsBadArguments(t *testing.T) {

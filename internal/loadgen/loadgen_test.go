@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashbacktech/flashauth/e2e/loadgen"
-	"github.com/flashbacktech/flashauth/e2e/loadgen/loadgentest"
+	"github.com/flashbacktech/flashauth/internal/loadgen"
+	"github.com/flashbacktech/flashauth/internal/loadgen/loadgentest"
 	"github.com/flashbacktech/flashauth/githubemu"
 )
 
