@@ -59,7 +59,7 @@ type options struct {
 	maxRequests, hotTokens                   int
 	asJSON, markdown, allowRemote            bool
 	svg                                      string
-	concurrencySet                           bool // -c was given
+	concurrencySet, latencySet               bool // -c, -upstream-latency were given
 }
 
 // run parses args, generates the load and prints the report.
@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long each run sends requests (at most 1h)")
 	fs.IntVar(&o.maxRequests, "n", loadgen.DefaultMaxRequests, "stop each run after this many requests")
 	fs.IntVar(&o.hotTokens, "hot-tokens", loadgen.DefaultHotTokens, "lineages the hot scenario races on")
-	fs.DurationVar(&o.latency, "upstream-latency", 0, "latency the emulator adds to every GitHub call (set through its control API)")
+	fs.DurationVar(&o.latency, "upstream-latency", 0, "latency the emulator adds to every GitHub call (set through its control API; with -emulator-url only when given)")
 	fs.DurationVar(&o.timeout, "timeout", loadgen.DefaultRequestTimeout, "timeout of one request")
 	fs.BoolVar(&o.asJSON, "json", false, "print the reports as JSON")
 	fs.BoolVar(&o.markdown, "markdown", false, "print the reports as a Markdown table")
@@ -99,7 +99,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	fs.Visit(func(f *flag.Flag) { o.concurrencySet = o.concurrencySet || f.Name == "c" })
+	fs.Visit(func(f *flag.Flag) {
+		o.concurrencySet = o.concurrencySet || f.Name == "c"
+		o.latencySet = o.latencySet || f.Name == "upstream-latency"
+	})
 	if o.clientSecret == "" {
 		o.clientSecret = getenv("GITHUB_CLIENT_SECRET")
 	}
@@ -163,9 +166,16 @@ func runURL(ctx context.Context, o options, sc loadgen.Scenario, concurrencies [
 		base.Label = "flashauth"
 	}
 	base.Scenario = sc
-	client := loadgen.NewClient(8)
-	if err := loadgen.SetLatency(ctx, client, o.emulatorURL, o.latency.Milliseconds()); err != nil {
-		return nil, fmt.Errorf("set the emulator's latency: %w", err)
+	for _, t := range base.Targets {
+		if err := loadgen.CheckURL(t, o.allowRemote); err != nil {
+			return nil, err
+		}
+	}
+	// The emulator keeps whatever latency it has unless told otherwise.
+	if o.latencySet {
+		if err := loadgen.SetLatency(ctx, loadgen.NewClient(1), o.emulatorURL, o.latency.Milliseconds()); err != nil {
+			return nil, fmt.Errorf("set the emulator's latency: %w", err)
+		}
 	}
 	var out []loadgen.Report
 	for _, c := range concurrencies {

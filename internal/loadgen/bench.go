@@ -56,16 +56,10 @@ type Bench struct {
 }
 
 // StartBench starts the emulator and the targets.
-func StartBench(ctx context.Context, cfg BenchConfig) (b *Bench, err error) {
+func StartBench(ctx context.Context, cfg BenchConfig) (*Bench, error) {
 	if len(cfg.Targets) == 0 {
 		return nil, errors.New("loadgen: no bench target")
 	}
-	b = &Bench{servers: map[string]*Child{}, secret: randomSecret(20), client: NewClient(64)}
-	defer func() {
-		if err != nil {
-			b.Close()
-		}
-	}()
 	for _, t := range cfg.Targets {
 		if !slices.Contains([]string{TargetDirect, TargetCeiling, TargetSQLite, TargetPostgres}, t) {
 			return nil, fmt.Errorf("loadgen: unknown target %q (want direct, ceiling, sqlite or postgres)", t)
@@ -74,10 +68,18 @@ func StartBench(ctx context.Context, cfg BenchConfig) (b *Bench, err error) {
 			return nil, errors.New("loadgen: the postgres target needs a postgres:// database URL")
 		}
 	}
-	b.targets = slices.Clone(cfg.Targets)
+	b := &Bench{servers: map[string]*Child{}, secret: randomSecret(20), client: NewClient(64), targets: slices.Clone(cfg.Targets)}
+	if err := b.start(ctx, cfg); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bench) start(ctx context.Context, cfg BenchConfig) (err error) {
 	creds := []string{envClientID + "=" + githubemu.DefaultClientID, envClientSecret + "=" + b.secret}
 	if b.Emulator, err = StartChild(ctx, RoleEmulator, creds...); err != nil {
-		return nil, err
+		return err
 	}
 	up := append(slices.Clone(creds), envGitHubURL+"="+b.Emulator.URL)
 	for _, t := range cfg.Targets {
@@ -93,7 +95,7 @@ func StartBench(ctx context.Context, cfg BenchConfig) (b *Bench, err error) {
 				dir := cfg.Dir
 				if dir == "" {
 					if b.tmp, err = os.MkdirTemp("", "flashload-*"); err != nil {
-						return nil, err
+						return err
 					}
 					dir = b.tmp
 				}
@@ -103,11 +105,11 @@ func StartBench(ctx context.Context, cfg BenchConfig) (b *Bench, err error) {
 				envDatabaseURL+"="+db, envSecretKey+"="+randomSecret(32))...)
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		b.servers[t] = c
 	}
-	return b, nil
+	return nil
 }
 
 // Targets returns the targets the bench started, in the order given.

@@ -2,57 +2,107 @@ package loadgen_test
 
 import (
 	"context"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flashbacktech/flashauth/githubemu"
 	"github.com/flashbacktech/flashauth/internal/loadgen"
 	"github.com/flashbacktech/flashauth/internal/loadgen/loadgentest"
-	"github.com/flashbacktech/flashauth/githubemu"
 )
 
-func TestRunModes(t *testing.T) {
-	target, emuURL, _ := loadgentest.Serve(t)
+// TestMain lets the tests of Bench and KillCount start this test binary as
+// their child servers.
+func TestMain(m *testing.M) {
+	loadgen.ServeChildIfAsked()
+	os.Exit(m.Run())
+}
+
+// small bounds a test run by count; the duration is only a backstop.
+func small(cfg loadgen.Config) loadgen.Config {
+	cfg.Duration, cfg.MaxRequests = time.Minute, 40
+	return cfg
+}
+
+func TestRunScenarios(t *testing.T) {
+	target, emuURL, emu := loadgentest.Serve(t)
+	// A little upstream latency makes the hot workers overlap.
+	emu.SetLatency(2 * time.Millisecond)
 	tests := []struct {
-		mode      loadgen.Mode
-		hotTokens int
-		// upstream reports whether the upstream count fits the mode.
-		upstream func(rep loadgen.Report) bool
+		scenario loadgen.Scenario
+		// check holds the scenario's correctness facts.
+		check func(r loadgen.Report) bool
 	}{
-		// Every unique request is one refresh at GitHub.
-		{loadgen.ModeUnique, 0, func(r loadgen.Report) bool { return r.Upstream == int64(r.Requests) }},
-		// Within the replay window a hot token is refreshed once.
-		{loadgen.ModeHot, 2, func(r loadgen.Report) bool { return r.Upstream >= 1 && r.Upstream <= 2 }},
-		{loadgen.ModeMixed, 1, func(r loadgen.Report) bool {
-			return r.Upstream >= 1 && r.Upstream < int64(r.Requests)
+		// Every unique request is one rotation and one refresh at GitHub.
+		{loadgen.ScenarioUnique, func(r loadgen.Report) bool {
+			return r.Upstream == int64(r.Requests) && r.Rotations == r.Upstream
+		}},
+		// However many workers race on a token, GitHub sees it once.
+		{loadgen.ScenarioHot, func(r loadgen.Report) bool {
+			return r.Rotations >= 1 && r.Upstream == r.Rotations && r.Rotations <= int64(r.Requests)
+		}},
+		// Session refreshes never call GitHub (the sign-ins happen before
+		// the measured run).
+		{loadgen.ScenarioSession, func(r loadgen.Report) bool {
+			return r.Upstream == 0 && r.Rotations == int64(r.Requests)
+		}},
+		// Each sign-in exchanges one code.
+		{loadgen.ScenarioSignin, func(r loadgen.Report) bool {
+			return r.Upstream == int64(r.Requests) && r.Rotations == r.Upstream
 		}},
 	}
 	for _, tc := range tests {
-		t.Run(string(tc.mode), func(t *testing.T) {
-			rep, err := loadgen.Run(t.Context(), loadgen.Config{
-				Targets: []string{target}, Emulator: emuURL, Mode: tc.mode,
-				Duration: 300 * time.Millisecond, Concurrency: 4, HotTokens: tc.hotTokens,
-			})
+		t.Run(string(tc.scenario), func(t *testing.T) {
+			rep, err := loadgen.Run(t.Context(), small(loadgen.Config{
+				Targets: []string{target}, Emulator: emuURL, Scenario: tc.scenario, Concurrency: 6, HotTokens: 2,
+			}))
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			if rep.Requests < 4 || rep.Errors != 0 || rep.Statuses["200"] != rep.Requests {
+			if rep.Requests != 40 || rep.Errors != 0 || rep.Statuses["200"] != rep.Requests {
 				t.Fatalf("report: %+v", rep)
 			}
-			if !tc.upstream(rep) {
-				t.Errorf("upstream refreshes %d do not fit mode %s with %d requests", rep.Upstream, tc.mode, rep.Requests)
+			if !tc.check(rep) {
+				t.Errorf("%s: upstream calls %d, rotations %d, requests %d", tc.scenario, rep.Upstream, rep.Rotations, rep.Requests)
 			}
 			if rep.P50 <= 0 || rep.P50 > rep.P90 || rep.P90 > rep.P99 || rep.P99 > rep.Max {
 				t.Errorf("percentiles out of order: %+v", rep)
-			}
-			if rep.Throughput <= 0 {
-				t.Errorf("throughput %v", rep.Throughput)
 			}
 			var out strings.Builder
 			if err := rep.WriteText(&out); err != nil || !strings.Contains(out.String(), "throughput") {
 				t.Errorf("WriteText: %v %q", err, out.String())
 			}
 		})
+	}
+}
+
+func TestRunDirect(t *testing.T) {
+	emu := githubemu.New(githubemu.Config{ClientSecret: "direct-secret"})
+	srv := httptest.NewServer(emu)
+	t.Cleanup(func() { emu.Close(); srv.Close() })
+	rep, err := loadgen.Run(t.Context(), small(loadgen.Config{
+		Targets: []string{srv.URL}, Emulator: srv.URL, Direct: true,
+		ClientID: githubemu.DefaultClientID, ClientSecret: "direct-secret", Concurrency: 4,
+	}))
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Requests != 40 || rep.Errors != 0 || rep.Upstream != 40 || rep.Rotations != 40 {
+		t.Fatalf("report: %+v", rep)
+	}
+
+	// A wrong secret is GitHub's error, counted by its code.
+	rep, err = loadgen.Run(t.Context(), small(loadgen.Config{
+		Targets: []string{srv.URL}, Emulator: srv.URL, Direct: true,
+		ClientID: githubemu.DefaultClientID, ClientSecret: "wrong", Concurrency: 2,
+	}))
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Errors != rep.Requests || rep.Statuses["200 incorrect_client_credentials"] != rep.Requests || rep.Rotations != 0 {
+		t.Fatalf("report: %+v", rep)
 	}
 }
 
@@ -68,21 +118,18 @@ func TestRunStopsAtMaxRequests(t *testing.T) {
 	if rep.Requests != 7 || rep.Statuses["200"] != 7 || emu.Calls().TokenRefresh != 7 {
 		t.Fatalf("want exactly 7 refreshes, got report %+v and %d upstream", rep, emu.Calls().TokenRefresh)
 	}
-	if rep.Elapsed > 30*time.Second {
-		t.Fatalf("the count bound did not end the run: %s", rep.Elapsed)
-	}
 }
 
 func TestRunCountsErrorsByCode(t *testing.T) {
 	target, emuURL, emu := loadgentest.Serve(t)
 	emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: 502})
 	rep, err := loadgen.Run(t.Context(), loadgen.Config{
-		Targets: []string{target}, Emulator: emuURL, Duration: 200 * time.Millisecond, Concurrency: 2,
+		Targets: []string{target}, Emulator: emuURL, Duration: time.Minute, MaxRequests: 20, Concurrency: 2,
 	})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if rep.Requests == 0 || rep.Statuses["503 UPSTREAM_UNAVAILABLE"] != rep.Requests || rep.Errors != rep.Requests {
+	if rep.Requests == 0 || rep.Statuses["503 UPSTREAM_UNAVAILABLE"] != rep.Requests || rep.Errors != rep.Requests || rep.Rotations != 0 {
 		t.Fatalf("report: %+v", rep)
 	}
 }
@@ -114,9 +161,12 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"zero duration", func(c *loadgen.Config) { c.Duration = 0 }, "duration"},
 		{"long duration", func(c *loadgen.Config) { c.Duration = 2 * time.Hour }, "duration"},
 		{"zero concurrency", func(c *loadgen.Config) { c.Concurrency = 0 }, "concurrency"},
+		{"huge concurrency", func(c *loadgen.Config) { c.Concurrency = loadgen.MaxConcurrency + 1 }, "concurrency"},
 		{"negative max", func(c *loadgen.Config) { c.MaxRequests = -1 }, "max requests"},
-		{"bad mode", func(c *loadgen.Config) { c.Mode = "warm" }, "mode"},
-		{"bad ratio", func(c *loadgen.Config) { c.Mode, c.HotRatio = loadgen.ModeMixed, 1.5 }, "ratio"},
+		{"bad scenario", func(c *loadgen.Config) { c.Scenario = "warm" }, "scenario"},
+		{"direct hot", func(c *loadgen.Config) { c.Direct, c.ClientSecret, c.Scenario = true, "s", loadgen.ScenarioHot }, "only unique"},
+		{"direct without secret", func(c *loadgen.Config) { c.Direct = true }, "client secret"},
+		{"too many hot tokens", func(c *loadgen.Config) { c.HotTokens = 5000 }, "hot tokens"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,6 +201,17 @@ func TestCheckURL(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("CheckURL(%q, %v) = %v, want ok=%v", tc.url, tc.allowRemote, err, tc.ok)
 		}
+	}
+}
+
+func TestParseScenario(t *testing.T) {
+	for _, s := range loadgen.Scenarios {
+		if got, err := loadgen.ParseScenario(string(s)); err != nil || got != s {
+			t.Errorf("ParseScenario(%q) = %q, %v", s, got, err)
+		}
+	}
+	if _, err := loadgen.ParseScenario("mixed"); err == nil {
+		t.Error("ParseScenario accepted an unknown scenario")
 	}
 }
 
