@@ -40,9 +40,9 @@ func TestBench(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RunSteps: %v", err)
 	}
-	// direct runs unique only, the ceiling unique and hot, flashauth all.
-	perStore := len(cfg.Targets) - 2
-	if want := 2*3 + 2 + 2*perStore; len(reports) != want {
+	// The baselines run unique only (two steps each), flashauth all five.
+	stores := len(cfg.Targets) - 2
+	if want := 2*2 + 5*stores; len(reports) != want {
 		t.Fatalf("%d reports, want %d:\n%s", len(reports), want, progress.String())
 	}
 	for _, r := range reports {

@@ -16,19 +16,17 @@ import (
 // Ceiling is the benchmark's upper bound for any broker: a lean proxy that
 // answers POST /auth/github/refresh with the same request and response JSON
 // as flashauth, and does the same HTTP work - one call to GitHub's token
-// endpoint per token, concurrent callers of one token joined in memory,
-// answers replayed from memory within the window - and nothing else: no
-// store, no durability, no audit, no limits. It exists only to be measured
-// against; never deploy it (a restart forgets every rotation).
+// endpoint per request, concurrent callers of one token joined in memory
+// (single-flight) - and nothing else: no store, no replay after the answer,
+// no durability, no audit, no limits. It exists only to be measured
+// against; never deploy it (a lost answer loses the lineage).
 type Ceiling struct {
 	tokenURL         string
 	clientID, secret string
 	client           *http.Client
-	window           time.Duration
 
-	mu     sync.Mutex
-	calls  map[string]*ceilingCall
-	expiry []ceilingExpiry // in the order the calls finished: windows are equal
+	mu    sync.Mutex
+	calls map[string]*ceilingCall // in flight
 }
 
 type ceilingCall struct {
@@ -37,14 +35,9 @@ type ceilingCall struct {
 	body   []byte
 }
 
-type ceilingExpiry struct {
-	token string
-	at    time.Time
-}
-
 // NewCeiling returns the ceiling proxy in front of the GitHub token endpoint
 // at githubURL, with a keep-alive pool sized for conns connections.
-func NewCeiling(githubURL, clientID, clientSecret string, conns int, window time.Duration) *Ceiling {
+func NewCeiling(githubURL, clientID, clientSecret string, conns int) *Ceiling {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	tr.MaxIdleConns = conns + 16
@@ -54,7 +47,6 @@ func NewCeiling(githubURL, clientID, clientSecret string, conns int, window time
 		tokenURL: strings.TrimRight(githubURL, "/") + "/login/oauth/access_token",
 		clientID: clientID, secret: clientSecret,
 		client: &http.Client{Transport: tr, Timeout: 10 * time.Second},
-		window: window,
 		calls:  map[string]*ceilingCall{},
 	}
 }
@@ -87,15 +79,9 @@ func (c *Ceiling) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// join returns the call for token: the one in flight or remembered, else a
-// new one it starts.
+// join returns the call in flight for token, or a new one it starts.
 func (c *Ceiling) join(ctx context.Context, token string) *ceilingCall {
 	c.mu.Lock()
-	now := time.Now()
-	for len(c.expiry) > 0 && now.After(c.expiry[0].at) {
-		delete(c.calls, c.expiry[0].token)
-		c.expiry = c.expiry[1:]
-	}
 	if call, ok := c.calls[token]; ok {
 		c.mu.Unlock()
 		return call
@@ -109,11 +95,7 @@ func (c *Ceiling) join(ctx context.Context, token string) *ceilingCall {
 		// get its answer even if the first caller leaves.
 		call.status, call.body = c.refresh(context.WithoutCancel(ctx), token)
 		c.mu.Lock()
-		if call.status == http.StatusOK || call.status == http.StatusUnauthorized {
-			c.expiry = append(c.expiry, ceilingExpiry{token, time.Now().Add(c.window)})
-		} else {
-			delete(c.calls, token) // transient: the next caller tries again
-		}
+		delete(c.calls, token)
 		c.mu.Unlock()
 		close(call.done)
 	}()

@@ -20,7 +20,7 @@ func serveCeiling(t *testing.T) (ceilingURL, emuURL string, emu *githubemu.Emula
 	emu = githubemu.New(githubemu.Config{ClientSecret: "ceiling-secret"})
 	emuSrv := httptest.NewServer(emu)
 	t.Cleanup(func() { emu.Close(); emuSrv.Close() })
-	srv := httptest.NewServer(loadgen.NewCeiling(emuSrv.URL, githubemu.DefaultClientID, "ceiling-secret", 16, time.Minute))
+	srv := httptest.NewServer(loadgen.NewCeiling(emuSrv.URL, githubemu.DefaultClientID, "ceiling-secret", 16))
 	t.Cleanup(srv.Close)
 	return srv.URL, emuSrv.URL, emu
 }
@@ -71,10 +71,11 @@ func TestCeilingAnswersAsFlashauth(t *testing.T) {
 	if a.fields["refreshToken"] == g.RefreshToken || a.fields["token"] != a.fields["accessToken"] {
 		t.Errorf("not rotated: %s", a.body)
 	}
-	// Replayed from memory within the window: the same body, no second call.
+	// Nothing is remembered after the answer: the spent token goes to
+	// GitHub again, which refuses it.
 	again := postCeiling(t, url, refreshBody(g.RefreshToken))
-	if !bytes.Equal(again.body, a.body) || emu.Calls().TokenRefresh != 1 {
-		t.Errorf("replay: %s, %d upstream calls", again.body, emu.Calls().TokenRefresh)
+	if again.status != http.StatusUnauthorized || again.fields["error_code"] != "INVALID_REFRESH_TOKEN" || emu.Calls().TokenRefresh != 2 {
+		t.Errorf("second use: %d %s, %d upstream calls", again.status, again.body, emu.Calls().TokenRefresh)
 	}
 }
 
@@ -142,18 +143,17 @@ func TestCeilingErrors(t *testing.T) {
 	}
 }
 
-// The engine's hot scenario against the ceiling: one upstream call per
-// rotation, as against flashauth.
-func TestCeilingHot(t *testing.T) {
-	url, emuURL, emu := serveCeiling(t)
-	emu.SetLatency(2 * time.Millisecond)
+// The engine's unique scenario against the ceiling: every request one
+// rotation and one upstream call, as against flashauth.
+func TestCeilingUnique(t *testing.T) {
+	url, emuURL, _ := serveCeiling(t)
 	rep, err := loadgen.Run(t.Context(), small(loadgen.Config{
-		Targets: []string{url}, Emulator: emuURL, Scenario: loadgen.ScenarioHot, Concurrency: 8, HotTokens: 2,
+		Targets: []string{url}, Emulator: emuURL, Scenario: loadgen.ScenarioUnique, Concurrency: 8,
 	}))
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if rep.Errors != 0 || rep.Rotations < 1 || rep.Upstream != rep.Rotations {
+	if rep.Errors != 0 || rep.Rotations != int64(rep.Requests) || rep.Upstream != rep.Rotations {
 		t.Fatalf("report: %+v", rep)
 	}
 }

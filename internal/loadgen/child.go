@@ -86,7 +86,7 @@ func serveChild(ctx context.Context, role string, getenv func(string) string, st
 		defer emu.Close()
 		h = emu
 	case RoleCeiling:
-		h = NewCeiling(getenv(envGitHubURL), id, secret, 1024, 60*time.Second)
+		h = NewCeiling(getenv(envGitHubURL), id, secret, 1024)
 	case RoleFlashauth:
 		c, err := flashauthConfig(getenv, id, secret)
 		if err != nil {
