@@ -93,7 +93,7 @@ func newEnv(t *testing.T, opt envOptions) *env {
 // the GitHub user userID would, returning the code and the state.
 func (e *env) login(t *testing.T, userID int64, redirectURI string) (code, state string) {
 	t.Helper()
-	res, err := e.svc.Authorize(context.Background(), redirectURI)
+	res, err := e.svc.Authorize(context.Background(), signin.AuthorizeRequest{RedirectURI: redirectURI})
 	if err != nil {
 		t.Fatalf("Authorize: %v", err)
 	}
