@@ -41,6 +41,8 @@ type envOptions struct {
 	wrap func(flashauth.GitHub) flashauth.GitHub
 	// allowedRedirectURIs is signin.Config.AllowedRedirectURIs.
 	allowedRedirectURIs []string
+	// requirePKCE is signin.Config.RequirePKCE.
+	requirePKCE bool
 }
 
 func newEnv(t *testing.T, opt envOptions) *env {
@@ -79,6 +81,7 @@ func newEnv(t *testing.T, opt envOptions) *env {
 		ClientID:            emu.ClientID(),
 		AuthorizeURL:        srv.URL + githubemu.AuthorizePath,
 		AllowedRedirectURIs: opt.allowedRedirectURIs,
+		RequirePKCE:         opt.requirePKCE,
 		RetryBackoff:        time.Millisecond,
 		Clock:               clock,
 	}

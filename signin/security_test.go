@@ -49,6 +49,7 @@ func TestSignInConcurrentSameCodeOtherState(t *testing.T) {
 		{Code: code},
 		{Code: code, State: otherState},
 		{Code: code, State: state, RedirectURI: "https://evil.example.com/cb"},
+		{Code: code, State: "bogus"},
 	}
 	errs := make([]error, len(attackers))
 	for i, req := range attackers {
