@@ -130,7 +130,9 @@ func TestSignInStateExpiresDuringExchange(t *testing.T) {
 	code := e.approve(t, res, gu.ID)
 	var wg sync.WaitGroup
 	var signInErr error
-	wg.Go(func() { _, signInErr = e.svc.SignIn(context.Background(), signin.Request{Code: code, State: res.State}) })
+	wg.Go(func() {
+		_, signInErr = e.svc.SignIn(context.Background(), signin.Request{Code: code, State: res.State})
+	})
 	<-held.entered
 	e.clock.Advance(2 * time.Second)
 	close(held.release)
