@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.latency, "upstream-latency", 0, "latency the emulator adds to every GitHub call (set through its control API; with -emulator-url only when given)")
 	fs.DurationVar(&o.timeout, "timeout", loadgen.DefaultRequestTimeout, "timeout of one request")
 	fs.BoolVar(&o.asJSON, "json", false, "print the reports as JSON")
-	fs.BoolVar(&o.markdown, "markdown", false, "print the reports as a Markdown table")
+	fs.BoolVar(&o.markdown, "markdown", false, "print the reports as Markdown: targets side by side, then every figure")
 	fs.StringVar(&o.svg, "svg", "", "write a chart of throughput and p99 against concurrency to this file")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow targets and an emulator off the loopback interface")
 	if err := fs.Parse(args); err != nil {
@@ -269,6 +269,10 @@ func output(o options, reports []loadgen.Report, stdout io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(reports)
 	case o.markdown:
+		if err := loadgen.WriteSideBySide(stdout, reports); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
 		return loadgen.WriteMarkdown(stdout, reports)
 	}
 	for i, r := range reports {

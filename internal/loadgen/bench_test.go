@@ -77,6 +77,19 @@ func TestBench(t *testing.T) {
 		}
 	}
 
+	var side strings.Builder
+	if err := loadgen.WriteSideBySide(&side, reports); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{"| unique, 1 clients, 0 ms upstream |", "| unique, 4 clients, 5 ms upstream |", "| signin, 2 clients, 0 ms upstream |"} {
+		if !strings.Contains(side.String(), row) {
+			t.Errorf("side-by-side table lacks %q:\n%s", row, side.String())
+		}
+	}
+	if n := strings.Count(side.String(), "\n"); n != 2+len(steps) {
+		t.Errorf("side-by-side table has %d lines, want a header, a rule and %d steps:\n%s", n, len(steps), side.String())
+	}
+
 	// The chart of the unique runs at 0 ms: well-formed SVG with a line
 	// per target in each of its two panels.
 	var svg bytes.Buffer

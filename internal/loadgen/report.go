@@ -109,7 +109,7 @@ func (r Report) WriteText(w io.Writer) error {
 		label = "target"
 	}
 	fmt.Fprintf(&b, "%s: scenario %s, concurrency %d, %d target(s), upstream latency %s, %.2fs\n",
-		label, r.Scenario, r.Concurrency, r.Targets, r.UpstreamLatency, r.Elapsed.Seconds())
+		label, r.Scenario, r.Concurrency, r.Targets, msInt(r.UpstreamLatency), r.Elapsed.Seconds())
 	fmt.Fprintf(&b, "requests %d, errors %d\n", r.Requests, r.Errors)
 	for _, k := range slices.Sorted(maps.Keys(r.Statuses)) {
 		fmt.Fprintf(&b, "  %-32s %d\n", k, r.Statuses[k])
@@ -131,6 +131,9 @@ func (r Report) WriteText(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// msInt writes a latency setting: whole milliseconds.
+func msInt(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0fus", float64(d)/float64(time.Microsecond)) }
 

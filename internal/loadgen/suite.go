@@ -87,8 +87,8 @@ func RunSteps(ctx context.Context, b *Bench, steps []Step, base Config, progress
 
 // Summary is the report on one line.
 func (r Report) Summary() string {
-	return fmt.Sprintf("%-18s %-7s c=%-4d up=%-5s %8.0f req/s  p50 %s p99 %s  errors %d  upstream %d rotations %d  cpu/req %s  rss %.0f MB",
-		r.Label, r.Scenario, r.Concurrency, r.UpstreamLatency, r.Throughput, ms(r.P50), ms(r.P99),
+	return fmt.Sprintf("%-18s %-7s c=%-4d up=%-6s %8.0f req/s  p50 %s p99 %s  errors %d  upstream %d rotations %d  cpu/req %s  rss %.0f MB",
+		r.Label, r.Scenario, r.Concurrency, msInt(r.UpstreamLatency), r.Throughput, ms(r.P50), ms(r.P99),
 		r.Errors, r.Upstream, r.Rotations, us(r.ServerCPUPerRequest), float64(r.ServerPeakRSS)/(1<<20))
 }
 
@@ -123,8 +123,59 @@ func WriteMarkdown(w io.Writer, reports []Report) error {
 			rss = fmt.Sprintf("%.0f MB", float64(r.ServerPeakRSS)/(1<<20))
 		}
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s |\n",
-			r.Scenario, r.Concurrency, r.UpstreamLatency, r.Label, r.Throughput, ratio,
+			r.Scenario, r.Concurrency, msInt(r.UpstreamLatency), r.Label, r.Throughput, ratio,
 			ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), errs, r.Upstream, r.Rotations, cpu, rss)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteSideBySide writes one row per step and one column per target:
+// throughput (with its ratio to the ceiling), p50 and p99.
+func WriteSideBySide(w io.Writer, reports []Report) error {
+	type step struct {
+		s       Scenario
+		c       int
+		latency time.Duration
+	}
+	var steps []step
+	var labels []string
+	for _, r := range reports {
+		if st := (step{r.Scenario, r.Concurrency, r.UpstreamLatency}); !slices.Contains(steps, st) {
+			steps = append(steps, st)
+		}
+		if !slices.Contains(labels, r.Label) {
+			labels = append(labels, r.Label)
+		}
+	}
+	var b strings.Builder
+	b.WriteString("| scenario |")
+	for _, l := range labels {
+		b.WriteString(" " + l + " |")
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(labels)) + "\n")
+	for _, st := range steps {
+		fmt.Fprintf(&b, "| %s, %d clients, %s upstream |", st.s, st.c, msInt(st.latency))
+		for _, l := range labels {
+			i := slices.IndexFunc(reports, func(r Report) bool {
+				return r.Label == l && r.Scenario == st.s && r.Concurrency == st.c && r.UpstreamLatency == st.latency
+			})
+			if i < 0 {
+				b.WriteString(" - |")
+				continue
+			}
+			r := reports[i]
+			fmt.Fprintf(&b, " %.0f req/s", r.Throughput)
+			if c, ok := ceilingOf(reports, r); ok && c.Throughput > 0 && r.Label != TargetCeiling {
+				fmt.Fprintf(&b, " (%.2fx)", r.Throughput/c.Throughput)
+			}
+			fmt.Fprintf(&b, "<br>p50 %s, p99 %s", ms(r.P50), ms(r.P99))
+			if r.Errors > 0 {
+				fmt.Fprintf(&b, "<br>**%d errors**", r.Errors)
+			}
+			b.WriteString(" |")
+		}
+		b.WriteString("\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -40,7 +40,7 @@ func WriteChart(w io.Writer, reports []Report, scenario Scenario, latency time.D
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
 	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="15" text-anchor="middle">flashload %s, %s upstream latency: flashauth against the baselines</text>`+"\n",
-		width/2, html.EscapeString(string(scenario)), latency)
+		width/2, html.EscapeString(string(scenario)), msInt(latency))
 	panels := []struct {
 		title string
 		value func(Report) float64
