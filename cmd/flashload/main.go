@@ -56,7 +56,7 @@ type options struct {
 	concurrency                              int
 	sweep                                    string
 	duration, latency, timeout, killAfter    time.Duration
-	maxRequests, hotTokens                   int
+	maxRequests, hotTokens, replicas         int
 	asJSON, markdown, allowRemote            bool
 	svg                                      string
 	concurrencySet, latencySet               bool // -c, -upstream-latency were given
@@ -74,6 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.clientSecret, "client-secret", "", "GitHub App client secret, for -direct (default $GITHUB_CLIENT_SECRET)")
 	fs.BoolVar(&o.inproc, "inproc", false, "start the emulator and the -targets as child processes and load them side by side")
 	fs.StringVar(&o.targets, "targets", "", "with -inproc: of direct, ceiling, sqlite, postgres (default direct,ceiling,sqlite, plus postgres with -database-url)")
+	fs.IntVar(&o.replicas, "replicas", 1, "with -inproc: flashauth processes per store, sharing its database; requests rotate over them")
 	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL of the postgres target (its tables are created there)")
 	fs.BoolVar(&o.suite, "suite", false, "run the table of docs/benchmarks.md (implies -inproc; -sweep, -scenario and -c are ignored)")
 	fs.BoolVar(&o.kill9, "kill9", false, "measure the refreshes a kill -9 loses in flight: unique load on a flashauth child on SQLite, SIGKILL, restart, count dead lineages")
@@ -221,7 +222,7 @@ func runInproc(ctx context.Context, o options, sc loadgen.Scenario, concurrencie
 	if err := loadgen.RaiseFileLimit(256); err != nil {
 		return nil, err
 	}
-	b, err := loadgen.StartBench(ctx, loadgen.BenchConfig{Targets: targets, DatabaseURL: o.databaseURL})
+	b, err := loadgen.StartBench(ctx, loadgen.BenchConfig{Targets: targets, DatabaseURL: o.databaseURL, Replicas: o.replicas})
 	if err != nil {
 		return nil, err
 	}

@@ -22,10 +22,12 @@ const (
 	TargetPostgres = "postgres" // flashauth on BenchConfig.DatabaseURL
 )
 
-// Label is how reports name a target.
-func Label(target string) string {
-	switch target {
-	case TargetSQLite, TargetPostgres:
+// Label is how reports name a target served by replicas processes.
+func Label(target string, replicas int) string {
+	switch {
+	case (target == TargetSQLite || target == TargetPostgres) && replicas > 1:
+		return fmt.Sprintf("flashauth-%s-x%d", target, replicas)
+	case target == TargetSQLite || target == TargetPostgres:
 		return "flashauth-" + target
 	}
 	return target
@@ -41,15 +43,19 @@ type BenchConfig struct {
 	// Dir holds the SQLite database; default a temporary directory,
 	// removed by Close.
 	Dir string
+	// Replicas is the number of flashauth processes per store target,
+	// sharing its database; requests rotate over them. Default 1.
+	Replicas int
 }
 
 // Bench is a GitHub emulator and the targets in front of it, each in a
-// child process, for side-by-side runs. The emulator runs apart from the
+// child process (flashauth in Replicas of them), for side-by-side runs. The emulator runs apart from the
 // targets, so a target's CPU time is its own work.
 type Bench struct {
 	Emulator *Child
-	servers  map[string]*Child
+	servers  map[string][]*Child
 	targets  []string
+	replicas int
 	secret   string
 	client   *http.Client
 	tmp      string
@@ -68,7 +74,11 @@ func StartBench(ctx context.Context, cfg BenchConfig) (*Bench, error) {
 			return nil, errors.New("loadgen: the postgres target needs a postgres:// database URL")
 		}
 	}
-	b := &Bench{servers: map[string]*Child{}, secret: randomSecret(20), client: NewClient(64), targets: slices.Clone(cfg.Targets)}
+	if cfg.Replicas < 0 || cfg.Replicas > 16 {
+		return nil, fmt.Errorf("loadgen: %d replicas out of range [1, 16]", cfg.Replicas)
+	}
+	b := &Bench{servers: map[string][]*Child{}, secret: randomSecret(20), client: NewClient(64),
+		targets: slices.Clone(cfg.Targets), replicas: max(cfg.Replicas, 1)}
 	if err := b.start(ctx, cfg); err != nil {
 		b.Close()
 		return nil, err
@@ -83,12 +93,15 @@ func (b *Bench) start(ctx context.Context, cfg BenchConfig) (err error) {
 	}
 	up := append(slices.Clone(creds), envGitHubURL+"="+b.Emulator.URL)
 	for _, t := range cfg.Targets {
-		var c *Child
 		switch t {
 		case TargetDirect:
 			continue
 		case TargetCeiling:
-			c, err = StartChild(ctx, RoleCeiling, up...)
+			c, err := StartChild(ctx, RoleCeiling, up...)
+			if err != nil {
+				return err
+			}
+			b.servers[t] = []*Child{c}
 		case TargetSQLite, TargetPostgres:
 			db := cfg.DatabaseURL
 			if t == TargetSQLite {
@@ -101,13 +114,17 @@ func (b *Bench) start(ctx context.Context, cfg BenchConfig) (err error) {
 				}
 				db = "sqlite:" + filepath.Join(dir, "flashauth.db")
 			}
-			c, err = StartChild(ctx, RoleFlashauth, append(slices.Clone(up),
-				envDatabaseURL+"="+db, envSecretKey+"="+randomSecret(32))...)
+			// Replicas share the database and so the secret key that seals
+			// the signing keys in it.
+			env := append(slices.Clone(up), envDatabaseURL+"="+db, envSecretKey+"="+randomSecret(32))
+			for range b.replicas {
+				c, err := StartChild(ctx, RoleFlashauth, env...)
+				if err != nil {
+					return err
+				}
+				b.servers[t] = append(b.servers[t], c)
+			}
 		}
-		if err != nil {
-			return err
-		}
-		b.servers[t] = c
 	}
 	return nil
 }
@@ -117,8 +134,10 @@ func (b *Bench) Targets() []string { return slices.Clone(b.targets) }
 
 // Close stops every child and removes the temporary directory.
 func (b *Bench) Close() {
-	for _, c := range b.servers {
-		c.Stop()
+	for _, cs := range b.servers {
+		for _, c := range cs {
+			c.Stop()
+		}
 	}
 	if b.Emulator != nil {
 		b.Emulator.Stop()
@@ -130,28 +149,33 @@ func (b *Bench) Close() {
 
 // Run runs cfg against target with the emulator adding latency to every
 // GitHub call, and adds the server's CPU time and peak RSS to the report:
-// the emulator's for direct. cfg's Targets, Emulator, Direct, credentials
-// and Label are filled in.
+// the emulator's for direct, the sum over the replicas for flashauth.
+// cfg's Targets, Emulator, Direct, credentials and Label are filled in.
 func (b *Bench) Run(ctx context.Context, target string, latency time.Duration, cfg Config) (Report, error) {
-	server := b.servers[target]
-	cfg.Emulator, cfg.Label = b.Emulator.URL, Label(target)
+	servers := b.servers[target]
+	cfg.Emulator, cfg.Label = b.Emulator.URL, Label(target, len(servers))
+	cfg.Targets = nil
 	switch {
 	case target == TargetDirect && slices.Contains(b.targets, TargetDirect):
-		server = b.Emulator
+		servers = []*Child{b.Emulator}
 		cfg.Targets, cfg.Direct = []string{b.Emulator.URL}, true
 		cfg.ClientID, cfg.ClientSecret = githubemu.DefaultClientID, b.secret
-	case server != nil:
-		cfg.Targets = []string{server.URL}
+	case len(servers) > 0:
+		for _, s := range servers {
+			cfg.Targets = append(cfg.Targets, s.URL)
+		}
 	default:
 		return Report{}, fmt.Errorf("loadgen: target %q was not started", target)
 	}
 	if err := SetLatency(ctx, b.client, b.Emulator.URL, latency.Milliseconds()); err != nil {
 		return Report{}, fmt.Errorf("set the emulator's latency: %w", err)
 	}
-	_ = server.ResetPeakRSS()
-	cpu0, cpuErr := server.CPU()
+	for _, s := range servers {
+		_ = s.ResetPeakRSS()
+	}
+	cpu0, cpuErr := totalCPU(servers)
 	rep, err := Run(ctx, cfg)
-	cpu1, cpuErr1 := server.CPU()
+	cpu1, cpuErr1 := totalCPU(servers)
 	rep.UpstreamLatency = latency
 	if err != nil {
 		return rep, fmt.Errorf("%s: %w", cfg.Label, err)
@@ -162,8 +186,22 @@ func (b *Bench) Run(ctx context.Context, target string, latency time.Duration, c
 			rep.ServerCPUPerRequest = rep.ServerCPU / time.Duration(rep.Requests)
 		}
 	}
-	if rss, err := server.PeakRSS(); err == nil {
-		rep.ServerPeakRSS = rss
+	for _, s := range servers {
+		if rss, err := s.PeakRSS(); err == nil {
+			rep.ServerPeakRSS += rss
+		}
 	}
 	return rep, nil
+}
+
+func totalCPU(cs []*Child) (time.Duration, error) {
+	var sum time.Duration
+	for _, c := range cs {
+		d, err := c.CPU()
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
 }

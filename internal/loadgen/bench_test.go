@@ -104,6 +104,26 @@ func TestBench(t *testing.T) {
 	}
 }
 
+// TestBenchReplicas runs flashauth as two processes on one SQLite file:
+// still one upstream call per rotation, and the label says so.
+func TestBenchReplicas(t *testing.T) {
+	b, err := loadgen.StartBench(t.Context(), loadgen.BenchConfig{Targets: []string{loadgen.TargetSQLite}, Replicas: 2})
+	if err != nil {
+		t.Fatalf("StartBench: %v", err)
+	}
+	t.Cleanup(b.Close)
+	steps := []loadgen.Step{{Scenario: loadgen.ScenarioUnique, Concurrency: 4}, {Scenario: loadgen.ScenarioHot, Concurrency: 8}}
+	reports, err := loadgen.RunSteps(t.Context(), b, steps, loadgen.Config{Duration: time.Minute, MaxRequests: 24}, nil)
+	if err != nil {
+		t.Fatalf("RunSteps: %v", err)
+	}
+	for _, r := range reports {
+		if r.Label != "flashauth-sqlite-x2" || r.Targets != 2 || r.Errors != 0 || r.Rotations < 1 || r.Upstream != r.Rotations {
+			t.Errorf("report: %+v", r)
+		}
+	}
+}
+
 func TestStartBenchRejects(t *testing.T) {
 	tests := []struct {
 		name string
@@ -113,6 +133,7 @@ func TestStartBenchRejects(t *testing.T) {
 		{"nothing", loadgen.BenchConfig{}, "no bench target"},
 		{"unknown", loadgen.BenchConfig{Targets: []string{"nginx"}}, "unknown target"},
 		{"postgres without URL", loadgen.BenchConfig{Targets: []string{loadgen.TargetPostgres}}, "postgres://"},
+		{"too many replicas", loadgen.BenchConfig{Targets: []string{loadgen.TargetSQLite}, Replicas: 100}, "replicas"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
