@@ -38,7 +38,8 @@ type BenchConfig struct {
 	// Targets are the targets to start, of TargetDirect, TargetCeiling,
 	// TargetSQLite and TargetPostgres.
 	Targets []string
-	// DatabaseURL is flashauth's PostgreSQL database (TargetPostgres).
+	// DatabaseURL is flashauth's PostgreSQL database (TargetPostgres). The
+	// bench works in a schema of its own there, dropped by Close.
 	DatabaseURL string
 	// Dir holds the SQLite database; default a temporary directory,
 	// removed by Close.
@@ -59,6 +60,7 @@ type Bench struct {
 	secret   string
 	client   *http.Client
 	tmp      string
+	drop     func() // drops the PostgreSQL schema of the run
 }
 
 // StartBench starts the emulator and the targets.
@@ -104,6 +106,11 @@ func (b *Bench) start(ctx context.Context, cfg BenchConfig) (err error) {
 			b.servers[t] = []*Child{c}
 		case TargetSQLite, TargetPostgres:
 			db := cfg.DatabaseURL
+			if t == TargetPostgres {
+				if db, b.drop, err = freshSchema(ctx, db); err != nil {
+					return err
+				}
+			}
 			if t == TargetSQLite {
 				dir := cfg.Dir
 				if dir == "" {
@@ -141,6 +148,9 @@ func (b *Bench) Close() {
 	}
 	if b.Emulator != nil {
 		b.Emulator.Stop()
+	}
+	if b.drop != nil {
+		b.drop()
 	}
 	if b.tmp != "" {
 		_ = os.RemoveAll(b.tmp)

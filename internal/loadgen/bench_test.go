@@ -148,18 +148,27 @@ func TestStartBenchRejects(t *testing.T) {
 // adds up: every worker was cut by the kill, and each lineage is found alive
 // or dead after the restart - never anything else.
 func TestKillCount(t *testing.T) {
-	k, err := loadgen.KillCount(t.Context(), loadgen.KillConfig{
-		Workers: 4, KillAfter: 300 * time.Millisecond, UpstreamTimeout: time.Second,
-	})
-	if err != nil {
-		t.Fatalf("KillCount: %v", err)
+	stores := map[string]string{"sqlite": ""}
+	if os.Getenv(pgtest.EnvURL) != "" {
+		stores["postgres"] = pgtest.URL(t)
 	}
-	if k.Workers != 4 || k.Cut != 4 || k.Alive+k.Dead != 4 || len(k.Other) != 0 || k.Requests == 0 {
-		t.Fatalf("report: %+v", k)
-	}
-	var out strings.Builder
-	if err := k.WriteText(&out); err != nil || !strings.Contains(out.String(), "dead") {
-		t.Errorf("WriteText: %v %q", err, out.String())
+	for name, db := range stores {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			k, err := loadgen.KillCount(t.Context(), loadgen.KillConfig{
+				Workers: 4, KillAfter: 300 * time.Millisecond, UpstreamTimeout: time.Second, DatabaseURL: db,
+			})
+			if err != nil {
+				t.Fatalf("KillCount: %v", err)
+			}
+			if k.Workers != 4 || k.Cut != 4 || k.Alive+k.Dead != 4 || len(k.Other) != 0 || k.Requests == 0 {
+				t.Fatalf("report: %+v", k)
+			}
+			var out strings.Builder
+			if err := k.WriteText(&out); err != nil || !strings.Contains(out.String(), "dead") {
+				t.Errorf("WriteText: %v %q", err, out.String())
+			}
+		})
 	}
 }
 

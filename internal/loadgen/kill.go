@@ -28,8 +28,9 @@ type KillConfig struct {
 	// is leased for it plus 5 s, which the check after the restart waits
 	// out. Default 10s, as `flashauth serve`.
 	UpstreamTimeout time.Duration
-	// DatabaseURL is flashauth's store; default SQLite in a temporary
-	// directory.
+	// DatabaseURL is flashauth's store: a PostgreSQL URL (the count works
+	// in a schema of its own there, dropped at the end), or default SQLite
+	// in a temporary directory.
 	DatabaseURL string
 }
 
@@ -87,6 +88,12 @@ func KillCount(ctx context.Context, cfg KillConfig) (KillReport, error) {
 	defer os.RemoveAll(tmp)
 	if cfg.DatabaseURL == "" {
 		cfg.DatabaseURL = "sqlite:" + filepath.Join(tmp, "flashauth.db")
+	} else {
+		var drop func()
+		if cfg.DatabaseURL, drop, err = freshSchema(ctx, cfg.DatabaseURL); err != nil {
+			return KillReport{}, err
+		}
+		defer drop()
 	}
 	secret := randomSecret(20)
 	creds := []string{envClientID + "=" + githubemu.DefaultClientID, envClientSecret + "=" + secret}
