@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flashbacktech/flashauth/githubemu"
 	"github.com/flashbacktech/flashauth/internal/loadgen"
 )
 
@@ -70,12 +71,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.url, "url", "", "flashauth base URL to load (several, comma-separated, are used in turn); needs -emulator-url")
 	fs.StringVar(&o.emulatorURL, "emulator-url", "", "GitHub emulator base URL: its control API mints grants and codes and counts upstream calls")
 	fs.BoolVar(&o.direct, "direct", false, "with -emulator-url: load the emulator's token endpoint straight (needs -client-secret or $GITHUB_CLIENT_SECRET)")
-	fs.StringVar(&o.clientID, "client-id", "Iv1.flashauthdev", "GitHub App client id, for -direct")
+	fs.StringVar(&o.clientID, "client-id", githubemu.DefaultClientID, "GitHub App client id, for -direct")
 	fs.StringVar(&o.clientSecret, "client-secret", "", "GitHub App client secret, for -direct (default $GITHUB_CLIENT_SECRET)")
 	fs.BoolVar(&o.inproc, "inproc", false, "start the emulator and the -targets as child processes and load them side by side")
 	fs.StringVar(&o.targets, "targets", "", "with -inproc: of direct, ceiling, sqlite, postgres (default direct,ceiling,sqlite, plus postgres with -database-url)")
 	fs.IntVar(&o.replicas, "replicas", 1, "with -inproc: flashauth processes per store, sharing its database; requests rotate over them")
-	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL of the postgres target (its tables are created there)")
+	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL of the postgres target and of -kill9 (flashload works in a schema of its own there, dropped at the end)")
 	fs.BoolVar(&o.suite, "suite", false, "run the table of docs/benchmarks.md (implies -inproc; -sweep, -scenario and -c are ignored)")
 	fs.BoolVar(&o.kill9, "kill9", false, "measure the refreshes a kill -9 loses in flight: unique load on a flashauth child on SQLite, SIGKILL, restart, count dead lineages")
 	fs.DurationVar(&o.killAfter, "kill-after", 3*time.Second, "with -kill9: how long the load runs before the kill")
@@ -139,6 +140,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err != nil {
 		return err
+	}
+	if len(reports) == 0 {
+		return fmt.Errorf("no target can run the %s scenario (the baselines run only unique)", sc)
 	}
 	return output(o, reports, stdout)
 }

@@ -38,6 +38,7 @@ func TestRunRejectsBadArguments(t *testing.T) {
 		{"zero in sweep", []string{"-sweep", "0,8"}, "concurrency"},
 		{"inproc with a URL", []string{"-inproc", "-url", "http://127.0.0.1:8080"}, "do not apply"},
 		{"inproc unknown target", []string{"-inproc", "-targets", "nginx"}, "unknown target"},
+		{"inproc nothing to run", []string{"-inproc", "-targets", "ceiling", "-scenario", "hot", "-n", "1"}, "no target can run"},
 		{"stray argument", []string{"extra"}, "unexpected argument"},
 		{"unknown flag", []string{"-rps", "5"}, "rps"},
 	}
