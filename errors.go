@@ -28,6 +28,7 @@ const (
 	CodeInvalidCode          = "INVALID_CODE"
 	CodeRedirectURIMismatch  = "REDIRECT_URI_MISMATCH"
 	CodeInvalidState         = "INVALID_STATE"
+	CodeStateRequired        = "STATE_REQUIRED"
 	CodeEmailNotVerified     = "EMAIL_NOT_VERIFIED"
 	CodeRefreshTokenReused   = "REFRESH_TOKEN_REUSED"
 )

@@ -553,6 +553,7 @@ func specOperationsTraffic(t *testing.T, c *specClient) {
 	c.want(specGet("/readyz"), http.StatusOK, "")
 	c.want(specGet("/metrics"), http.StatusOK, "")
 	c.want(specGet("/.well-known/jwks.json"), http.StatusOK, "")
+	c.want(specGet("/.well-known/openid-configuration"), http.StatusOK, "")
 	if r := c.want(specGet("/openapi.json"), http.StatusOK, ""); !bytes.Equal(r.Body, httpapi.OpenAPI) {
 		t.Errorf("GET /openapi.json does not serve the embedded document")
 	}
@@ -730,6 +731,7 @@ func specLimitTraffic(t *testing.T, c *specClient) {
 	c.want(specGet("/.well-known/jwks.json"), http.StatusOK, "") // the burst of 5 is spent
 	for _, call := range []specCall{
 		specGet("/.well-known/jwks.json"),
+		specGet("/.well-known/openid-configuration"),
 		specGet("/openapi.json"),
 		specGet("/auth/github/authorize"),
 		specPost("/auth/github", map[string]string{"code": code}),

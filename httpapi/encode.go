@@ -27,7 +27,8 @@ type errorBody struct {
 // knows statuses.
 func statusOf(code string) int {
 	switch code {
-	case flashauth.CodeInvalidRequest, flashauth.CodeRedirectURIMismatch, flashauth.CodeInvalidState:
+	case flashauth.CodeInvalidRequest, flashauth.CodeRedirectURIMismatch, flashauth.CodeInvalidState,
+		flashauth.CodeStateRequired:
 		return http.StatusBadRequest
 	case flashauth.CodeInvalidRefreshToken, flashauth.CodeAuthRequired, flashauth.CodeInvalidCode,
 		flashauth.CodeRefreshTokenReused:
