@@ -215,8 +215,10 @@ type KeyStore interface {
 
 // OAuthState is a pending GitHub login started by GET /auth/github/authorize.
 type OAuthState struct {
-	Hash        []byte // SHA-256 of the state value
-	Verifier    []byte // PKCE verifier, sealed under a key derived from the state
+	Hash []byte // SHA-256 of the state value
+	// Verifier is the PKCE verifier, sealed under a key derived from the
+	// state. A login started without PKCE (?pkce=false) seals an empty one.
+	Verifier    []byte
 	RedirectURI string
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
@@ -226,6 +228,9 @@ type OAuthState struct {
 type StateStore interface {
 	// PutOAuthState inserts s; ErrConflict for a duplicate hash.
 	PutOAuthState(ctx context.Context, s OAuthState) error
+	// GetOAuthState returns the state without taking it. ErrNotFound when
+	// unknown, already taken, or expired at now.
+	GetOAuthState(ctx context.Context, hash []byte, now time.Time) (OAuthState, error)
 	// TakeOAuthState deletes and returns the state. ErrNotFound when unknown,
 	// already taken, or expired at now (an expired state is deleted too).
 	TakeOAuthState(ctx context.Context, hash []byte, now time.Time) (OAuthState, error)

@@ -67,7 +67,11 @@ type Config struct {
 	// RedirectURIs (FLASHAUTH_REDIRECT_URIS), when set, are the only
 	// redirect_uri values sign-in accepts (exact match).
 	RedirectURIs []string
-	Version      string // reported in logs and the User-Agent
+	// SignInRequirePKCE (FLASHAUTH_SIGNIN_REQUIRE_PKCE): every sign-in starts
+	// with PKCE and sends its state back; ?pkce=false and codes without
+	// state are refused (see signin.Config.RequirePKCE).
+	SignInRequirePKCE bool
+	Version           string // reported in logs and the User-Agent
 	// HTTP server limits; zero takes the defaults (5s, 15s, 90s, 32 KiB).
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -146,6 +150,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		AuthorizeURL:        strings.TrimRight(c.GitHubURL, "/") + "/login/oauth/authorize",
 		ReplayWindow:        c.ReplayWindow,
 		AllowedRedirectURIs: c.RedirectURIs,
+		RequirePKCE:         c.SignInRequirePKCE,
 		Clock:               clock,
 		Logger:              log,
 	})

@@ -10,11 +10,21 @@ import (
 )
 
 // handleAuthorize serves GET /auth/github/authorize: where to send the user,
-// as JSON, or as a redirect with ?redirect=1.
+// as JSON, or as a redirect with ?redirect=1. ?pkce=false leaves PKCE out,
+// for clients that never send the state back.
 func (s *server) handleAuthorize() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		res, err := s.SignIn.Authorize(r.Context(), q.Get("redirect_uri"))
+		pkce := true
+		switch q.Get("pkce") {
+		case "", "true":
+		case "false":
+			pkce = false
+		default:
+			s.fail(w, r, flashauth.Errorf(flashauth.CodeInvalidRequest, "pkce must be true or false."))
+			return
+		}
+		res, err := s.SignIn.Authorize(r.Context(), signin.AuthorizeRequest{RedirectURI: q.Get("redirect_uri"), WithoutPKCE: !pkce})
 		if err != nil {
 			s.fail(w, r, err)
 			return

@@ -268,6 +268,26 @@ func IsCommitError(err error) bool {
 	return errors.As(err, &ce)
 }
 
+// Replay returns the committed outcome of (kind, secret) if one is still
+// replayable, without claiming anything: ok is false when there is none (no
+// entry, a pending one, or an expired one). It lets a caller that may not run
+// the operation still answer a retry of a request that already ran it.
+func (l *Ledger) Replay(ctx context.Context, kind, secret string) (res Result, ok bool, err error) {
+	key := seal.Hash(secret)
+	e, err := l.store.GetLedger(ctx, kind, key)
+	if errors.Is(err, flashauth.ErrNotFound) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, fmt.Errorf("ledger get: %w", err)
+	}
+	if e.State != flashauth.LedgerDone || !e.ExpiresAt.After(l.opt.Clock.Now()) {
+		return Result{}, false, nil
+	}
+	res, err = l.open(kind, secret, key, e)
+	return res, err == nil, err
+}
+
 // Purge deletes entries whose window or lease has passed.
 func (l *Ledger) Purge(ctx context.Context) (int64, error) {
 	return l.store.PurgeLedger(ctx, l.opt.Clock.Now())

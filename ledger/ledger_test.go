@@ -361,3 +361,48 @@ func TestDoRefusesNonPositiveWindow(t *testing.T) {
 		t.Fatalf("Do with a zero window: err=%v, op ran %d times", err, calls.Load())
 	}
 }
+
+// Replay answers only from a committed, live outcome and never claims: a
+// pending entry, an expired one or none at all give nothing, and leave the
+// store as they found it.
+func TestReplay(t *testing.T) {
+	db := sqlitetest.Open(t)
+	clk := newClock()
+	l := ledger.New(db, ledger.Options{Clock: clk})
+	ctx := context.Background()
+
+	if r, ok, err := l.Replay(ctx, kind, "secret-1"); ok || err != nil || r.Payload != nil {
+		t.Fatalf("Replay of an unknown secret = %+v, %v, %v", r, ok, err)
+	}
+	if _, err := db.GetLedger(ctx, kind, seal.Hash("secret-1")); !errors.Is(err, flashauth.ErrNotFound) {
+		t.Fatalf("Replay wrote an entry: %v", err)
+	}
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := l.Do(ctx, kind, "secret-1", time.Minute, func(context.Context) (ledger.Outcome, error) {
+			close(entered)
+			<-release
+			return ledger.Outcome{Payload: []byte("one")}, nil
+		})
+		done <- err
+	}()
+	<-entered
+	if _, ok, err := l.Replay(ctx, kind, "secret-1"); ok || err != nil {
+		t.Fatalf("Replay of a pending entry = %v, %v; want nothing", ok, err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	r, ok, err := l.Replay(ctx, kind, "secret-1")
+	if !ok || err != nil || string(r.Payload) != "one" || !r.Replayed {
+		t.Fatalf("Replay of a committed entry = %+v, %v, %v", r, ok, err)
+	}
+	clk.Advance(time.Minute)
+	if _, ok, err := l.Replay(ctx, kind, "secret-1"); ok || err != nil {
+		t.Fatalf("Replay after the window = %v, %v; want nothing", ok, err)
+	}
+}

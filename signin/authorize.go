@@ -14,6 +14,16 @@ import (
 // stateSealInfo is the seal context of PKCE verifiers kept with a state.
 const stateSealInfo = "flashauth oauth state v1"
 
+// AuthorizeRequest starts a login.
+type AuthorizeRequest struct {
+	// RedirectURI is optional (GitHub then uses the registered callback).
+	RedirectURI string
+	// WithoutPKCE leaves the PKCE challenge out of the URL, for clients that
+	// never send the state back (the app compares it itself): their code is
+	// then exchanged without a verifier. Refused when Config.RequirePKCE.
+	WithoutPKCE bool
+}
+
 // AuthorizeResult is where to send the user to sign in, and the state that
 // must come back with the code.
 type AuthorizeResult struct {
@@ -24,8 +34,13 @@ type AuthorizeResult struct {
 // Authorize starts a GitHub login: a one-time state (256 random bits) and a
 // PKCE S256 challenge whose verifier is kept with the state, sealed under a
 // key derived from the state, so the database alone cannot complete the
-// login. redirectURI is optional (GitHub then uses the registered callback).
-func (s *Service) Authorize(ctx context.Context, redirectURI string) (AuthorizeResult, error) {
+// login. Without PKCE the state is kept all the same (with an empty
+// verifier), so a client that does send it back has it checked.
+func (s *Service) Authorize(ctx context.Context, req AuthorizeRequest) (AuthorizeResult, error) {
+	redirectURI := req.RedirectURI
+	if req.WithoutPKCE && s.cfg.RequirePKCE {
+		return AuthorizeResult{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "pkce=false is not allowed here: every sign-in uses PKCE and must send its state back.")
+	}
 	if redirectURI != "" && !validRedirectURI(redirectURI) {
 		return AuthorizeResult{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "redirect_uri must be an absolute URL.")
 	}
@@ -36,9 +51,11 @@ func (s *Service) Authorize(ctx context.Context, redirectURI string) (AuthorizeR
 	if err != nil {
 		return AuthorizeResult{}, err
 	}
-	verifier, err := random256()
-	if err != nil {
-		return AuthorizeResult{}, err
+	var verifier string
+	if !req.WithoutPKCE {
+		if verifier, err = random256(); err != nil {
+			return AuthorizeResult{}, err
+		}
 	}
 	hash := seal.Hash(state)
 	sealed, err := seal.Seal([]byte(state), stateSealInfo, []byte(verifier), hash)
@@ -56,7 +73,6 @@ func (s *Service) Authorize(ctx context.Context, redirectURI string) (AuthorizeR
 	if err != nil {
 		return AuthorizeResult{}, fmt.Errorf("signin: put state: %w", err)
 	}
-	challenge := sha256.Sum256([]byte(verifier))
 	q := s.authURL.Query()
 	q.Set("client_id", s.cfg.ClientID)
 	if redirectURI != "" {
@@ -66,8 +82,11 @@ func (s *Service) Authorize(ctx context.Context, redirectURI string) (AuthorizeR
 		q.Set("scope", s.cfg.Scope)
 	}
 	q.Set("state", state)
-	q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(challenge[:]))
-	q.Set("code_challenge_method", "S256")
+	if verifier != "" {
+		challenge := sha256.Sum256([]byte(verifier))
+		q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(challenge[:]))
+		q.Set("code_challenge_method", "S256")
+	}
 	u := *s.authURL
 	u.RawQuery = q.Encode()
 	return AuthorizeResult{URL: u.String(), State: state}, nil

@@ -36,7 +36,7 @@ func upstream(err error) (outcome, error) {
 }
 
 // rejection is the caller-facing error of a committed rejection code.
-func rejection(code string) error {
+func rejection(code string) *flashauth.Error {
 	msg := "The sign-in was rejected."
 	switch code {
 	case flashauth.CodeInvalidCode:

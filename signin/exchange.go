@@ -45,6 +45,12 @@ func binding(req Request) string {
 // with the same code within the replay window gets the identical answer,
 // including a definitive rejection. Transient trouble is not remembered, so
 // a retry runs again.
+//
+// Everything that can be checked without GitHub is checked before the code's
+// ledger entry is claimed: a request with a wrong, unknown, expired or used
+// state, or one bound to another redirect_uri, writes nothing and calls
+// nobody, so whoever sees a code cannot block or spend it by posting it with
+// a made-up state.
 func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 	if !printable(req.Code, maxCodeLen) {
 		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "code must be a non-empty string of printable characters.")
@@ -62,10 +68,35 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 	if len(req.DeviceInfo) > 0 && !json.Valid(req.DeviceInfo) {
 		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "deviceInfo must be JSON.")
 	}
+	if req.State == "" && s.cfg.RequirePKCE {
+		return AuthState{}, flashauth.Errorf(flashauth.CodeStateRequired, "%s", stateRequiredMessage)
+	}
 	b := binding(req)
+	var checked *login
+	if req.State != "" {
+		l, err := s.checkState(ctx, req)
+		if errors.Is(err, flashauth.ErrNotFound) {
+			// No live state: either the state is wrong, or this retries a
+			// sign-in that completed and used it up. Only a committed
+			// outcome may answer, and its binding decides; nothing is
+			// claimed, so a wrong state leaves the code to its owner.
+			res, ok, rerr := s.ledger.Replay(ctx, flashauth.LedgerGitHubCode, req.Code)
+			if rerr != nil {
+				return AuthState{}, fmt.Errorf("signin: replay: %w", rerr)
+			}
+			if !ok {
+				return AuthState{}, rejection(flashauth.CodeInvalidState)
+			}
+			return s.answer(ctx, req, res, b)
+		}
+		if err != nil {
+			return AuthState{}, err
+		}
+		checked = l
+	}
 	res, err := s.ledger.Do(ctx, flashauth.LedgerGitHubCode, req.Code, s.cfg.ReplayWindow,
 		func(ctx context.Context) (ledger.Outcome, error) {
-			o, err := s.exchange(ctx, req)
+			o, err := s.exchange(ctx, req, checked)
 			if err != nil {
 				return ledger.Outcome{}, err
 			}
@@ -84,6 +115,16 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 		// they are not lost, though a retry will not replay this.
 		s.log.Error("sign-in outcome not committed", "err", err)
 	}
+	return s.answer(ctx, req, res, b)
+}
+
+// stateRequiredMessage is the message of STATE_REQUIRED.
+const stateRequiredMessage = "The state is missing: sign-ins are started with PKCE at GET /auth/github/authorize, " +
+	"and the state that call returned must be sent with the code."
+
+// answer turns the ledger's payload into the caller's answer. b is the
+// binding of the caller's request.
+func (s *Service) answer(ctx context.Context, req Request, res ledger.Result, b string) (AuthState, error) {
 	var out outcome
 	if err := json.Unmarshal(res.Payload, &out); err != nil {
 		return AuthState{}, fmt.Errorf("signin: payload: %w", err)
@@ -96,7 +137,13 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 		return AuthState{}, rejection(flashauth.CodeInvalidState)
 	}
 	if out.Code != "" {
-		return AuthState{}, rejection(out.Code)
+		err := rejection(out.Code)
+		if out.Code == flashauth.CodeInvalidCode && req.State == "" {
+			// flashauth cannot tell a dead code from a PKCE-bound one sent
+			// without its state: GitHub says the same of both.
+			err.Message += " If the sign-in was started at GET /auth/github/authorize without pkce=false, send its state with the code."
+		}
+		return AuthState{}, err
 	}
 	if out.AuthState == nil {
 		return AuthState{}, errors.New("signin: payload without auth state")
@@ -117,49 +164,82 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 	return st, nil
 }
 
+// login is a live state checked for a sign-in request.
+type login struct {
+	hash      []byte
+	verifier  string // "" for a login started without PKCE
+	redirect  string // the redirect_uri the login was started with
+	checkedAt time.Time
+}
+
+// checkState reads the state of req without taking it: ErrNotFound when it
+// is unknown, expired or used up, REDIRECT_URI_MISMATCH when the login was
+// started for another redirect_uri.
+func (s *Service) checkState(ctx context.Context, req Request) (*login, error) {
+	now := s.cfg.Clock.Now()
+	hash := seal.Hash(req.State)
+	st, err := s.store.GetOAuthState(ctx, hash, now)
+	if errors.Is(err, flashauth.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signin: get state: %w", err)
+	}
+	verifier, err := seal.Open([]byte(req.State), stateSealInfo, st.Verifier, st.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("signin: open verifier: %w", err)
+	}
+	if req.RedirectURI != "" && st.RedirectURI != "" && st.RedirectURI != req.RedirectURI {
+		// GitHub would refuse it and spend the code; refusing here keeps it.
+		return nil, rejection(flashauth.CodeRedirectURIMismatch)
+	}
+	return &login{hash: hash, verifier: string(verifier), redirect: st.RedirectURI, checkedAt: now}, nil
+}
+
 // exchange is the ledger operation of SignIn. It returns definitive
-// rejections as outcomes and everything that may pass as errors.
-func (s *Service) exchange(ctx context.Context, req Request) (outcome, error) {
+// rejections as outcomes and everything that may pass as errors. l is the
+// checked state of the request, nil when it came without one.
+func (s *Service) exchange(ctx context.Context, req Request, l *login) (outcome, error) {
 	ex := flashauth.CodeExchange{Code: req.Code, RedirectURI: req.RedirectURI}
-	if req.State != "" {
-		st, err := s.store.TakeOAuthState(ctx, seal.Hash(req.State), s.cfg.Clock.Now())
+	if l != nil {
+		if ex.RedirectURI == "" {
+			ex.RedirectURI = l.redirect
+		}
+		ex.CodeVerifier = l.verifier
+	}
+	return s.complete(ctx, req, ex, l)
+}
+
+// useState takes the state of a login whose code GitHub just accepted: the
+// login is complete, and its state may not complete another. It is taken
+// only now, so a request that fails before (GitHub unreachable) leaves it for
+// the client's retry. The take asks whether the state was live when the
+// request checked it, so a login is not lost to its expiry falling during
+// the exchange. ErrNotFound: another code of the same login completed first
+// (only the state's holder can race with itself; one login, one sign-in).
+func (s *Service) useState(ctx context.Context, l *login) error {
+	_, err := s.store.TakeOAuthState(ctx, l.hash, l.checkedAt)
+	if err != nil && !errors.Is(err, flashauth.ErrNotFound) {
+		return fmt.Errorf("signin: take state: %w", err)
+	}
+	return err
+}
+
+// complete exchanges the code, uses up the state of its login, reads the
+// GitHub user, stores our user and opens the session.
+func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeExchange, l *login) (outcome, error) {
+	tok, err := s.gh.ExchangeCode(ctx, ex)
+	if err != nil {
+		return upstream(err)
+	}
+	if l != nil {
+		err := s.useState(ctx, l)
 		if errors.Is(err, flashauth.ErrNotFound) {
 			return rejected(flashauth.CodeInvalidState)
 		}
 		if err != nil {
-			return outcome{}, fmt.Errorf("signin: take state: %w", err)
+			return outcome{}, err
 		}
-		verifier, err := seal.Open([]byte(req.State), stateSealInfo, st.Verifier, st.Hash)
-		if err != nil {
-			return outcome{}, fmt.Errorf("signin: open verifier: %w", err)
-		}
-		switch {
-		case ex.RedirectURI == "":
-			ex.RedirectURI = st.RedirectURI
-		case st.RedirectURI != "" && st.RedirectURI != ex.RedirectURI:
-			// GitHub would refuse it; saying so here keeps the code unspent.
-			return rejected(flashauth.CodeRedirectURIMismatch)
-		}
-		ex.CodeVerifier = string(verifier)
-		out, err := s.complete(ctx, req, ex)
-		if err != nil {
-			// An error is not committed, so the client may retry: give the
-			// state back, or the retry would be refused as a reused state.
-			if perr := s.store.PutOAuthState(ctx, st); perr != nil {
-				s.log.Warn("restoring oauth state failed", "err", perr)
-			}
-		}
-		return out, err
-	}
-	return s.complete(ctx, req, ex)
-}
-
-// complete exchanges the code, reads the GitHub user, stores our user and
-// opens the session.
-func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeExchange) (outcome, error) {
-	tok, err := s.gh.ExchangeCode(ctx, ex)
-	if err != nil {
-		return upstream(err)
 	}
 	issuedAt := s.cfg.Clock.Now() // GitHub's expiries count from here
 	// From here on the code is spent: a transient failure is retried now,

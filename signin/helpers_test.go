@@ -41,6 +41,8 @@ type envOptions struct {
 	wrap func(flashauth.GitHub) flashauth.GitHub
 	// allowedRedirectURIs is signin.Config.AllowedRedirectURIs.
 	allowedRedirectURIs []string
+	// requirePKCE is signin.Config.RequirePKCE.
+	requirePKCE bool
 }
 
 func newEnv(t *testing.T, opt envOptions) *env {
@@ -79,6 +81,7 @@ func newEnv(t *testing.T, opt envOptions) *env {
 		ClientID:            emu.ClientID(),
 		AuthorizeURL:        srv.URL + githubemu.AuthorizePath,
 		AllowedRedirectURIs: opt.allowedRedirectURIs,
+		RequirePKCE:         opt.requirePKCE,
 		RetryBackoff:        time.Millisecond,
 		Clock:               clock,
 	}
@@ -93,7 +96,7 @@ func newEnv(t *testing.T, opt envOptions) *env {
 // the GitHub user userID would, returning the code and the state.
 func (e *env) login(t *testing.T, userID int64, redirectURI string) (code, state string) {
 	t.Helper()
-	res, err := e.svc.Authorize(context.Background(), redirectURI)
+	res, err := e.svc.Authorize(context.Background(), signin.AuthorizeRequest{RedirectURI: redirectURI})
 	if err != nil {
 		t.Fatalf("Authorize: %v", err)
 	}

@@ -49,6 +49,7 @@ func TestSignInConcurrentSameCodeOtherState(t *testing.T) {
 		{Code: code},
 		{Code: code, State: otherState},
 		{Code: code, State: state, RedirectURI: "https://evil.example.com/cb"},
+		{Code: code, State: "bogus"},
 	}
 	errs := make([]error, len(attackers))
 	for i, req := range attackers {
@@ -86,7 +87,7 @@ func TestRedirectURIAllowList(t *testing.T) {
 	e.principal(t, e.signIn(t, signin.Request{Code: code, State: state}))
 
 	for _, bad := range []string{evil, "https://evil.example.com/cb", callbackURL + "/", callbackURL + "?x=1"} {
-		_, err := e.svc.Authorize(ctx, bad)
+		_, err := e.svc.Authorize(ctx, signin.AuthorizeRequest{RedirectURI: bad})
 		wantCode(t, err, flashauth.CodeInvalidRequest)
 	}
 	before := e.emu.Calls().TokenTotal

@@ -1,6 +1,7 @@
 // Package signin signs users in with GitHub: it starts a login (one-time
-// state and PKCE challenge), exchanges the authorization code exactly once
-// through the ledger, finds or creates the user by GitHub id, records the
+// state and, unless asked not to, a PKCE challenge), checks the state of a
+// sign-in before anything is spent, exchanges the authorization code exactly
+// once through the ledger, finds or creates the user by GitHub id, records the
 // GitHub refresh token's lineage and opens a flashauth session.
 //
 // Every error a caller may show is a *flashauth.Error; only the HTTP layer
@@ -49,6 +50,16 @@ type Config struct {
 	// code and state that reach a redirect_uri are all it takes to sign in.
 	// Empty: any absolute URL, GitHub alone decides.
 	AllowedRedirectURIs []string
+	// RequirePKCE makes every sign-in go through Authorize with PKCE:
+	// Authorize refuses WithoutPKCE, and a code that arrives without a state
+	// is refused with STATE_REQUIRED before anything is spent. flashauth
+	// only ever sees the code, and GitHub spends a PKCE-bound code exchanged
+	// without its verifier, so this setting is how flashauth knows that a
+	// code without state cannot be exchanged. Off (the default), codes without
+	// state are exchanged without a verifier: clients that run GitHub's
+	// authorize themselves, or started with WithoutPKCE, and never send the
+	// state back (the Flashback TypeScript client) keep working.
+	RequirePKCE bool
 	// StateTTL is how long a started login may be completed.
 	StateTTL time.Duration
 	// ReplayWindow is how long a retried sign-in with the same code gets
@@ -117,8 +128,11 @@ func New(store flashauth.Store, gh flashauth.GitHub, sessions *session.Service, 
 
 // Request is a sign-in with an authorization code.
 type Request struct {
-	Code        string
-	State       string // optional: set when the login began with Authorize
+	Code string
+	// State is the state Authorize returned. Required for a login started
+	// with PKCE (GitHub needs the verifier kept with it); optional for one
+	// started WithoutPKCE or at GitHub directly, and checked when given.
+	State       string
 	RedirectURI string // optional
 	DeviceInfo  json.RawMessage
 	IPAddress   string

@@ -31,7 +31,7 @@ func octocat(e *env) githubemu.User {
 func TestAuthorizeURL(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctx := context.Background()
-	res, err := e.svc.Authorize(ctx, callbackURL)
+	res, err := e.svc.Authorize(ctx, signin.AuthorizeRequest{RedirectURI: callbackURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestAuthorizeURL(t *testing.T) {
 		q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 || len(res.State) != 43 {
 		t.Errorf("authorize query %v, state %q", q, res.State)
 	}
-	again, err := e.svc.Authorize(ctx, "")
+	again, err := e.svc.Authorize(ctx, signin.AuthorizeRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestAuthorizeURL(t *testing.T) {
 		t.Errorf("stored state %+v", st)
 	}
 	for _, bad := range []string{"not a url", "/relative", "https://app.example.com/cb#frag"} {
-		_, err := e.svc.Authorize(ctx, bad)
+		_, err := e.svc.Authorize(ctx, signin.AuthorizeRequest{RedirectURI: bad})
 		wantCode(t, err, flashauth.CodeInvalidRequest)
 	}
 }
@@ -149,7 +149,7 @@ func TestSignInState(t *testing.T) {
 	reusedCode, _ := e.login(t, gu.ID, "")
 
 	// Expired: approved after the state's ten minutes.
-	res, err := e.svc.Authorize(ctx, "")
+	res, err := e.svc.Authorize(ctx, signin.AuthorizeRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

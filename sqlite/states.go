@@ -18,6 +18,25 @@ func (db *DB) PutOAuthState(ctx context.Context, s flashauth.OAuthState) error {
 	})
 }
 
+// GetOAuthState implements flashauth.StateStore: a read, so a state that is
+// checked before anything is spent costs no write.
+func (db *DB) GetOAuthState(ctx context.Context, hash []byte, now time.Time) (flashauth.OAuthState, error) {
+	var (
+		s                flashauth.OAuthState
+		created, expires sql.NullInt64
+	)
+	err := db.read.QueryRowContext(ctx, `SELECT hash, verifier, redirect_uri, created_at, expires_at
+		FROM oauth_states WHERE hash = ?`, hash).Scan(&s.Hash, &s.Verifier, &s.RedirectURI, &created, &expires)
+	if err != nil {
+		return flashauth.OAuthState{}, db.fail("get oauth state", err)
+	}
+	s.CreatedAt, s.ExpiresAt = fromMS(created), fromMS(expires)
+	if !s.ExpiresAt.After(now) {
+		return flashauth.OAuthState{}, db.fail("get oauth state", flashauth.ErrNotFound)
+	}
+	return s, nil
+}
+
 // TakeOAuthState implements flashauth.StateStore. DELETE ... RETURNING makes
 // the take exactly-once: of two concurrent takers only one gets the row. An
 // expired state is deleted too, as it can never be used.

@@ -41,6 +41,22 @@ func testStates(t *testing.T, open func(*testing.T) flashauth.Store) {
 			_, err = st.TakeOAuthState(t.Context(), s.Hash, at(time.Minute))
 			wantErr(t, "second TakeOAuthState", err, flashauth.ErrNotFound)
 		}},
+		{"get does not take", func(t *testing.T, st flashauth.Store) {
+			put(t, st, s)
+			for range 2 {
+				got, err := st.GetOAuthState(t.Context(), s.Hash, at(time.Minute))
+				must(t, "GetOAuthState", err)
+				diff(t, "state", s, got)
+			}
+			_, err := st.GetOAuthState(t.Context(), s.Hash, s.ExpiresAt)
+			wantErr(t, "GetOAuthState at expiry", err, flashauth.ErrNotFound)
+			_, err = st.GetOAuthState(t.Context(), seal.Hash("never"), base)
+			wantErr(t, "GetOAuthState of an unknown state", err, flashauth.ErrNotFound)
+			_, err = st.TakeOAuthState(t.Context(), s.Hash, at(time.Minute))
+			must(t, "TakeOAuthState after GetOAuthState", err)
+			_, err = st.GetOAuthState(t.Context(), s.Hash, at(time.Minute))
+			wantErr(t, "GetOAuthState of a taken state", err, flashauth.ErrNotFound)
+		}},
 		{"expired state is not found", func(t *testing.T, st flashauth.Store) {
 			put(t, st, s)
 			_, err := st.TakeOAuthState(t.Context(), s.Hash, s.ExpiresAt)

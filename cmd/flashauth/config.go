@@ -51,6 +51,7 @@ var settings = []setting{
 	{env: "FLASHAUTH_REUSE_INTERVAL", def: "10s", help: "how long a rotated-out session refresh token still gets its first answer"},
 	{env: "FLASHAUTH_KEY_ROTATION", def: "720h", help: "how long a JWT signing key signs before the next one is generated"},
 	{env: "FLASHAUTH_REDIRECT_URIS", help: "comma-separated redirect_uri values sign-in accepts (exact match; empty accepts any)"},
+	{env: "FLASHAUTH_SIGNIN_REQUIRE_PKCE", def: "false", help: "every sign-in starts at /auth/github/authorize with PKCE and sends its state back: refuses ?pkce=false and, before spending them, codes without state (STATE_REQUIRED); breaks clients that never send the state"},
 	{env: "FLASHAUTH_REUSE_REVOKES_SESSIONS", def: "false", help: "revoke a user's sessions when a rotated-out GitHub refresh token of theirs comes back after the replay window"},
 	{env: "FLASHAUTH_ISSUER", def: "flashauth", help: "iss of flashauth access tokens"},
 	{env: "FLASHAUTH_AUDIENCE", def: "flashauth", help: "aud of flashauth access tokens"},
@@ -194,6 +195,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 			return c, fmt.Errorf("FLASHAUTH_PUBLIC_URL: want an absolute http(s) URL such as https://auth.example.com, without credentials, query or fragment, got %q", app.RedactURL(pub))
 		}
 		c.PublicURL = strings.TrimRight(pub, "/")
+	}
+	if c.SignInRequirePKCE, err = strconv.ParseBool(get("FLASHAUTH_SIGNIN_REQUIRE_PKCE")); err != nil {
+		return c, fmt.Errorf("FLASHAUTH_SIGNIN_REQUIRE_PKCE: want true or false, got %q", get("FLASHAUTH_SIGNIN_REQUIRE_PKCE"))
 	}
 	if c.ReuseRevokesSessions, err = strconv.ParseBool(get("FLASHAUTH_REUSE_REVOKES_SESSIONS")); err != nil {
 		return c, fmt.Errorf("FLASHAUTH_REUSE_REVOKES_SESSIONS: want true or false, got %q", get("FLASHAUTH_REUSE_REVOKES_SESSIONS"))
