@@ -38,6 +38,10 @@ const (
 // runAdmin runs the operator commands: they act on the database serve uses,
 // through the same domain packages, so that nothing needs raw SQL.
 func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return oneLine(admin(ctx, args, getenv, stdout, stderr))
+}
+
+func admin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var words []string
 	for len(args) > 0 && !strings.HasPrefix(args[0], "-") && len(words) < 2 {
 		words, args = append(words, args[0]), args[1:]
@@ -62,6 +66,23 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fmt.Fprint(stderr, adminUsage)
 	return fmt.Errorf("unknown admin command %q", strings.Join(words, " "))
+}
+
+// lineError shows an error on one line: drivers (pgx) put each address they
+// tried on a line of its own, and a command's error is one line.
+type lineError struct{ err error }
+
+func (e lineError) Error() string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(e.err.Error(), "\n", " ; ")), " ")
+}
+
+func (e lineError) Unwrap() error { return e.err }
+
+func oneLine(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "\n") {
+		return err
+	}
+	return lineError{err}
 }
 
 // adminFlags is a flag set whose -database-url (and any other setting asked
@@ -303,6 +324,10 @@ func adminSecretKey(value, file string) ([]byte, error) {
 // runMigrate applies the database's pending migrations and exits: for deploy
 // pipelines that migrate before rolling out replicas.
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return oneLine(migrate(ctx, args, getenv, stdout, stderr))
+}
+
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	f := newAdminFlags("migrate", getenv, stderr)
 	if err := f.parse(args); err != nil {
 		return adminDone(err)
