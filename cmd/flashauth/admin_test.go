@@ -326,3 +326,30 @@ func jwtKid(t *testing.T, tok string) string {
 	}
 	return h.Kid
 }
+
+func TestAdminUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr string // "" for success
+	}{
+		{[]string{"admin"}, "no command given"},
+		{[]string{"admin", "-h"}, ""},
+		{[]string{"admin", "help"}, ""},
+		{[]string{"admin", "keys"}, `unknown admin command "keys"`},
+		{[]string{"admin", "sessions", "list"}, `unknown admin command "sessions list"`},
+		{[]string{"admin", "audit", "-h"}, ""},
+		{[]string{"admin", "keys", "rotate", "-h"}, ""},
+		{[]string{"admin", "audit", "--bogus"}, "flag provided but not defined"},
+		{[]string{"migrate", "-h"}, ""},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, err := runCmd(t, nil, tc.args...)
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if tc.wantErr != "" {
+				wantOneLine(t, err, tc.wantErr)
+			}
+		})
+	}
+}
