@@ -21,6 +21,8 @@ commands:
   serve      run the service (configuration from the environment or flags; serve -h lists them)
   dev        run the service with everything embedded: SQLite in a temporary directory and the GitHub emulator
   emulator   run the GitHub emulator alone
+  migrate    apply the database migrations and exit (for deploy pipelines)
+  admin      operator commands on serve's database: sessions revoke, audit, keys rotate (admin -h lists them)
   version    print the version
 `
 
@@ -38,6 +40,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runDev(ctx, rest, getenv, stdout, stderr)
 	case "emulator":
 		return runEmulator(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "flashauth", versionString())
 		return nil
