@@ -153,3 +153,10 @@ type appConfig = app.Config
 func githubFault503() githubemu.Fault {
 	return githubemu.Fault{Kind: githubemu.FaultServerError, Status: http.StatusServiceUnavailable}
 }
+
+// requests counts the requests flashauth received on path.
+func (s *server) requests(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queries[path])
+}
