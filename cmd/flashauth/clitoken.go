@@ -103,7 +103,11 @@ func sessionAccessToken(ctx context.Context, c *client.Client, st *cliState, pat
 // what to do about it.
 func explain(cmd string, err error) error {
 	if client.IsReauthRequired(err) {
-		return fmt.Errorf("%s: the stored session can no longer be refreshed (%s); sign in again with `flashauth login`", cmd, client.Code(err))
+		why := ""
+		if code := client.Code(err); code != "" {
+			why = " (" + code + ")"
+		}
+		return fmt.Errorf("%s: the stored session can no longer be refreshed%s; sign in again with `flashauth login`", cmd, why)
 	}
 	return fmt.Errorf("%s: %w", cmd, err)
 }
