@@ -125,7 +125,6 @@ func decodeError(resp *http.Response, raw []byte) *Error {
 		RequestID:  clean(resp.Header.Get("X-Request-Id"), 128),
 	}
 	var body struct {
-		Success   *bool  `json:"success"`
 		ErrorCode string `json:"error_code"`
 		Message   string `json:"message"`
 	}

@@ -447,6 +447,25 @@ func TestCLISessionsRevokeLogout(t *testing.T) {
 	}
 }
 
+// Signing in again on the same machine replaces its session: the old one
+// is ended, not left behind.
+func TestCLILoginAgainEndsThePreviousSession(t *testing.T) {
+	s := newCLIServer(t)
+	env := cliEnv(t)
+	login(t, s, env, "octocat")
+	first, _ := state(t, env)
+	login(t, s, env, "octocat")
+	second, _ := state(t, env)
+	c, _ := client.New(s.URL)
+	if _, err := c.RefreshSession(context.Background(), first.Session.RefreshToken); !client.IsReauthRequired(err) {
+		t.Errorf("the replaced session still refreshes: %v", err)
+	}
+	list, err := c.Sessions(context.Background(), second.Session.AccessToken)
+	if err != nil || len(list) != 1 || list[0].ID != second.Session.ID {
+		t.Errorf("sessions after a second login: %v %+v", err, list)
+	}
+}
+
 // Revoking this very session signs this machine out.
 func TestCLIRevokeOwnSession(t *testing.T) {
 	s := newCLIServer(t)

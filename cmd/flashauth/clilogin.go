@@ -105,9 +105,18 @@ func runLogin(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return fmt.Errorf("login: %w", err)
 		}
+		prev, _ := loadState(path)
 		st := &cliState{Server: c.BaseURL(), User: res.User, Session: res.Session, GitHub: res.GitHub}
 		if err := writeState(path, st); err != nil {
 			return err
+		}
+		// The session this machine held before is replaced: end it, so
+		// that re-logins do not pile up sessions. Best effort: it may be
+		// dead already, or on a server that is gone.
+		if prev != nil && prev.Session.ID != res.Session.ID {
+			if pc, err := newCLIClient(prev.Server); err == nil {
+				_ = pc.Logout(ctx, prev.Session.RefreshToken)
+			}
 		}
 		who := res.User.Email
 		if who == "" {
