@@ -258,4 +258,13 @@ type AuditStore interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	// ListAudit returns up to limit events, newest first; none for limit <= 0.
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+	// QueryAudit returns the events f selects, newest first.
+	QueryAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+}
+
+// AuditFilter selects audit events. Its conditions combine with AND.
+type AuditFilter struct {
+	UserID string    // only this user's events; "" for every user's
+	Since  time.Time // only events whose Time is at or after Since; zero for all
+	Limit  int       // at most this many, the newest; none for Limit <= 0
 }

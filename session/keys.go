@@ -300,3 +300,41 @@ func (s *Service) generateKey(gen int64, now time.Time) (flashauth.SigningKey, e
 		ExpiresAt: retire.Add(s.cfg.AccessTTL + keySkew),
 	}, nil
 }
+
+// RotateKey generates the next generation of signing key now, whatever the
+// schedule, sealed like every key this Service generates, and returns it
+// without its private part. Every replica signs with it once it reloads its
+// keys (within a minute); the previous keys keep verifying the tokens they
+// signed until their own expiry. It refuses to rotate when the newest stored
+// key cannot be opened with the configured secret key: a key sealed under
+// another secret would lock the serving replicas out of signing.
+func (s *Service) RotateKey(ctx context.Context) (flashauth.SigningKey, error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	now := s.cfg.Clock.Now()
+	keys, err := s.store.ListSigningKeys(ctx)
+	if err != nil {
+		return flashauth.SigningKey{}, fmt.Errorf("session: list signing keys: %w", err)
+	}
+	gen := int64(1)
+	if len(keys) > 0 {
+		if _, err := s.openSigner(keys[0]); err != nil {
+			return flashauth.SigningKey{}, err
+		}
+		gen = keys[0].Generation + 1
+	}
+	k, err := s.generateKey(gen, now)
+	if err != nil {
+		return flashauth.SigningKey{}, err
+	}
+	if err := s.store.InsertSigningKey(ctx, k); err != nil {
+		// ErrConflict: another replica rotated at the same moment.
+		return flashauth.SigningKey{}, fmt.Errorf("session: insert signing key: %w", err)
+	}
+	s.log.Info("signing key rotated", "kid", k.ID, "generation", gen)
+	if err := s.reloadLocked(ctx); err != nil {
+		return flashauth.SigningKey{}, err
+	}
+	k.PrivateKey = nil
+	return k, nil
+}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strings"
 
 	"github.com/flashbacktech/flashauth"
 )
@@ -17,15 +18,31 @@ func (db *DB) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
 	})
 }
 
-// ListAudit implements flashauth.AuditStore. Newest first is insertion
+// ListAudit implements flashauth.AuditStore: the newest limit events.
+func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent, error) {
+	return db.QueryAudit(ctx, flashauth.AuditFilter{Limit: limit})
+}
+
+// QueryAudit implements flashauth.AuditStore. Newest first is insertion
 // order reversed: ids only grow (AUTOINCREMENT never reuses one).
 // A limit <= 0 returns no events.
-func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent, error) {
-	if limit <= 0 {
+func (db *DB) QueryAudit(ctx context.Context, f flashauth.AuditFilter) ([]flashauth.AuditEvent, error) {
+	if f.Limit <= 0 {
 		return nil, nil
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT id, time, type, outcome, user_id, session_id,
-		ip_address, request_id, detail FROM audit_events ORDER BY id DESC LIMIT ?`, limit)
+	var where []string
+	var args []any
+	if f.UserID != "" {
+		where, args = append(where, "user_id = ?"), append(args, f.UserID)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "time >= ?"), append(args, ms(f.Since))
+	}
+	q := `SELECT id, time, type, outcome, user_id, session_id, ip_address, request_id, detail FROM audit_events`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := db.read.QueryContext(ctx, q+" ORDER BY id DESC LIMIT ?", append(args, f.Limit)...)
 	if err != nil {
 		return nil, db.fail("list audit", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
@@ -21,12 +22,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	return start(ctx, c, stdout, stderr, nil)
+	return start(ctx, c, stdout, stderr, startOptions{})
+}
+
+// startOptions are what dev adds to serve.
+type startOptions struct {
+	listener net.Listener                    // serve here instead of listening on c.Addr
+	wrap     func(http.Handler) http.Handler // wraps the app's handler (dev's demo pages)
+	banner   func(base string)               // prints after the address
 }
 
 // start opens the app for c, listens, prints the address (and whatever
-// banner prints), and serves until ctx is done.
-func start(ctx context.Context, c app.Config, stdout, stderr io.Writer, banner func(base string)) error {
+// the banner prints), and serves until ctx is done.
+func start(ctx context.Context, c app.Config, stdout, stderr io.Writer, opts startOptions) error {
 	level, err := logging.ParseLevel(c.LogLevel)
 	if err != nil {
 		return fmt.Errorf("FLASHAUTH_LOG_LEVEL: %v", err)
@@ -38,9 +46,14 @@ func start(ctx context.Context, c app.Config, stdout, stderr io.Writer, banner f
 		return err
 	}
 	defer a.Close()
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		return fmt.Errorf("FLASHAUTH_ADDR: %v", err)
+	if opts.wrap != nil {
+		a.Handler = opts.wrap(a.Handler)
+	}
+	ln := opts.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", c.Addr); err != nil {
+			return fmt.Errorf("FLASHAUTH_ADDR: %v", err)
+		}
 	}
 	scheme := "http"
 	if c.TLSCert != "" {
@@ -48,8 +61,8 @@ func start(ctx context.Context, c app.Config, stdout, stderr io.Writer, banner f
 	}
 	base := scheme + "://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "flashauth listening on %s\n", base)
-	if banner != nil {
-		banner(base)
+	if opts.banner != nil {
+		opts.banner(base)
 	}
 	return a.Serve(ctx, ln, c)
 }
