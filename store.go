@@ -253,4 +253,9 @@ type AuditStore interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	// ListAudit returns up to limit events, newest first; none for limit <= 0.
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+	// PurgeAudit deletes up to limit events with a Time before before (and
+	// events without a Time), oldest first, and returns how many; none for
+	// limit <= 0. The limit keeps one call short: callers repeat it while
+	// it returns limit.
+	PurgeAudit(ctx context.Context, before time.Time, limit int) (int64, error)
 }

@@ -114,6 +114,7 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 	}
 	st := *out.AuthState
 	st.UserID = out.UserID
+	st.Replayed, st.Joined = res.Replayed, res.Joined
 	return st, nil
 }
 

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) flashauth.Store) {
 		{"Keys", testKeys},
 		{"OAuthStates", testStates},
 		{"Audit", testAudit},
+		{"PurgeAudit", testPurgeAudit},
 		{"Times", testTimes},
 		{"NotFound", testNotFound},
 		{"Ping", testPing},
