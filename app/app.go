@@ -78,8 +78,17 @@ type Config struct {
 	PurgeInterval time.Duration
 }
 
-// DefaultAuditRetention is how long audit events are kept by default.
-const DefaultAuditRetention = 90 * 24 * time.Hour
+// Defaults of the settings cmd/flashauth reads (and tests that must run at
+// the default configuration).
+const (
+	// DefaultAuditRetention is how long audit events are kept.
+	DefaultAuditRetention = 90 * 24 * time.Hour
+	// Rate limits per minute: per client IP, per refresh token (charged only
+	// for attempts that claim the token), per user.
+	DefaultRateIP    = 600
+	DefaultRateToken = 30
+	DefaultRateUser  = 120
+)
 
 // App is a wired flashauth: store, GitHub client, domain services and the
 // HTTP handler.
