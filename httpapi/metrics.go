@@ -47,7 +47,7 @@ func (m *metrics) observe(route, method string, status int, d time.Duration) {
 	if i := strings.IndexByte(route, ' '); i > 0 {
 		method, route = route[:i], route[i+1:]
 	}
-	method = strings.ToLower(method)
+	method, route = strings.ToLower(method), strings.ToLower(route) // "/token/{tokenid}"
 	if !knownMethod[method] {
 		method = "other" // the method is the caller's choice: bound the label's values
 	}
