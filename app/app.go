@@ -173,7 +173,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "flashauth_ledger_pending",
 		Help: "Ledger operations this process has claimed or is waiting on (one per secret, however many callers share it). " +
-			"Summed over replicas it counts the live pending entries; claims of dead processes are not counted.",
+			"Summed over replicas it approximates the live pending entries (a replica waiting on another's claim counts it too; claims of dead processes are not counted).",
 	}, func() float64 { return float64(a.Ledger.InFlight()) }))
 	sessions, err := session.New(store, a.Ledger, session.Config{
 		Issuer:        c.Issuer,
