@@ -260,6 +260,11 @@ type AuditStore interface {
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
 	// QueryAudit returns the events f selects, newest first.
 	QueryAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// PurgeAudit deletes up to limit events with a Time before before (and
+	// events without a Time), oldest first, and returns how many; none for
+	// limit <= 0. The limit keeps one call short: callers repeat it while
+	// it returns limit.
+	PurgeAudit(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // AuditFilter selects audit events. Its conditions combine with AND.

@@ -9,29 +9,33 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/flashbacktech/flashauth"
 )
 
-// The error_code values flashauth answers (see docs/api.md).
+// The error_code values flashauth answers (see docs/api.md); they are the
+// server's own constants, so the two cannot drift apart.
 const (
-	CodeInvalidRequest       = "INVALID_REQUEST"
-	CodeInvalidRefreshToken  = "INVALID_REFRESH_TOKEN"
-	CodeAuthRequired         = "AUTH_REQUIRED"
-	CodeTokenOwnerMismatch   = "TOKEN_OWNER_MISMATCH"
-	CodeNotFound             = "NOT_FOUND"
-	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
-	CodePayloadTooLarge      = "PAYLOAD_TOO_LARGE"
-	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
-	CodeRateLimited          = "RATE_LIMITED"
-	CodeStoreUnavailable     = "STORE_UNAVAILABLE"
-	CodeUpstreamBadResponse  = "UPSTREAM_BAD_RESPONSE"
-	CodeUpstreamUnavailable  = "UPSTREAM_UNAVAILABLE"
-	CodeUpstreamCredentials  = "UPSTREAM_CREDENTIALS_REJECTED"
-	CodeInternal             = "INTERNAL_ERROR"
-	CodeInvalidCode          = "INVALID_CODE"
-	CodeRedirectURIMismatch  = "REDIRECT_URI_MISMATCH"
-	CodeInvalidState         = "INVALID_STATE"
-	CodeEmailNotVerified     = "EMAIL_NOT_VERIFIED"
-	CodeRefreshTokenReused   = "REFRESH_TOKEN_REUSED"
+	CodeInvalidRequest       = flashauth.CodeInvalidRequest
+	CodeInvalidRefreshToken  = flashauth.CodeInvalidRefreshToken
+	CodeAuthRequired         = flashauth.CodeAuthRequired
+	CodeTokenOwnerMismatch   = flashauth.CodeTokenOwnerMismatch
+	CodeNotFound             = flashauth.CodeNotFound
+	CodeMethodNotAllowed     = flashauth.CodeMethodNotAllowed
+	CodePayloadTooLarge      = flashauth.CodePayloadTooLarge
+	CodeUnsupportedMediaType = flashauth.CodeUnsupportedMediaType
+	CodeRateLimited          = flashauth.CodeRateLimited
+	CodeStoreUnavailable     = flashauth.CodeStoreUnavailable
+	CodeUpstreamBadResponse  = flashauth.CodeUpstreamBadResponse
+	CodeUpstreamUnavailable  = flashauth.CodeUpstreamUnavailable
+	CodeUpstreamCredentials  = flashauth.CodeUpstreamCredentials
+	CodeInternal             = flashauth.CodeInternal
+	CodeInvalidCode          = flashauth.CodeInvalidCode
+	CodeRedirectURIMismatch  = flashauth.CodeRedirectURIMismatch
+	CodeInvalidState         = flashauth.CodeInvalidState
+	CodeStateRequired        = flashauth.CodeStateRequired
+	CodeEmailNotVerified     = flashauth.CodeEmailNotVerified
+	CodeRefreshTokenReused   = flashauth.CodeRefreshTokenReused
 )
 
 // ErrReauthRequired matches (with errors.Is) every error after which only a

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
 	"github.com/flashbacktech/flashauth/client"
 	"github.com/flashbacktech/flashauth/githubemu"
@@ -127,36 +126,6 @@ func TestErrorForeignAndOversizedAnswers(t *testing.T) {
 	e = asError(t, c.Readyz(ctx))
 	if e.Code != "" || e.Message != "Service Unavailable" {
 		t.Errorf("a malformed code must not be believed: %+v", e)
-	}
-}
-
-// The SDK's codes are the server's.
-func TestCodesMatchTheServer(t *testing.T) {
-	pairs := [][2]string{
-		{client.CodeInvalidRequest, flashauth.CodeInvalidRequest},
-		{client.CodeInvalidRefreshToken, flashauth.CodeInvalidRefreshToken},
-		{client.CodeAuthRequired, flashauth.CodeAuthRequired},
-		{client.CodeTokenOwnerMismatch, flashauth.CodeTokenOwnerMismatch},
-		{client.CodeNotFound, flashauth.CodeNotFound},
-		{client.CodeMethodNotAllowed, flashauth.CodeMethodNotAllowed},
-		{client.CodePayloadTooLarge, flashauth.CodePayloadTooLarge},
-		{client.CodeUnsupportedMediaType, flashauth.CodeUnsupportedMediaType},
-		{client.CodeRateLimited, flashauth.CodeRateLimited},
-		{client.CodeStoreUnavailable, flashauth.CodeStoreUnavailable},
-		{client.CodeUpstreamBadResponse, flashauth.CodeUpstreamBadResponse},
-		{client.CodeUpstreamUnavailable, flashauth.CodeUpstreamUnavailable},
-		{client.CodeUpstreamCredentials, flashauth.CodeUpstreamCredentials},
-		{client.CodeInternal, flashauth.CodeInternal},
-		{client.CodeInvalidCode, flashauth.CodeInvalidCode},
-		{client.CodeRedirectURIMismatch, flashauth.CodeRedirectURIMismatch},
-		{client.CodeInvalidState, flashauth.CodeInvalidState},
-		{client.CodeEmailNotVerified, flashauth.CodeEmailNotVerified},
-		{client.CodeRefreshTokenReused, flashauth.CodeRefreshTokenReused},
-	}
-	for _, p := range pairs {
-		if p[0] != p[1] {
-			t.Errorf("client code %q, server code %q", p[0], p[1])
-		}
 	}
 }
 

@@ -20,15 +20,15 @@ import (
 	"github.com/flashbacktech/flashauth/signin"
 )
 
-// Limits are the rate limits, in events per minute with a burst. Zero
-// disables a limit.
+// Limits are the rate limits the HTTP layer applies, in events per minute
+// with a burst. Zero disables a limit. The per-token limit is not here: it
+// is charged by the ledger, only for requests that claim a token (see
+// app.New).
 type Limits struct {
-	IPPerMinute    float64
-	IPBurst        int
-	TokenPerMinute float64 // per presented refresh-token hash
-	TokenBurst     int
-	UserPerMinute  float64 // per authenticated user on session endpoints
-	UserBurst      int
+	IPPerMinute   float64
+	IPBurst       int
+	UserPerMinute float64 // per authenticated user on session endpoints
+	UserBurst     int
 }
 
 // Config holds the server's dependencies.
@@ -62,7 +62,7 @@ type Auditor interface {
 }
 
 type limiters struct {
-	ip, token, user *ratelimit.Limiter
+	ip, user *ratelimit.Limiter
 }
 
 type server struct {
@@ -94,9 +94,8 @@ func NewServer(cfg Config) http.Handler {
 		metrics:        newMetrics(cfg.Registry),
 		mux:            http.NewServeMux(),
 		limits: limiters{
-			ip:    ratelimit.New(cfg.Limits.IPPerMinute, cfg.Limits.IPBurst, cfg.Clock),
-			token: ratelimit.New(cfg.Limits.TokenPerMinute, cfg.Limits.TokenBurst, cfg.Clock),
-			user:  ratelimit.New(cfg.Limits.UserPerMinute, cfg.Limits.UserBurst, cfg.Clock),
+			ip:   ratelimit.New(cfg.Limits.IPPerMinute, cfg.Limits.IPBurst, cfg.Clock),
+			user: ratelimit.New(cfg.Limits.UserPerMinute, cfg.Limits.UserBurst, cfg.Clock),
 		},
 	}
 	for _, o := range cfg.CORSOrigins {

@@ -75,7 +75,7 @@ func (s *server) handleGitHubSignIn() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: audit.OutcomeOK, UserID: st.UserID, SessionID: st.TokenID})
+		s.audit(r, flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: sharing(st.Replayed, st.Joined), UserID: st.UserID, SessionID: st.TokenID})
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{Success: true, Message: "Authentication successful", AuthState: st})
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -67,4 +68,20 @@ func (db *DB) QueryAudit(ctx context.Context, f flashauth.AuditFilter) ([]flasha
 		return err
 	})
 	return out, err
+}
+
+// PurgeAudit deletes up to limit events older than before (and events
+// without a time), oldest first.
+func (db *DB) PurgeAudit(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int64
+	err := db.do(ctx, func(ctx context.Context) error {
+		tag, err := db.pool.Exec(ctx, `DELETE FROM audit_events WHERE id IN (
+			SELECT id FROM audit_events WHERE occurred_at IS NULL OR occurred_at < $1 ORDER BY id LIMIT $2)`, tsArg(before), limit)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
 }

@@ -132,6 +132,11 @@ type Issued struct {
 	SessionID        string    `json:"sessionId"`
 	UserID           string    `json:"userId,omitempty"` // for the audit trail
 	SessionExpiresAt time.Time `json:"sessionExpiresAt"`
+	// Replayed and Joined say how a Refresh got its answer: from the
+	// committed outcome, or by sharing another caller's rotation in flight.
+	// Neither is part of the answer or of what is committed.
+	Replayed bool `json:"-"`
+	Joined   bool `json:"-"`
 }
 
 // Principal is who a valid access token speaks for.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"time"
 
 	"github.com/flashbacktech/flashauth"
 )
@@ -64,4 +65,23 @@ func (db *DB) QueryAudit(ctx context.Context, f flashauth.AuditFilter) ([]flasha
 		return nil, db.fail("list audit", err)
 	}
 	return out, nil
+}
+
+// PurgeAudit implements flashauth.AuditStore: it deletes up to limit events
+// older than before (and events without a time), oldest first.
+func (db *DB) PurgeAudit(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int64
+	err := db.writeTx(ctx, "purge audit", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM audit_events WHERE id IN (
+			SELECT id FROM audit_events WHERE time IS NULL OR time < ? ORDER BY id LIMIT ?)`, before.UnixMilli(), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }

@@ -99,3 +99,44 @@ func testAuditQuery(t *testing.T, open func(*testing.T) flashauth.Store) {
 		t.Errorf("QueryAudit returned %d events, want 1", len(got))
 	}
 }
+
+func testPurgeAudit(t *testing.T, open func(*testing.T) flashauth.Store) {
+	st := open(t)
+	// Events at 0s..5s, and one without a time.
+	for i := range 6 {
+		must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{
+			Time: at(time.Duration(i) * time.Second), Type: "github_refresh", Outcome: "ok", RequestID: fmt.Sprintf("req-%d", i),
+		}))
+	}
+	must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{Type: "signin", Outcome: "ok", RequestID: "req-no-time"}))
+	left := func() []string {
+		t.Helper()
+		got, err := st.ListAudit(t.Context(), 100)
+		must(t, "ListAudit", err)
+		var ids []string
+		for _, e := range got {
+			ids = append(ids, e.RequestID)
+		}
+		return ids
+	}
+	for _, step := range []struct {
+		name   string
+		before time.Duration
+		limit  int
+		want   int64
+		left   []string // newest first
+	}{
+		{"no limit deletes nothing", 10 * time.Second, 0, 0, []string{"req-no-time", "req-5", "req-4", "req-3", "req-2", "req-1", "req-0"}},
+		{"nothing older than the first", 0, 10, 1, []string{"req-5", "req-4", "req-3", "req-2", "req-1", "req-0"}},
+		{"the limit bounds a call, oldest first", 4 * time.Second, 2, 2, []string{"req-5", "req-4", "req-3", "req-2"}},
+		{"strictly older than before", 4 * time.Second, 10, 2, []string{"req-5", "req-4"}},
+		{"the rest", time.Hour, 10, 2, nil},
+	} {
+		n, err := st.PurgeAudit(t.Context(), at(step.before), step.limit)
+		must(t, "PurgeAudit", err)
+		if n != step.want {
+			t.Errorf("%s: PurgeAudit deleted %d, want %d", step.name, n, step.want)
+		}
+		diff(t, step.name, step.left, left())
+	}
+}

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) flashauth.Store) {
 		{"OAuthStates", testStates},
 		{"Audit", testAudit},
 		{"AuditQuery", testAuditQuery},
+		{"PurgeAudit", testPurgeAudit},
 		{"Times", testTimes},
 		{"NotFound", testNotFound},
 		{"Ping", testPing},

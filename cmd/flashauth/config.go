@@ -39,9 +39,9 @@ var settings = []setting{
 	{env: "FLASHAUTH_CORS_ORIGINS", help: "comma-separated origins allowed by CORS"},
 	{env: "FLASHAUTH_TLS_CERT", help: "TLS certificate file (with FLASHAUTH_TLS_KEY)"},
 	{env: "FLASHAUTH_TLS_KEY", help: "TLS key file"},
-	{env: "FLASHAUTH_RATE_IP", def: "600", help: "requests per minute per client IP (0 disables)"},
-	{env: "FLASHAUTH_RATE_TOKEN", def: "30", help: "refresh requests per minute per refresh token (0 disables)"},
-	{env: "FLASHAUTH_RATE_USER", def: "120", help: "session requests per minute per user (0 disables)"},
+	{env: "FLASHAUTH_RATE_IP", def: fmt.Sprint(app.DefaultRateIP), help: "requests per minute per client IP (0 disables)"},
+	{env: "FLASHAUTH_RATE_TOKEN", def: fmt.Sprint(app.DefaultRateToken), help: "attempts per minute per refresh token that reach GitHub or the store (joined and replayed requests are free; 0 disables)"},
+	{env: "FLASHAUTH_RATE_USER", def: fmt.Sprint(app.DefaultRateUser), help: "session requests per minute per user (0 disables)"},
 	{env: "FLASHAUTH_BREAKER_FAILURES", def: "5", help: "consecutive GitHub failures that open the circuit breaker"},
 	{env: "FLASHAUTH_BREAKER_COOLDOWN", def: "30s", help: "how long the breaker stays open before a probe"},
 	{env: "FLASHAUTH_SHUTDOWN_TIMEOUT", def: "30s", help: "how long shutdown waits for in-flight requests"},
@@ -55,6 +55,7 @@ var settings = []setting{
 	{env: "FLASHAUTH_REUSE_REVOKES_SESSIONS", def: "false", help: "revoke a user's sessions when a rotated-out GitHub refresh token of theirs comes back after the replay window"},
 	{env: "FLASHAUTH_ISSUER", def: "flashauth", help: "iss of flashauth access tokens"},
 	{env: "FLASHAUTH_AUDIENCE", def: "flashauth", help: "aud of flashauth access tokens"},
+	{env: "FLASHAUTH_AUDIT_RETENTION", def: "2160h", help: "how long audit events are kept (default 90 days) before the purge loop deletes them"},
 	{env: "FLASHAUTH_PUBLIC_URL", help: "absolute URL callers reach flashauth at, for the discovery document's jwks_uri (empty: from each request)"},
 }
 
@@ -138,6 +139,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		{"FLASHAUTH_SESSION_TTL", &c.SessionTTL},
 		{"FLASHAUTH_REUSE_INTERVAL", &c.ReuseInterval},
 		{"FLASHAUTH_KEY_ROTATION", &c.KeyRotation},
+		{"FLASHAUTH_AUDIT_RETENTION", &c.AuditRetention},
 	}
 	for _, d := range durations {
 		if *d.dst, err = time.ParseDuration(get(d.env)); err != nil || *d.dst <= 0 {

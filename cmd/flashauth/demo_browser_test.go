@@ -55,11 +55,9 @@ var fullToken = regexp.MustCompile(`(gh[ousr]_|eyJ)[A-Za-z0-9_-]{5,}`)
 func TestDemoInBrowser(t *testing.T) {
 	chrome := chromiumPath(t)
 	var stderr testkit.SyncBuffer
-	// FLASHAUTH_RATE_TOKEN: on this branch the per-token limit (burst 5)
-	// still charges callers that join a refresh in flight, which the
-	// contract exempts; the race's eight callers would meet three 429s.
-	// Branch h8-limits exempts them; once merged, drop this override.
-	env := map[string]string{"FLASHAUTH_ADDR": "127.0.0.1:0", "FLASHAUTH_RATE_TOKEN": "600"}
+	// The default limits: the race's eight callers must all get the same
+	// answer with the settings most users never change.
+	env := map[string]string{"FLASHAUTH_ADDR": "127.0.0.1:0"}
 	lines, stop := startCmd(t, []string{"dev"}, env, &stderr)
 	base := waitLine(t, lines, regexp.MustCompile(`^flashauth listening on (http://\S+)$`))[1]
 	signInURL := waitLine(t, lines, regexp.MustCompile(`^\s+(http://\S+/auth/github/authorize\?\S+)$`))[1]

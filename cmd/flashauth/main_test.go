@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashbacktech/flashauth/app"
 	"github.com/flashbacktech/flashauth/githubemu"
 	"github.com/flashbacktech/flashauth/internal/testkit"
 )
@@ -56,6 +57,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{"both secrets", with("GITHUB_CLIENT_SECRET_FILE", "/etc/hostname"), nil, "only one"},
 		{"bad replay window", with("FLASHAUTH_REPLAY_WINDOW", "sixty"), nil, "FLASHAUTH_REPLAY_WINDOW"},
 		{"negative timeout", with("FLASHAUTH_UPSTREAM_TIMEOUT", "-1s"), nil, "FLASHAUTH_UPSTREAM_TIMEOUT"},
+		{"bad audit retention", with("FLASHAUTH_AUDIT_RETENTION", "90d"), nil, "FLASHAUTH_AUDIT_RETENTION"},
+		{"zero audit retention", base, []string{"-audit-retention", "0s"}, "FLASHAUTH_AUDIT_RETENTION"},
 		{"bad policy", with("FLASHAUTH_GITHUB_REFRESH_AUTH", "strict"), nil, "FLASHAUTH_GITHUB_REFRESH_AUTH"},
 		{"bad database", with("FLASHAUTH_DATABASE_URL", "mysql://x"), nil, "FLASHAUTH_DATABASE_URL"},
 		{"bad github url", with("GITHUB_URL", "github.com"), nil, "GITHUB_URL"},
@@ -515,6 +518,25 @@ func TestConfigAcceptsGoodURLsAndOrigins(t *testing.T) {
 	if c.GitHubURL != "https://ghe.example/" || c.GitHubAPIURL != "https://ghe.example/api/v3" || c.RateIPPerMinute != 0.5 ||
 		c.PublicURL != "https://auth.example.com/flashauth" {
 		t.Errorf("config = %+v", c)
+	}
+}
+
+// The defaults serve runs with are the app's: tests that run "at the
+// default configuration" (app) use the same constants.
+func TestConfigDefaults(t *testing.T) {
+	c, err := parseConfig(nil, envFrom(map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditRetention != app.DefaultAuditRetention || c.RateIPPerMinute != app.DefaultRateIP ||
+		c.RateTokenPerMin != app.DefaultRateToken || c.RateUserPerMin != app.DefaultRateUser {
+		t.Errorf("defaults: audit retention %v, rates %v/%v/%v; want the app's %v, %v/%v/%v", c.AuditRetention,
+			c.RateIPPerMinute, c.RateTokenPerMin, c.RateUserPerMin,
+			app.DefaultAuditRetention, app.DefaultRateIP, app.DefaultRateToken, app.DefaultRateUser)
+	}
+	c, err = parseConfig([]string{"-audit-retention", "720h"}, envFrom(map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek"}), io.Discard)
+	if err != nil || c.AuditRetention != 720*time.Hour {
+		t.Errorf("-audit-retention 720h: %v, %v", c.AuditRetention, err)
 	}
 }
 

@@ -9,7 +9,7 @@
 // ledger commit each), hot (everyone presents the same few tokens: single-flight
 // and replay), mixed (-hot-ratio of the requests hot). Targets and the emulator
 // must be on loopback unless -allow-remote is given. flashauth's own rate
-// limits (FLASHAUTH_RATE_IP, FLASHAUTH_RATE_TOKEN) will answer 429 under load:
+// limits (FLASHAUTH_RATE_IP) will answer 429 under load:
 // set them to 0 on the server being measured.
 package main
 
