@@ -58,6 +58,9 @@ type Config struct {
 	ReuseInterval    time.Duration // FLASHAUTH_REUSE_INTERVAL
 	KeyRotation      time.Duration // FLASHAUTH_KEY_ROTATION
 	Issuer, Audience string        // FLASHAUTH_ISSUER, FLASHAUTH_AUDIENCE
+	// PublicURL (FLASHAUTH_PUBLIC_URL) is the absolute URL callers reach
+	// flashauth at; discovery builds jwks_uri from it. Empty: from each request.
+	PublicURL string
 	// ReuseRevokesSessions (FLASHAUTH_REUSE_REVOKES_SESSIONS): when a GitHub
 	// refresh token flashauth already rotated comes back after the replay
 	// window (suspected theft), also revoke its owner's flashauth sessions.
@@ -237,6 +240,8 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		TrustedProxies: c.TrustedProxies,
 		CORSOrigins:    c.CORSOrigins,
 		Registry:       reg,
+		Issuer:         sessions.Issuer(),
+		PublicURL:      c.PublicURL,
 	})
 	return a, nil
 }

@@ -145,7 +145,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	}
 }
 
-// TestOpenAPIAuthorizeRedirectIsJSON holds CONTRACT §1 ("every response ...
+// TestOpenAPIAuthorizeRedirectIsJSON holds docs/api.md ("every response ...
 // is application/json; charset=utf-8, except /metrics") for the 302 of
 // GET /auth/github/authorize?redirect=1.
 func TestOpenAPIAuthorizeRedirectIsJSON(t *testing.T) {
@@ -243,7 +243,11 @@ func (c *specCoverage) uncovered(doc *openapi3.T, exempt map[string]string) (mis
 
 func newSpecChecker(t *testing.T, h *harness, doc *openapi3.T, cov *specCoverage) *specChecker {
 	t.Helper()
-	router, err := legacy.NewRouter(doc)
+	// The document's server is relative ("/"): tools resolve it against the
+	// URL they fetched the document from, here the test server's.
+	routed := *doc
+	routed.Servers = openapi3.Servers{{URL: h.srv.URL + "/"}}
+	router, err := legacy.NewRouter(&routed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,6 +553,7 @@ func specOperationsTraffic(t *testing.T, c *specClient) {
 	c.want(specGet("/readyz"), http.StatusOK, "")
 	c.want(specGet("/metrics"), http.StatusOK, "")
 	c.want(specGet("/.well-known/jwks.json"), http.StatusOK, "")
+	c.want(specGet("/.well-known/openid-configuration"), http.StatusOK, "")
 	if r := c.want(specGet("/openapi.json"), http.StatusOK, ""); !bytes.Equal(r.Body, httpapi.OpenAPI) {
 		t.Errorf("GET /openapi.json does not serve the embedded document")
 	}
@@ -732,6 +737,7 @@ func specLimitTraffic(t *testing.T, c *specClient) {
 	c.want(specGet("/.well-known/jwks.json"), http.StatusOK, "") // the burst of 5 is spent
 	for _, call := range []specCall{
 		specGet("/.well-known/jwks.json"),
+		specGet("/.well-known/openid-configuration"),
 		specGet("/openapi.json"),
 		specGet("/auth/github/authorize"),
 		specPost("/auth/github", map[string]string{"code": code}),

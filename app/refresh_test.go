@@ -150,7 +150,7 @@ func TestRefreshConcurrentExactlyOnce(t *testing.T) {
 	}
 }
 
-// Every row of CONTRACT §2's error table that this issue can trigger, each by
+// Every row of the refresh error table of docs/api.md that this issue can trigger, each by
 // its real cause.
 func TestRefreshErrorRows(t *testing.T) {
 	type row struct {

@@ -10,7 +10,7 @@ import (
 	"github.com/flashbacktech/flashauth/session"
 )
 
-// handleGitHubRefresh serves POST /auth/github/refresh (CONTRACT §2).
+// handleGitHubRefresh serves POST /auth/github/refresh (docs/api.md).
 func (s *server) handleGitHubRefresh() http.Handler {
 	type request struct {
 		RefreshToken tokenField `json:"refresh_token"`
@@ -80,7 +80,7 @@ func bearer(r *http.Request) string {
 
 // optionalUser returns the principal of a valid flashauth access token, or
 // the zero Principal. Clients keep sending stale or foreign Bearers
-// (CONTRACT §1), so an invalid one is ignored here, never a reason to
+// (docs/api.md), so an invalid one is ignored here, never a reason to
 // reject; only a failure to check (the store is down) is an error.
 func (s *server) optionalUser(r *http.Request) (session.Principal, error) {
 	b := bearer(r)

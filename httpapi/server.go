@@ -44,6 +44,13 @@ type Config struct {
 	Limits         Limits
 	TrustedProxies []netip.Prefix
 	CORSOrigins    []string
+	// Issuer is the iss of access tokens, published as the discovery
+	// document's issuer.
+	Issuer string
+	// PublicURL (FLASHAUTH_PUBLIC_URL) is the absolute base URL callers
+	// reach flashauth at, without a trailing slash. Empty: derived from each
+	// request (see publicBase).
+	PublicURL string
 	// Registry receives the server's metrics and is served on /metrics. A
 	// fresh registry is made when nil.
 	Registry *prometheus.Registry

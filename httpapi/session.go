@@ -24,7 +24,7 @@ func (q *sessionTokenRequest) field() tokenField {
 	return q.RefreshTokenCamel
 }
 
-// handleSessionRefresh serves POST /user/refresh (CONTRACT §4).
+// handleSessionRefresh serves POST /user/refresh (docs/api.md).
 func (s *server) handleSessionRefresh() http.Handler {
 	type response struct {
 		Success          bool   `json:"success"`

@@ -41,7 +41,7 @@ func (s *server) handleAuthorize() http.Handler {
 	})
 }
 
-// handleGitHubSignIn serves POST /auth/github (CONTRACT §3).
+// handleGitHubSignIn serves POST /auth/github (docs/api.md).
 func (s *server) handleGitHubSignIn() http.Handler {
 	type response struct {
 		Success   bool             `json:"success"`

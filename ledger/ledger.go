@@ -55,7 +55,7 @@ type Options struct {
 	// outcome, never for callers that join an attempt already in flight in
 	// this process. An error from it is returned (to every caller sharing
 	// the attempt) and nothing is claimed. Rate limits go here, so that they
-	// charge only requests that would cause work (CONTRACT: racing callers
+	// charge only requests that would cause work (docs/api.md: racing callers
 	// get one identical answer).
 	BeforeClaim func(ctx context.Context, kind string, key []byte) error
 }

@@ -75,6 +75,9 @@ type Service struct {
 	lastReload time.Time // guarded by reloadMu
 }
 
+// Issuer returns the iss of the access tokens the Service signs.
+func (s *Service) Issuer() string { return s.cfg.Issuer }
+
 // New returns a Service over store. l must be the process's one ledger.
 func New(store flashauth.Store, l *ledger.Ledger, cfg Config) (*Service, error) {
 	if store == nil || l == nil {

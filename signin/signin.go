@@ -139,7 +139,7 @@ type Request struct {
 	UserAgent   string
 }
 
-// AuthState is the `authState` object of the sign-in answer (CONTRACT §3).
+// AuthState is the `authState` object of the sign-in answer (docs/api.md).
 type AuthState struct {
 	User                User   `json:"user"`
 	Token               string `json:"token"`        // flashauth access JWT

@@ -56,6 +56,7 @@ var settings = []setting{
 	{env: "FLASHAUTH_ISSUER", def: "flashauth", help: "iss of flashauth access tokens"},
 	{env: "FLASHAUTH_AUDIENCE", def: "flashauth", help: "aud of flashauth access tokens"},
 	{env: "FLASHAUTH_AUDIT_RETENTION", def: "2160h", help: "how long audit events are kept (default 90 days) before the purge loop deletes them"},
+	{env: "FLASHAUTH_PUBLIC_URL", help: "absolute URL callers reach flashauth at, for the discovery document's jwks_uri (empty: from each request)"},
 }
 
 func flagName(env string) string {
@@ -188,6 +189,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 			return c, fmt.Errorf("FLASHAUTH_REDIRECT_URIS: %q is not an absolute URL such as https://app.example/callback", u)
 		}
 		c.RedirectURIs = append(c.RedirectURIs, u)
+	}
+	if pub := get("FLASHAUTH_PUBLIC_URL"); pub != "" {
+		p, perr := url.Parse(pub)
+		if perr != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Opaque != "" ||
+			p.User != nil || p.RawQuery != "" || p.ForceQuery || p.Fragment != "" {
+			return c, fmt.Errorf("FLASHAUTH_PUBLIC_URL: want an absolute http(s) URL such as https://auth.example.com, without credentials, query or fragment, got %q", app.RedactURL(pub))
+		}
+		c.PublicURL = strings.TrimRight(pub, "/")
 	}
 	if c.SignInRequirePKCE, err = strconv.ParseBool(get("FLASHAUTH_SIGNIN_REQUIRE_PKCE")); err != nil {
 		return c, fmt.Errorf("FLASHAUTH_SIGNIN_REQUIRE_PKCE: want true or false, got %q", get("FLASHAUTH_SIGNIN_REQUIRE_PKCE"))

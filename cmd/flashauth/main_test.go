@@ -472,6 +472,10 @@ func TestConfigRefusesBeforeOpeningAnything(t *testing.T) {
 		{"FLASHAUTH_CORS_ORIGINS", "app.example"},
 		{"FLASHAUTH_CORS_ORIGINS", "https://app.example/login"},
 		{"FLASHAUTH_CORS_ORIGINS", "https://" + password + "@app.example"},
+		{"FLASHAUTH_PUBLIC_URL", "auth.example.com"},
+		{"FLASHAUTH_PUBLIC_URL", "https://auth.example.com/?x=1"},
+		{"FLASHAUTH_PUBLIC_URL", "https://octo:" + password + "@auth.example.com"},
+		{"FLASHAUTH_PUBLIC_URL", "ftp://auth.example.com"},
 		// Read at start anyway; unreadable, serve would fail only after listening.
 		{"FLASHAUTH_TLS_CERT", filepath.Join(t.TempDir(), "missing.pem")},
 	}
@@ -500,7 +504,8 @@ func TestConfigAcceptsGoodURLsAndOrigins(t *testing.T) {
 	env := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek",
 		"FLASHAUTH_TLS_CERT": cert, "FLASHAUTH_TLS_KEY": key,
 		"GITHUB_URL": "https://ghe.example/", "GITHUB_API_URL": "https://ghe.example/api/v3",
-		"FLASHAUTH_CORS_ORIGINS": "https://App.Example, http://localhost:3000", "FLASHAUTH_RATE_IP": "0.5"}
+		"FLASHAUTH_CORS_ORIGINS": "https://App.Example, http://localhost:3000", "FLASHAUTH_RATE_IP": "0.5",
+		"FLASHAUTH_PUBLIC_URL": "https://auth.example.com/flashauth/"}
 	c, err := parseConfig(nil, envFrom(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -509,7 +514,9 @@ func TestConfigAcceptsGoodURLsAndOrigins(t *testing.T) {
 	if got, want := strings.Join(c.CORSOrigins, " "), "https://app.example http://localhost:3000"; got != want {
 		t.Errorf("CORSOrigins = %q, want %q", got, want)
 	}
-	if c.GitHubURL != "https://ghe.example/" || c.GitHubAPIURL != "https://ghe.example/api/v3" || c.RateIPPerMinute != 0.5 {
+	// jwks_uri is PublicURL + "/.well-known/jwks.json": no double slash.
+	if c.GitHubURL != "https://ghe.example/" || c.GitHubAPIURL != "https://ghe.example/api/v3" || c.RateIPPerMinute != 0.5 ||
+		c.PublicURL != "https://auth.example.com/flashauth" {
 		t.Errorf("config = %+v", c)
 	}
 }
