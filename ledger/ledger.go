@@ -302,22 +302,40 @@ func IsCommitError(err error) bool {
 
 // Replay returns the committed outcome of (kind, secret) if one is still
 // replayable, without claiming anything: ok is false when there is none (no
-// entry, a pending one, or an expired one). It lets a caller that may not run
-// the operation still answer a retry of a request that already ran it.
+// entry, an expired one, or a pending one that was released or outlived its
+// lease). A pending entry is waited for, as Do waits for another process's
+// claim, so a caller racing the holder gets the holder's answer. It lets a
+// caller that may not run the operation still answer a retry of a request
+// that ran it, or is running it.
 func (l *Ledger) Replay(ctx context.Context, kind, secret string) (res Result, ok bool, err error) {
 	key := seal.Hash(secret)
-	e, err := l.store.GetLedger(ctx, kind, key)
-	if errors.Is(err, flashauth.ErrNotFound) {
-		return Result{}, false, nil
+	wait := l.opt.PollInterval
+	for {
+		e, err := l.store.GetLedger(ctx, kind, key)
+		if errors.Is(err, flashauth.ErrNotFound) {
+			return Result{}, false, nil
+		}
+		if err != nil {
+			return Result{}, false, fmt.Errorf("ledger get: %w", err)
+		}
+		now := l.opt.Clock.Now()
+		switch {
+		case e.State == flashauth.LedgerDone && e.ExpiresAt.After(now):
+			res, err = l.open(kind, secret, key, e)
+			return res, err == nil, err
+		case e.State == flashauth.LedgerPending && e.LeaseUntil.After(now):
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return Result{}, false, ctx.Err()
+			case <-t.C:
+			}
+			wait = min(2*wait, l.opt.MaxPoll)
+		default:
+			return Result{}, false, nil
+		}
 	}
-	if err != nil {
-		return Result{}, false, fmt.Errorf("ledger get: %w", err)
-	}
-	if e.State != flashauth.LedgerDone || !e.ExpiresAt.After(l.opt.Clock.Now()) {
-		return Result{}, false, nil
-	}
-	res, err = l.open(kind, secret, key, e)
-	return res, err == nil, err
 }
 
 // Purge deletes entries whose window or lease has passed.

@@ -389,12 +389,27 @@ func TestReplay(t *testing.T) {
 		done <- err
 	}()
 	<-entered
-	if _, ok, err := l.Replay(ctx, kind, "secret-1"); ok || err != nil {
-		t.Fatalf("Replay of a pending entry = %v, %v; want nothing", ok, err)
+	// A pending entry is waited for: the racing caller gets the holder's
+	// answer once it is committed.
+	waited := make(chan ledger.Result)
+	go func() {
+		r, ok, err := l.Replay(ctx, kind, "secret-1")
+		if !ok || err != nil {
+			t.Errorf("Replay of a pending entry = %v, %v; want its commit", ok, err)
+		}
+		waited <- r
+	}()
+	select {
+	case r := <-waited:
+		t.Fatalf("Replay answered %q before the holder committed", r.Payload)
+	case <-time.After(50 * time.Millisecond):
 	}
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if r := <-waited; string(r.Payload) != "one" || !r.Replayed {
+		t.Fatalf("Replay of a pending entry answered %+v, want the commit", r)
 	}
 
 	r, ok, err := l.Replay(ctx, kind, "secret-1")
@@ -495,5 +510,42 @@ func TestDoBeforeClaimRefusalClaimsNothing(t *testing.T) {
 	open.Store(true)
 	if r, err := l.Do(ctx, kind, "s", time.Minute, okOp(&calls, "p")); err != nil || string(r.Payload) != "p" || calls.Load() != 1 {
 		t.Fatalf("after the gate opens: %q, %v, %d runs", r.Payload, err, calls.Load())
+	}
+}
+
+// A pending entry whose operation fails is released: a Replay waiting on it
+// then answers nothing, and never claims.
+func TestReplayOfAReleasedEntry(t *testing.T) {
+	db := sqlitetest.Open(t)
+	l := ledger.New(db, ledger.Options{Clock: newClock()})
+	ctx := context.Background()
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := l.Do(ctx, kind, "secret-2", time.Minute, func(context.Context) (ledger.Outcome, error) {
+			close(entered)
+			<-release
+			return ledger.Outcome{}, errors.New("transient")
+		})
+		done <- err
+	}()
+	<-entered
+	waited := make(chan bool)
+	go func() {
+		_, ok, err := l.Replay(ctx, kind, "secret-2")
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- ok
+	}()
+	close(release)
+	if err := <-done; err == nil {
+		t.Fatal("Do of a failing op succeeded")
+	}
+	if ok := <-waited; ok {
+		t.Fatal("Replay of a released entry answered")
+	}
+	if _, err := db.GetLedger(ctx, kind, seal.Hash("secret-2")); !errors.Is(err, flashauth.ErrNotFound) {
+		t.Fatalf("an entry is left: %v", err)
 	}
 }
