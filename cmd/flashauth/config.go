@@ -230,20 +230,27 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 // secretSetting reads the secret key env names from its variable or from
 // the file env_FILE names (set at most one), and checks its length.
 func secretSetting(vals map[string]*string, env string) (string, error) {
-	v := *vals[env]
-	if file := strings.TrimSpace(*vals[env+"_FILE"]); file != "" {
-		if v != "" {
+	return secretKey(env, *vals[env], strings.TrimSpace(*vals[env+"_FILE"]))
+}
+
+// secretKey is value, the secret key env names, or else the content of file
+// (env_FILE): at most one of them, and at least session.MinSecretKeyLen
+// bytes when given. The value is used as given; a file's surrounding
+// whitespace is trimmed. Errors never quote the key.
+func secretKey(env, value, file string) (string, error) {
+	if file != "" {
+		if value != "" {
 			return "", fmt.Errorf("set only one of %s and %s_FILE", env, env)
 		}
 		var err error
-		if v, err = readSecretFile(env+"_FILE", file); err != nil {
+		if value, err = readSecretFile(env+"_FILE", file); err != nil {
 			return "", err
 		}
 	}
-	if v != "" && len(v) < session.MinSecretKeyLen {
+	if value != "" && len(value) < session.MinSecretKeyLen {
 		return "", fmt.Errorf("%s: must be at least %d bytes; generate one with `openssl rand -base64 48`", env, session.MinSecretKeyLen)
 	}
-	return v, nil
+	return value, nil
 }
 
 // parseOrigin checks a CORS origin, scheme://host[:port], and lower-cases it
