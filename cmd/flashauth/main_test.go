@@ -522,7 +522,8 @@ func TestConfigAcceptsGoodURLsAndOrigins(t *testing.T) {
 // The defaults serve runs with are the app's: tests that run "at the
 // default configuration" (app) use the same constants.
 func TestConfigDefaults(t *testing.T) {
-	c, err := parseConfig(nil, envFrom(map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek"}), io.Discard)
+	env := envFrom(map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek", "FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32)})
+	c, err := parseConfig(nil, env, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +533,7 @@ func TestConfigDefaults(t *testing.T) {
 			c.RateIPPerMinute, c.RateTokenPerMin, c.RateUserPerMin,
 			app.DefaultAuditRetention, app.DefaultRateIP, app.DefaultRateToken, app.DefaultRateUser)
 	}
-	c, err = parseConfig([]string{"-audit-retention", "720h"}, envFrom(map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek"}), io.Discard)
+	c, err = parseConfig([]string{"-audit-retention", "720h"}, env, io.Discard)
 	if err != nil || c.AuditRetention != 720*time.Hour {
 		t.Errorf("-audit-retention 720h: %v, %v", c.AuditRetention, err)
 	}
