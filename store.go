@@ -208,6 +208,11 @@ type KeyStore interface {
 	InsertSigningKey(ctx context.Context, k SigningKey) error
 	// ListSigningKeys returns all keys, highest Generation first.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// UpdateSigningKey replaces PrivateKey, Sealed, RetireAt and ExpiresAt of
+	// the key k.ID, provided its stored PrivateKey is still prev (another
+	// replica may have re-sealed it first); ErrNotFound when the key is gone
+	// or its PrivateKey is no longer prev.
+	UpdateSigningKey(ctx context.Context, k SigningKey, prev []byte) error
 	// DeleteSigningKeys deletes keys with ExpiresAt <= now (a zero ExpiresAt
 	// never expires).
 	DeleteSigningKeys(ctx context.Context, now time.Time) (int64, error)

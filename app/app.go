@@ -52,7 +52,8 @@ type Config struct {
 	BreakerFailures  int
 	BreakerCooldown  time.Duration
 	ShutdownTimeout  time.Duration
-	SecretKey        []byte
+	SecretKey        []byte        // FLASHAUTH_SECRET_KEY: seals signing keys at rest
+	OldSecretKeys    [][]byte      // FLASHAUTH_SECRET_KEY_OLD: opens keys sealed before a rotation
 	SessionAccessTTL time.Duration // FLASHAUTH_ACCESS_TTL
 	SessionTTL       time.Duration // FLASHAUTH_SESSION_TTL
 	ReuseInterval    time.Duration // FLASHAUTH_REUSE_INTERVAL
@@ -190,6 +191,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		ReuseInterval: c.ReuseInterval,
 		KeyRotation:   c.KeyRotation,
 		SecretKey:     c.SecretKey,
+		OldSecretKeys: c.OldSecretKeys,
 		Clock:         clock,
 		Logger:        log,
 	})

@@ -4,12 +4,14 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -54,6 +56,8 @@ type Config struct {
 	// Registry receives the server's metrics and is served on /metrics. A
 	// fresh registry is made when nil.
 	Registry *prometheus.Registry
+	// ReadyTimeout bounds /readyz's store check; zero is DefaultReadyTimeout.
+	ReadyTimeout time.Duration
 }
 
 // Auditor records security events (package audit implements it).
@@ -73,6 +77,8 @@ type server struct {
 	corsOrigins    map[string]bool
 	metrics        *metrics
 	mux            *http.ServeMux
+	ready          readiness
+	readyTimeout   time.Duration
 }
 
 // NewServer returns the flashauth HTTP handler.
@@ -93,6 +99,7 @@ func NewServer(cfg Config) http.Handler {
 		corsOrigins:    make(map[string]bool),
 		metrics:        newMetrics(cfg.Registry),
 		mux:            http.NewServeMux(),
+		readyTimeout:   cmp.Or(cfg.ReadyTimeout, DefaultReadyTimeout),
 		limits: limiters{
 			ip:   ratelimit.New(cfg.Limits.IPPerMinute, cfg.Limits.IPBurst, cfg.Clock),
 			user: ratelimit.New(cfg.Limits.UserPerMinute, cfg.Limits.UserBurst, cfg.Clock),

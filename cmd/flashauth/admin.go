@@ -303,22 +303,14 @@ func adminRotateKeys(ctx context.Context, args []string, getenv func(string) str
 // FLASHAUTH_SECRET_KEY_FILE, exactly one of them, at least
 // session.MinSecretKeyLen bytes. Errors never quote the key.
 func adminSecretKey(value, file string) ([]byte, error) {
-	if value != "" && file != "" {
-		return nil, errors.New("set only one of FLASHAUTH_SECRET_KEY and FLASHAUTH_SECRET_KEY_FILE")
+	key, err := secretKey("FLASHAUTH_SECRET_KEY", value, file)
+	if err != nil {
+		return nil, err
 	}
-	if file != "" {
-		var err error
-		if value, err = readSecretFile("FLASHAUTH_SECRET_KEY_FILE", file); err != nil {
-			return nil, err
-		}
-	}
-	if value == "" {
+	if key == "" {
 		return nil, errors.New("FLASHAUTH_SECRET_KEY (or FLASHAUTH_SECRET_KEY_FILE) is required: new signing keys are sealed under it, as serve seals them")
 	}
-	if len(value) < session.MinSecretKeyLen {
-		return nil, fmt.Errorf("FLASHAUTH_SECRET_KEY: must be at least %d bytes", session.MinSecretKeyLen)
-	}
-	return []byte(value), nil
+	return []byte(key), nil
 }
 
 // runMigrate applies the database's pending migrations and exits: for deploy

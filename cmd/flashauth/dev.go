@@ -86,6 +86,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		"GITHUB_CLIENT_SECRET_FILE": "",
 		"GITHUB_URL":                emuURL,
 		"GITHUB_API_URL":            emuURL,
+		// A fresh key each run: the database is thrown away on exit too.
+		"FLASHAUTH_SECRET_KEY":          randomHex(32),
+		"FLASHAUTH_SECRET_KEY_FILE":     "",
+		"FLASHAUTH_SECRET_KEY_OLD":      "",
+		"FLASHAUTH_SECRET_KEY_OLD_FILE": "",
 	})
 	c, err := parseConfig(nil, devenv, stderr)
 	if err != nil {

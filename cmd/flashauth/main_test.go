@@ -34,7 +34,7 @@ func envFrom(m map[string]string) func(string) string {
 
 func TestServeConfigErrors(t *testing.T) {
 	const secret = "s3cr3t-value-that-must-not-leak"
-	base := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": secret}
+	base := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": secret, "FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32)}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {
@@ -65,6 +65,10 @@ func TestServeConfigErrors(t *testing.T) {
 		{"bad rate", with("FLASHAUTH_RATE_IP", "lots"), nil, "FLASHAUTH_RATE_IP"},
 		{"bad proxy", with("FLASHAUTH_TRUSTED_PROXIES", "10.0.0.0/99"), nil, "FLASHAUTH_TRUSTED_PROXIES"},
 		{"short secret key", with("FLASHAUTH_SECRET_KEY", "short"), nil, "FLASHAUTH_SECRET_KEY"},
+		{"no secret key", with("FLASHAUTH_SECRET_KEY", ""), nil, "FLASHAUTH_SECRET_KEY (or FLASHAUTH_SECRET_KEY_FILE) is required"},
+		{"both secret keys", with("FLASHAUTH_SECRET_KEY_FILE", "/etc/hostname"), nil, "only one of FLASHAUTH_SECRET_KEY and FLASHAUTH_SECRET_KEY_FILE"},
+		{"secret key file missing", with("FLASHAUTH_SECRET_KEY", "", "FLASHAUTH_SECRET_KEY_FILE", "/nonexistent/key"), nil, "FLASHAUTH_SECRET_KEY_FILE"},
+		{"short old secret key", with("FLASHAUTH_SECRET_KEY_OLD", "short"), nil, "FLASHAUTH_SECRET_KEY_OLD"},
 		{"tls half", with("FLASHAUTH_TLS_CERT", "/x.pem"), nil, "FLASHAUTH_TLS_KEY"},
 		{"flag overrides env", base, []string{"-replay-window", "soon"}, "FLASHAUTH_REPLAY_WINDOW"},
 		{"bad log level", with("FLASHAUTH_LOG_LEVEL", "loud"), nil, "FLASHAUTH_LOG_LEVEL"},
@@ -281,6 +285,7 @@ func TestServeShutdownDrainsInFlight(t *testing.T) {
 	env := map[string]string{
 		"FLASHAUTH_ADDR": "127.0.0.1:0", "FLASHAUTH_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "db"),
 		"GITHUB_CLIENT_ID": "Iv1.t", "GITHUB_CLIENT_SECRET": "sek", "GITHUB_URL": emuSrv.URL, "GITHUB_API_URL": emuSrv.URL,
+		"FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32),
 	}
 	var stderr testkit.SyncBuffer
 	lines, stop := startCmd(t, []string{"serve"}, env, &stderr)
@@ -457,7 +462,7 @@ func TestEmulatorCommand(t *testing.T) {
 // by parseConfig with one line naming the variable and quoting no secret.
 func TestConfigRefusesBeforeOpeningAnything(t *testing.T) {
 	const password = "hunter2-password"
-	base := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek"}
+	base := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek", "FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32)}
 	rows := []struct{ env, value string }{
 		{"GITHUB_URL", "https://"},
 		{"GITHUB_URL", "https://github.com?x=1"},
@@ -501,7 +506,7 @@ func TestConfigRefusesBeforeOpeningAnything(t *testing.T) {
 
 func TestConfigAcceptsGoodURLsAndOrigins(t *testing.T) {
 	cert, key := selfSignedPair(t)
-	env := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek",
+	env := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek", "FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32),
 		"FLASHAUTH_TLS_CERT": cert, "FLASHAUTH_TLS_KEY": key,
 		"GITHUB_URL": "https://ghe.example/", "GITHUB_API_URL": "https://ghe.example/api/v3",
 		"FLASHAUTH_CORS_ORIGINS": "https://App.Example, http://localhost:3000", "FLASHAUTH_RATE_IP": "0.5",
@@ -524,7 +529,8 @@ func TestConfigAcceptsGoodURLsAndOrigins(t *testing.T) {
 // The defaults serve runs with are the app's: tests that run "at the
 // default configuration" (app) use the same constants.
 func TestConfigDefaults(t *testing.T) {
-	c, err := parseConfig(nil, envFrom(map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek"}), io.Discard)
+	env := envFrom(map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek", "FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32)})
+	c, err := parseConfig(nil, env, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +540,7 @@ func TestConfigDefaults(t *testing.T) {
 			c.RateIPPerMinute, c.RateTokenPerMin, c.RateUserPerMin,
 			app.DefaultAuditRetention, app.DefaultRateIP, app.DefaultRateToken, app.DefaultRateUser)
 	}
-	c, err = parseConfig([]string{"-audit-retention", "720h"}, envFrom(map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek"}), io.Discard)
+	c, err = parseConfig([]string{"-audit-retention", "720h"}, env, io.Discard)
 	if err != nil || c.AuditRetention != 720*time.Hour {
 		t.Errorf("-audit-retention 720h: %v, %v", c.AuditRetention, err)
 	}

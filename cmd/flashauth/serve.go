@@ -32,8 +32,11 @@ type startOptions struct {
 	banner   func(base string)               // prints after the address
 }
 
-// start opens the app for c, listens, prints the address (and whatever
-// the banner prints), and serves until ctx is done.
+// start listens on c.Addr (or takes opts.listener), then opens the app for
+// c, prints the address (and whatever the banner prints), and serves until
+// ctx is done. The port comes first: a process that cannot have it (address
+// already in use) must fail before it creates or migrates a database or
+// generates a signing key.
 func start(ctx context.Context, c app.Config, stdout, stderr io.Writer, opts startOptions) error {
 	level, err := logging.ParseLevel(c.LogLevel)
 	if err != nil {
@@ -41,6 +44,13 @@ func start(ctx context.Context, c app.Config, stdout, stderr io.Writer, opts sta
 	}
 	log := logging.New(stderr, c.LogFormat, level)
 	c.Version = versionString()
+	ln := opts.listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", c.Addr); err != nil {
+			return fmt.Errorf("FLASHAUTH_ADDR: %v", err)
+		}
+	}
+	defer ln.Close() // Serve closes it too; this covers a failed app.New
 	a, err := app.New(ctx, c, log, flashauth.SystemClock{})
 	if err != nil {
 		return err
@@ -48,12 +58,6 @@ func start(ctx context.Context, c app.Config, stdout, stderr io.Writer, opts sta
 	defer a.Close()
 	if opts.wrap != nil {
 		a.Handler = opts.wrap(a.Handler)
-	}
-	ln := opts.listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", c.Addr); err != nil {
-			return fmt.Errorf("FLASHAUTH_ADDR: %v", err)
-		}
 	}
 	scheme := "http"
 	if c.TLSCert != "" {
