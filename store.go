@@ -208,6 +208,11 @@ type KeyStore interface {
 	InsertSigningKey(ctx context.Context, k SigningKey) error
 	// ListSigningKeys returns all keys, highest Generation first.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// UpdateSigningKey replaces PrivateKey, Sealed, RetireAt and ExpiresAt of
+	// the key k.ID, provided its stored PrivateKey is still prev (another
+	// replica may have re-sealed it first); ErrNotFound when the key is gone
+	// or its PrivateKey is no longer prev.
+	UpdateSigningKey(ctx context.Context, k SigningKey, prev []byte) error
 	// DeleteSigningKeys deletes keys with ExpiresAt <= now (a zero ExpiresAt
 	// never expires).
 	DeleteSigningKeys(ctx context.Context, now time.Time) (int64, error)
@@ -258,4 +263,18 @@ type AuditStore interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	// ListAudit returns up to limit events, newest first; none for limit <= 0.
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+	// QueryAudit returns the events f selects, newest first.
+	QueryAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// PurgeAudit deletes up to limit events with a Time before before (and
+	// events without a Time), oldest first, and returns how many; none for
+	// limit <= 0. The limit keeps one call short: callers repeat it while
+	// it returns limit.
+	PurgeAudit(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// AuditFilter selects audit events. Its conditions combine with AND.
+type AuditFilter struct {
+	UserID string    // only this user's events; "" for every user's
+	Since  time.Time // only events whose Time is at or after Since; zero for all
+	Limit  int       // at most this many, the newest; none for Limit <= 0
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/flashbacktech/flashauth/httpapi"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/postgres"
+	"github.com/flashbacktech/flashauth/ratelimit"
 	"github.com/flashbacktech/flashauth/refresh"
 	"github.com/flashbacktech/flashauth/session"
 	"github.com/flashbacktech/flashauth/signin"
@@ -51,12 +52,16 @@ type Config struct {
 	BreakerFailures  int
 	BreakerCooldown  time.Duration
 	ShutdownTimeout  time.Duration
-	SecretKey        []byte
+	SecretKey        []byte        // FLASHAUTH_SECRET_KEY: seals signing keys at rest
+	OldSecretKeys    [][]byte      // FLASHAUTH_SECRET_KEY_OLD: opens keys sealed before a rotation
 	SessionAccessTTL time.Duration // FLASHAUTH_ACCESS_TTL
 	SessionTTL       time.Duration // FLASHAUTH_SESSION_TTL
 	ReuseInterval    time.Duration // FLASHAUTH_REUSE_INTERVAL
 	KeyRotation      time.Duration // FLASHAUTH_KEY_ROTATION
 	Issuer, Audience string        // FLASHAUTH_ISSUER, FLASHAUTH_AUDIENCE
+	// PublicURL (FLASHAUTH_PUBLIC_URL) is the absolute URL callers reach
+	// flashauth at; discovery builds jwks_uri from it. Empty: from each request.
+	PublicURL string
 	// ReuseRevokesSessions (FLASHAUTH_REUSE_REVOKES_SESSIONS): when a GitHub
 	// refresh token flashauth already rotated comes back after the replay
 	// window (suspected theft), also revoke its owner's flashauth sessions.
@@ -74,7 +79,24 @@ type Config struct {
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
+	// AuditRetention (FLASHAUTH_AUDIT_RETENTION): audit events older than
+	// this are deleted by the purge loop. Zero takes DefaultAuditRetention.
+	AuditRetention time.Duration
+	// PurgeInterval is how often the purge loop runs; zero takes 30s.
+	PurgeInterval time.Duration
 }
+
+// Defaults of the settings cmd/flashauth reads (and tests that must run at
+// the default configuration).
+const (
+	// DefaultAuditRetention is how long audit events are kept.
+	DefaultAuditRetention = 90 * 24 * time.Hour
+	// Rate limits per minute: per client IP, per refresh token (charged only
+	// for attempts that claim the token), per user.
+	DefaultRateIP    = 600
+	DefaultRateToken = 30
+	DefaultRateUser  = 120
+)
 
 // App is a wired flashauth: store, GitHub client, domain services and the
 // HTTP handler.
@@ -83,20 +105,33 @@ type App struct {
 	Ledger  *ledger.Ledger
 	Handler http.Handler
 
-	log      *slog.Logger
-	clock    flashauth.Clock
-	sessions *session.Service
+	log            *slog.Logger
+	clock          flashauth.Clock
+	sessions       *session.Service
+	auditRetention time.Duration
+	purgeInterval  time.Duration
 }
 
 // New opens the store c names (applying its migrations), makes sure a
 // signing key exists, and wires the services and the HTTP handler. Close
 // releases what it opened.
 func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock) (*App, error) {
-	store, err := OpenStore(ctx, c.DatabaseURL)
+	raw, err := OpenStore(ctx, c.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
-	a := &App{log: log, Store: store, clock: clock}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store, err := newMeteredStore(raw, reg)
+	if err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("store metrics: %w", err)
+	}
+	a := &App{
+		log: log, Store: store, clock: clock,
+		auditRetention: orDefault(c.AuditRetention, DefaultAuditRetention),
+		purgeInterval:  orDefault(c.PurgeInterval, 30*time.Second),
+	}
 
 	gh, err := github.New(github.Config{
 		ClientID:     c.ClientID,
@@ -112,6 +147,18 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		return nil, fmt.Errorf("GitHub client: %w", err)
 	}
 	breaker := github.NewBreaker(gh, github.BreakerConfig{Failures: c.BreakerFailures, Cooldown: c.BreakerCooldown, Clock: clock})
+	if err := breaker.Register(reg); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("GitHub metrics: %w", err)
+	}
+	// The per-token limit protects GitHub and the store from one token
+	// hammered while its attempts fail. It is charged by the ledger only
+	// for a request about to claim the token and do the work: callers that
+	// join an attempt in flight or replay a committed outcome cost nothing
+	// and are never refused, and requests refused before the ledger (a
+	// foreign owner, a missing access token) cannot spend the owner's
+	// bucket. Every request is still charged to its client IP.
+	tokenLimit := ratelimit.New(c.RateTokenPerMin, burstOf(c.RateTokenPerMin), clock)
 
 	a.Ledger = ledger.New(store, ledger.Options{
 		Clock: clock,
@@ -121,7 +168,21 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		Lease:     c.UpstreamTimeout + 5*time.Second,
 		KindLease: map[string]time.Duration{flashauth.LedgerGitHubCode: codeLease(c.UpstreamTimeout)},
 		Logger:    log,
+		BeforeClaim: func(_ context.Context, kind string, key []byte) error {
+			if kind != flashauth.LedgerGitHubRefresh && kind != flashauth.LedgerSessionRefresh {
+				return nil // codes are single-use at GitHub: the per-IP limit is enough
+			}
+			if ok, wait := tokenLimit.Allow(kind + "\x00" + string(key)); !ok {
+				return ratelimit.Refused(wait)
+			}
+			return nil
+		},
 	})
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flashauth_ledger_pending",
+		Help: "Ledger operations this process has claimed or is waiting on (one per secret, however many callers share it). " +
+			"Summed over replicas it approximates the live pending entries (a replica waiting on another's claim counts it too; claims of dead processes are not counted).",
+	}, func() float64 { return float64(a.Ledger.InFlight()) }))
 	sessions, err := session.New(store, a.Ledger, session.Config{
 		Issuer:        c.Issuer,
 		Audience:      c.Audience,
@@ -130,6 +191,7 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		ReuseInterval: c.ReuseInterval,
 		KeyRotation:   c.KeyRotation,
 		SecretKey:     c.SecretKey,
+		OldSecretKeys: c.OldSecretKeys,
 		Clock:         clock,
 		Logger:        log,
 	})
@@ -165,8 +227,6 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 			a.suspectedReuse(ctx, auditor, lin, c.ReuseRevokesSessions)
 		},
 	})
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.Handler = httpapi.NewServer(httpapi.Config{
 		Logger:   log,
 		Clock:    clock,
@@ -177,12 +237,13 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		Audit:    auditor,
 		Limits: httpapi.Limits{
 			IPPerMinute: c.RateIPPerMinute, IPBurst: burstOf(c.RateIPPerMinute),
-			TokenPerMinute: c.RateTokenPerMin, TokenBurst: burstOf(c.RateTokenPerMin),
 			UserPerMinute: c.RateUserPerMin, UserBurst: burstOf(c.RateUserPerMin),
 		},
 		TrustedProxies: c.TrustedProxies,
 		CORSOrigins:    c.CORSOrigins,
 		Registry:       reg,
+		Issuer:         sessions.Issuer(),
+		PublicURL:      c.PublicURL,
 	})
 	return a, nil
 }
@@ -229,8 +290,11 @@ func (a *App) suspectedReuse(ctx context.Context, rec *audit.Recorder, lin flash
 			detail += fmt.Sprintf("; %d sessions revoked", n)
 		}
 	}
+	// ctx is the presenting request's (the ledger keeps its values): it
+	// says who presented the token, from where.
 	rec.Record(ctx, flashauth.AuditEvent{
 		Type: audit.TypeReuseDetected, Outcome: audit.OutcomeSuspected, UserID: lin.UserID,
+		SessionID: httpapi.SessionID(ctx), IPAddress: httpapi.ClientIP(ctx),
 		RequestID: httpapi.RequestID(ctx), Detail: detail,
 	})
 }
@@ -288,9 +352,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener, c Config) error {
 }
 
 // purgeLoop deletes ledger entries whose window has passed, so sealed
-// results do not outlive it.
+// results do not outlive it, expired logins, and audit events past their
+// retention; and rotates signing keys.
 func (a *App) purgeLoop(ctx context.Context) {
-	t := time.NewTicker(30 * time.Second)
+	t := time.NewTicker(a.purgeInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -298,6 +363,7 @@ func (a *App) purgeLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		a.purgeAudit(ctx)
 		if n, err := a.Ledger.Purge(ctx); err != nil {
 			a.log.Warn("ledger purge failed", "err", err)
 		} else if n > 0 {
@@ -311,6 +377,34 @@ func (a *App) purgeLoop(ctx context.Context) {
 		if err := a.sessions.EnsureKeys(ctx); err != nil {
 			a.log.Warn("signing key maintenance failed", "err", err)
 		}
+	}
+}
+
+// auditPurgeBatch bounds one delete, so a long backlog (the first start
+// with a retention, or after an outage) never holds the database's write
+// lock for long; at most auditPurgeBatches run per tick.
+const (
+	auditPurgeBatch   = 5000
+	auditPurgeBatches = 20
+)
+
+// purgeAudit deletes audit events older than the retention.
+func (a *App) purgeAudit(ctx context.Context) {
+	before := a.clock.Now().Add(-a.auditRetention)
+	var total int64
+	for range auditPurgeBatches {
+		n, err := a.Store.PurgeAudit(ctx, before, auditPurgeBatch)
+		if err != nil {
+			a.log.Warn("audit purge failed", "err", err)
+			break
+		}
+		total += n
+		if n < auditPurgeBatch {
+			break
+		}
+	}
+	if total > 0 {
+		a.log.Debug("audit events purged", "events", total, "retention", a.auditRetention.String())
 	}
 }
 

@@ -273,26 +273,36 @@ func TestIPLimitBehindTrustedProxy(t *testing.T) {
 	}
 }
 
-// The per-token limit stops one bad token from hammering GitHub, leaves other
-// tokens alone, and recovers.
+// The per-token limit stops one token from hammering GitHub while its
+// attempts fail, leaves other tokens alone, and recovers. Replays of a
+// committed answer (here a rejection) cost GitHub nothing and never spend
+// it.
 func TestTokenLimitTripsAndRecovers(t *testing.T) {
 	// 6 a minute: one every 10 s, bursts of 5.
 	h := newSpiedHarness(t, func(c *app.Config) { c.RateTokenPerMin = 6 })
 	bad := "ghr_" + strings.Repeat("Z", 76)
 	h.see(bad)
-	for range 5 {
+	for range 20 {
 		wantError(t, h.refresh(bad), http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
 	}
-	r := h.refresh(bad)
+	wantUpstream(t, h, 1) // the rejection is replayed
+
+	// GitHub failing: every retry of g is an attempt of its own.
+	g := h.grant()
+	h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: http.StatusBadGateway}) // until cleared
+	for range 5 {
+		wantError(t, h.refresh(g.RefreshToken), http.StatusServiceUnavailable, flashauth.CodeUpstreamUnavailable)
+	}
+	r := h.refresh(g.RefreshToken)
 	wantError(t, r, http.StatusTooManyRequests, flashauth.CodeRateLimited)
 	wantRetryAfter(t, r, "10")
-	g := h.grant()
-	newToken(t, h.refresh(g.RefreshToken))
+	wantUpstream(t, h, 6)
+	h.emu.ClearFaults()
+	newToken(t, h.refresh(h.grant().RefreshToken)) // another token has its own bucket
+	wantError(t, h.refresh(g.RefreshToken), http.StatusTooManyRequests, flashauth.CodeRateLimited)
 	h.clock.Advance(10 * time.Second)
-	wantError(t, h.refresh(bad), http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
-	wantError(t, h.refresh(bad), http.StatusTooManyRequests, flashauth.CodeRateLimited)
-	// The bad token reached GitHub once (the rejection is replayed), the good one once.
-	wantUpstream(t, h, 2)
+	newToken(t, h.refresh(g.RefreshToken))
+	wantUpstream(t, h, 8)
 }
 
 func TestBreakerOpensFailsFastHalfOpensCloses(t *testing.T) {
@@ -808,10 +818,9 @@ func TestNoSecretsAfterMixedAbuse(t *testing.T) {
 	}
 	bad := "ghr_" + strings.Repeat("Q", 76)
 	h.see(bad)
-	for range 5 {
+	for range 6 { // the rejection, then its replays: they never trip the per-token limit
 		wantError(t, h.refresh(bad), http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
 	}
-	wantError(t, h.refresh(bad), http.StatusTooManyRequests, flashauth.CodeRateLimited)
 
 	// Secrets where they do not belong: a foreign Bearer, the token in the
 	// query string, in the path, in the request id, in an unknown field.

@@ -145,7 +145,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 	}
 }
 
-// TestOpenAPIAuthorizeRedirectIsJSON holds CONTRACT §1 ("every response ...
+// TestOpenAPIAuthorizeRedirectIsJSON holds docs/api.md ("every response ...
 // is application/json; charset=utf-8, except /metrics") for the 302 of
 // GET /auth/github/authorize?redirect=1.
 func TestOpenAPIAuthorizeRedirectIsJSON(t *testing.T) {
@@ -243,7 +243,11 @@ func (c *specCoverage) uncovered(doc *openapi3.T, exempt map[string]string) (mis
 
 func newSpecChecker(t *testing.T, h *harness, doc *openapi3.T, cov *specCoverage) *specChecker {
 	t.Helper()
-	router, err := legacy.NewRouter(doc)
+	// The document's server is relative ("/"): tools resolve it against the
+	// URL they fetched the document from, here the test server's.
+	routed := *doc
+	routed.Servers = openapi3.Servers{{URL: h.srv.URL + "/"}}
+	router, err := legacy.NewRouter(&routed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,8 +508,8 @@ func TestOpenAPIContract(t *testing.T) {
 	doc := loadOpenAPI(t)
 	cov := &specCoverage{seen: map[string]bool{}}
 
-	// A per-token limit of one a minute (burst 5) makes the sixth
-	// presentation of a token within the frozen clock a 429.
+	// A per-token limit of one a minute (burst 5) makes the sixth attempt
+	// at GitHub with a token within the frozen clock a 429.
 	h := newHarness(t, func(c *app.Config) { c.RateTokenPerMin = 1 })
 	c := newSpecClient(t, h, doc, cov)
 	specOperationsTraffic(t, c)
@@ -549,6 +553,7 @@ func specOperationsTraffic(t *testing.T, c *specClient) {
 	c.want(specGet("/readyz"), http.StatusOK, "")
 	c.want(specGet("/metrics"), http.StatusOK, "")
 	c.want(specGet("/.well-known/jwks.json"), http.StatusOK, "")
+	c.want(specGet("/.well-known/openid-configuration"), http.StatusOK, "")
 	if r := c.want(specGet("/openapi.json"), http.StatusOK, ""); !bytes.Equal(r.Body, httpapi.OpenAPI) {
 		t.Errorf("GET /openapi.json does not serve the embedded document")
 	}
@@ -586,10 +591,17 @@ func specRefreshTraffic(t *testing.T, c *specClient) {
 	c.want(specCall{method: http.MethodPost, path: "/auth/github/refresh", body: specHuge, invalid: true},
 		http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE")
 	bogus := map[string]string{"refresh_token": "ghr_neverIssuedByTheEmulator0123456789"}
-	for range 5 { // the first answer, then its replays
+	for range 6 { // the first answer, then its replays: they never spend the per-token limit
 		c.want(specPost("/auth/github/refresh", bogus), http.StatusUnauthorized, "INVALID_REFRESH_TOKEN")
 	}
-	c.want(specPost("/auth/github/refresh", bogus), http.StatusTooManyRequests, "RATE_LIMITED")
+	// Five attempts while GitHub fails spend the per-token burst; the sixth
+	// is refused before GitHub.
+	flaky := map[string]string{"refresh_token": h.grant().RefreshToken}
+	h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Count: 5})
+	for range 5 {
+		c.want(specPost("/auth/github/refresh", flaky), http.StatusServiceUnavailable, "UPSTREAM_UNAVAILABLE")
+	}
+	c.want(specPost("/auth/github/refresh", flaky), http.StatusTooManyRequests, "RATE_LIMITED")
 
 	// GitHub misbehaving: 502 on a cut answer; 503 on a 5xx, not cached.
 	h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultTruncatedJSON, Count: 1})
@@ -674,10 +686,9 @@ func signedInTraffic(t *testing.T, c *specClient, a, b signedIn) {
 		c.want(specCall{method: http.MethodPost, path: path, body: specHuge, invalid: true}, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE")
 	}
 	unknownRT := map[string]string{"refresh_token": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
-	for range 5 {
+	for range 6 { // the rejection, then its replays: they never spend the per-token limit
 		c.want(specPost("/user/refresh", unknownRT), http.StatusUnauthorized, "INVALID_REFRESH_TOKEN")
 	}
-	c.want(specPost("/user/refresh", unknownRT), http.StatusTooManyRequests, "RATE_LIMITED")
 	c.want(specPost("/user/logout", unknownRT), http.StatusUnauthorized, "INVALID_REFRESH_TOKEN")
 	c.h.clock.Advance(11 * time.Second) // past the reuse interval
 	c.want(specPost("/user/refresh", map[string]string{"refresh_token": b.SessionRT}), http.StatusUnauthorized, "REFRESH_TOKEN_REUSED")
@@ -726,6 +737,7 @@ func specLimitTraffic(t *testing.T, c *specClient) {
 	c.want(specGet("/.well-known/jwks.json"), http.StatusOK, "") // the burst of 5 is spent
 	for _, call := range []specCall{
 		specGet("/.well-known/jwks.json"),
+		specGet("/.well-known/openid-configuration"),
 		specGet("/openapi.json"),
 		specGet("/auth/github/authorize"),
 		specPost("/auth/github", map[string]string{"code": code}),

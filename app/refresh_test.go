@@ -150,7 +150,7 @@ func TestRefreshConcurrentExactlyOnce(t *testing.T) {
 	}
 }
 
-// Every row of CONTRACT §2's error table that this issue can trigger, each by
+// Every row of the refresh error table of docs/api.md that this issue can trigger, each by
 // its real cause.
 func TestRefreshErrorRows(t *testing.T) {
 	type row struct {
@@ -228,14 +228,19 @@ func TestRefreshErrorRows(t *testing.T) {
 			name: "per-token rate limit",
 			opts: []option{func(c *app.Config) { c.RateTokenPerMin = 1 }},
 			setup: func(h *harness) string {
-				tok := "ghr_" + strings.Repeat("y", 76)
-				// burstOf(1) = 5: five attempts pass (and are rejected by GitHub)
+				tok := h.grant().RefreshToken
+				// burstOf(1) = 5: five attempts reach GitHub and fail
+				// transiently (nothing is committed, so each retry is an
+				// attempt of its own); replays would not count.
+				h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: 502, Count: 5})
 				for range 5 {
-					h.refresh(tok)
+					if r := h.refresh(tok); r.Status != http.StatusServiceUnavailable {
+						h.t.Fatalf("setup refresh: %d %s", r.Status, r.Body)
+					}
 				}
 				return tok
 			},
-			status: 429, code: flashauth.CodeRateLimited, upstream: 1, // 5 attempts, 4 replayed rejections
+			status: 429, code: flashauth.CodeRateLimited, upstream: 5,
 		},
 		{
 			name: "store unavailable",

@@ -1,7 +1,7 @@
 package app_test
 
-// End-to-end tests of issue 3 (CONTRACT §3, §4 and the ownership policy of
-// §2) over HTTP: a real flashauth on SQLite in front of the GitHub emulator.
+// End-to-end tests of issue 3 (docs/api.md: sign-in, sessions and the ownership policy of
+// the refresh) over HTTP: a real flashauth on SQLite in front of the GitHub emulator.
 
 import (
 	"bytes"
@@ -481,7 +481,7 @@ func TestSignInCodeReplay(t *testing.T) {
 
 // A replay is for a retry of the same request. One that names another state
 // (and another redirect_uri) is not a retry: its state is unknown, so
-// CONTRACT §3 says INVALID_STATE, not the first caller's session.
+// docs/api.md says INVALID_STATE, not the first caller's session.
 func TestSignInReplayBoundToState(t *testing.T) {
 	h := newHarness(t)
 	gu := h.githubUser("bound")

@@ -29,8 +29,11 @@ const (
 
 // Outcomes (flashauth.AuditEvent.Outcome).
 const (
-	OutcomeOK            = "ok"
-	OutcomeReplayed      = "replayed"
+	OutcomeOK       = "ok"
+	OutcomeReplayed = "replayed"
+	// OutcomeJoined: the request shared an attempt another request had in
+	// flight (single-flight), and got its answer without work of its own.
+	OutcomeJoined        = "joined"
 	OutcomeRejected      = "rejected"
 	OutcomeUpstreamError = "upstream_error"
 	// OutcomeSuspected: a rotated-out GitHub refresh token came back after

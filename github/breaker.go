@@ -51,6 +51,7 @@ type Breaker struct {
 	failures int
 	cooldown time.Duration
 	clock    flashauth.Clock
+	metrics  *breakerMetrics
 
 	mu          sync.Mutex
 	state       breakerState
@@ -91,7 +92,9 @@ func NewBreaker(inner flashauth.GitHub, cfg BreakerConfig) *Breaker {
 	if cfg.Clock == nil {
 		cfg.Clock = flashauth.SystemClock{}
 	}
-	return &Breaker{inner: inner, failures: cfg.Failures, cooldown: cfg.Cooldown, clock: cfg.Clock}
+	b := &Breaker{inner: inner, failures: cfg.Failures, cooldown: cfg.Cooldown, clock: cfg.Clock}
+	b.metrics = newBreakerMetrics(b)
+	return b
 }
 
 // State returns "closed", "open" or "half-open". An open circuit whose
@@ -144,9 +147,11 @@ type ticket struct {
 func guard[T any](b *Breaker, ctx context.Context, op string, call func() (T, error)) (T, error) {
 	t, err := b.admit(op)
 	if err != nil {
+		b.metrics.observe(op, err, 0)
 		var zero T
 		return zero, err
 	}
+	start := time.Now()
 	finished := false
 	defer func() {
 		if !finished { // call panicked: free the probe slot, count nothing
@@ -155,6 +160,7 @@ func guard[T any](b *Breaker, ctx context.Context, op string, call func() (T, er
 	}()
 	v, err := call()
 	finished = true
+	b.metrics.observe(op, err, time.Since(start))
 	b.record(t, judge(ctx, err))
 	return v, err
 }

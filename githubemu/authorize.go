@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,15 @@ func (e *Emulator) CompleteLogin(p LoginParams) (string, error) {
 	return e.issueCodeLocked(p.UserID, redirect, p.CodeChallenge, e.clock.Now()), nil
 }
 
+// registered reports whether redirect matches a registered callback, or
+// none is registered.
+func (e *Emulator) registered(redirect string) bool {
+	if e.cfg.CallbackURL == "" && len(e.cfg.MoreCallbackURLs) == 0 {
+		return true
+	}
+	return redirect == e.cfg.CallbackURL || slices.Contains(e.cfg.MoreCallbackURLs, redirect)
+}
+
 // checkLogin validates an authorize request and returns the redirect URI its
 // code is bound to.
 func (e *Emulator) checkLogin(p LoginParams) (string, error) {
@@ -58,7 +68,7 @@ func (e *Emulator) checkLogin(p LoginParams) (string, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return "", ErrInvalidRedirectURI
 		}
-		if e.cfg.CallbackURL != "" && redirect != e.cfg.CallbackURL {
+		if !e.registered(redirect) {
 			return "", ErrRedirectURIMismatch
 		}
 	}

@@ -148,6 +148,21 @@ func TestRedirectURIMismatch(t *testing.T) {
 		code := te.login(t, LoginParams{})
 		wantOAuthError(t, te.postToken(t, "application/json", te.creds("code", code, "redirect_uri", "http://app.test/cb/x")), ErrCodeRedirectURIMismatch)
 	})
+
+	// A second registered callback works from authorize to exchange; a
+	// code bound to one callback cannot be exchanged with the other.
+	t.Run("more callbacks", func(t *testing.T) {
+		te := newTestEmu(t, Config{CallbackURL: "http://app.test/cb", MoreCallbackURLs: []string{"http://demo.test/"}})
+		code := te.login(t, LoginParams{RedirectURI: "http://demo.test/"})
+		if m := te.postToken(t, "application/json", te.creds("code", code, "redirect_uri", "http://demo.test/")).json(t); m["access_token"] == nil {
+			t.Fatalf("exchange: %v", m)
+		}
+		code = te.login(t, LoginParams{RedirectURI: "http://demo.test/"})
+		wantOAuthError(t, te.postToken(t, "application/json", te.creds("code", code, "redirect_uri", "http://app.test/cb")), ErrCodeRedirectURIMismatch)
+		if _, err := te.CompleteLogin(LoginParams{ClientID: te.ClientID(), UserID: te.AddUser(User{Login: "x"}).ID, RedirectURI: "http://demo.test/other"}); !errors.Is(err, ErrRedirectURIMismatch) {
+			t.Fatalf("unregistered redirect: %v", err)
+		}
+	})
 }
 
 func TestUnverifiedEmail(t *testing.T) {

@@ -68,6 +68,10 @@ type Config struct {
 	// differs from it is refused (redirect_uri_mismatch), and it is used when
 	// the authorize request names no redirect_uri.
 	CallbackURL string
+	// MoreCallbackURLs are further registered callbacks (a GitHub App may
+	// register several): a redirect_uri matching any registered callback
+	// is accepted. With none registered at all, any redirect_uri is.
+	MoreCallbackURLs []string
 	// RejectUnverifiedEmail makes code exchange answer unverified_user_email
 	// for a user without a verified primary email. Off by default: GitHub
 	// issues the token and leaves the check to the caller's /user/emails.

@@ -140,7 +140,7 @@ func (e *Emulator) exchangeCode(code, redirectURI, verifier string) (*grant, str
 		return nil, ErrCodeBadVerificationCode
 	}
 	if redirectURI != "" && (c.redirectURI != "" && redirectURI != c.redirectURI ||
-		e.cfg.CallbackURL != "" && redirectURI != e.cfg.CallbackURL) {
+		!e.registered(redirectURI)) {
 		return nil, ErrCodeRedirectURIMismatch
 	}
 	if c.challenge != "" && !verifierMatches(verifier, c.challenge) {

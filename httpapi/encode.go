@@ -13,7 +13,7 @@ import (
 	"github.com/flashbacktech/flashauth"
 )
 
-// maxBody bounds every request body (CONTRACT §1).
+// maxBody bounds every request body (docs/api.md, "Rules for every endpoint").
 const maxBody = 64 << 10
 
 // errorBody is the contract's error shape.

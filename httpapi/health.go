@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,20 +19,75 @@ func (s *server) handleHealthz() http.Handler {
 	})
 }
 
-// handleReadyz reports whether the store answers. Stores apply their
-// migrations before they are handed to the server, so a store that answers
-// is migrated.
+// DefaultReadyTimeout is how long /readyz waits for the store's check.
+const DefaultReadyTimeout = 2 * time.Second
+
+// handleReadyz reports whether the store answers and commits a write.
+// Stores apply their migrations before they are handed to the server, so a
+// store that answers is migrated. It answers within its timeout whatever the
+// store does (a stalled disk can hang a write in the kernel, past any
+// context): the check runs on its own goroutine, and at most one runs at a
+// time, so probes of a hung store do not pile up.
 func (s *server) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), s.readyTimeout)
 		defer cancel()
-		if err := s.Store.Ping(ctx); err != nil {
+		if err := s.ready.check(ctx, s.Store, s.readyTimeout); err != nil {
 			s.log.WarnContext(r.Context(), "readiness check failed", "request_id", RequestID(r.Context()), "err", err)
 			writeError(w, &flashauth.Error{Code: flashauth.CodeStoreUnavailable, Message: "The database is unavailable.", RetryAfter: time.Second, Err: err})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"success": true, "status": "ready"})
 	})
+}
+
+// readiness runs the store's readiness check, one at a time: a request that
+// arrives while a check runs waits for that check's result.
+type readiness struct {
+	mu      sync.Mutex
+	running *readyCheck // nil when no check runs
+}
+
+type readyCheck struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// errReadyTimeout is the answer of a check that did not finish in time.
+var errReadyTimeout = errors.New("the store did not answer the readiness check in time")
+
+// check returns the result of the running check, starting one (bounded by
+// timeout) when none runs, or errReadyTimeout when ctx ends first.
+func (rd *readiness) check(ctx context.Context, store flashauth.Store, timeout time.Duration) error {
+	rd.mu.Lock()
+	c := rd.running
+	if c == nil {
+		c = &readyCheck{done: make(chan struct{})}
+		rd.running = c
+		// Detached from this request: others may wait for the same check.
+		pctx := context.WithoutCancel(ctx)
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					c.err = fmt.Errorf("readiness check panicked: %v", p)
+				}
+				rd.mu.Lock()
+				rd.running = nil
+				rd.mu.Unlock()
+				close(c.done)
+			}()
+			cctx, cancel := context.WithTimeout(pctx, timeout)
+			defer cancel()
+			c.err = store.Ping(cctx)
+		}()
+	}
+	rd.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return errReadyTimeout
+	}
 }
 
 func (s *server) handleMetrics() http.Handler {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,6 +10,8 @@ import (
 	"github.com/flashbacktech/flashauth"
 )
 
+// Label values are lower-case throughout: methods as promhttp writes them,
+// outcomes and error codes lower-cased.
 type metrics struct {
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
@@ -19,35 +22,56 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "flashauth_http_requests_total", Help: "HTTP requests by route and status.",
-		}, []string{"route", "status"}),
+			Name: "flashauth_http_requests_total", Help: "HTTP requests by method, route and status.",
+		}, []string{"method", "route", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "flashauth_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Name: "flashauth_http_request_duration_seconds", Help: "HTTP request latency by method and route.",
 			Buckets: prometheus.DefBuckets,
-		}, []string{"route"}),
+		}, []string{"method", "route"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "flashauth_github_refresh_total", Help: "GitHub refreshes by outcome (ok, replayed, or the error code).",
+			Name: "flashauth_github_refresh_total",
+			Help: "GitHub refresh requests by outcome: ok (this request refreshed at GitHub), joined (it shared a refresh in flight), " +
+				"replayed (it got a committed outcome back), or the lower-cased error code.",
 		}, []string{"outcome"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "flashauth_rate_limited_total", Help: "Requests refused by a rate limit, by limit.",
+			Name: "flashauth_rate_limited_total", Help: "Requests refused by a rate limit, by limit (ip, token, user).",
 		}, []string{"limit"}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.refreshes, m.rateLimited)
 	return m
 }
 
-func (m *metrics) observe(route string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+// observe counts a request. route is the mux pattern ("POST /token") or
+// "unmatched"; its method goes to its own label.
+func (m *metrics) observe(route, method string, status int, d time.Duration) {
+	if i := strings.IndexByte(route, ' '); i > 0 {
+		method, route = route[:i], route[i+1:]
+	}
+	method, route = strings.ToLower(method), strings.ToLower(route) // "/token/{tokenid}"
+	if !knownMethod[method] {
+		method = "other" // the method is the caller's choice: bound the label's values
+	}
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(method, route).Observe(d.Seconds())
 }
 
-func (m *metrics) refreshOutcome(replayed bool, err error) {
-	switch {
-	case err != nil:
-		m.refreshes.WithLabelValues(flashauth.ErrorCode(err)).Inc()
-	case replayed:
-		m.refreshes.WithLabelValues("replayed").Inc()
-	default:
-		m.refreshes.WithLabelValues("ok").Inc()
+var knownMethod = map[string]bool{
+	"get": true, "head": true, "post": true, "put": true, "patch": true,
+	"delete": true, "options": true, "connect": true, "trace": true,
+}
+
+// refreshOutcome counts a GitHub refresh request: how it was answered
+// (ok, joined, replayed) or its error code.
+func (m *metrics) refreshOutcome(how string, err error) {
+	if err != nil {
+		how = strings.ToLower(flashauth.ErrorCode(err))
+	}
+	m.refreshes.WithLabelValues(how).Inc()
+}
+
+// limitedBy counts err against limit when it is a rate-limit refusal.
+func (m *metrics) limitedBy(limit string, err error) {
+	if flashauth.ErrorCode(err) == flashauth.CodeRateLimited {
+		m.rateLimited.WithLabelValues(limit).Inc()
 	}
 }

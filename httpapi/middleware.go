@@ -15,11 +15,15 @@ import (
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/logging"
+	"github.com/flashbacktech/flashauth/ratelimit"
 )
 
 type ctxKey int
 
-const requestKey ctxKey = iota
+const (
+	requestKey ctxKey = iota
+	sessionKey
+)
 
 // requestInfo is what the outermost middleware works out once per request
 // and every later layer (limits, logs, audit) reuses.
@@ -32,6 +36,28 @@ type requestInfo struct {
 func RequestID(ctx context.Context) string {
 	info, _ := ctx.Value(requestKey).(requestInfo)
 	return info.id
+}
+
+// ClientIP returns the client address the middleware worked out for the
+// request ctx belongs to, or "".
+func ClientIP(ctx context.Context) string {
+	info, _ := ctx.Value(requestKey).(requestInfo)
+	return info.ip
+}
+
+// SessionID returns the flashauth session of the access token the request
+// ctx belongs to presented, or "" when it presented no valid one.
+func SessionID(ctx context.Context) string {
+	id, _ := ctx.Value(sessionKey).(string)
+	return id
+}
+
+// withSession records the request's session for SessionID.
+func withSession(ctx context.Context, id string) context.Context {
+	if id == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, sessionKey, id)
 }
 
 // requestIP returns the client address the middleware worked out for r.
@@ -130,7 +156,7 @@ func (s *server) withRequest(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			s.metrics.observe(route, status, time.Since(start))
+			s.metrics.observe(route, r.Method, status, time.Since(start))
 			s.log.LogAttrs(ctx, slog.LevelInfo, "request",
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
@@ -224,9 +250,7 @@ func rateKey(ip string) string {
 	return p.String()
 }
 
-func rateLimited(wait time.Duration) error {
-	return &flashauth.Error{Code: flashauth.CodeRateLimited, Message: "Too many requests. Slow down.", RetryAfter: wait}
-}
+func rateLimited(wait time.Duration) error { return ratelimit.Refused(wait) }
 
 // cors answers preflights and decorates responses for allowed origins only.
 func (s *server) cors(next http.Handler) http.Handler {

@@ -7,10 +7,10 @@ import (
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/refresh"
-	"github.com/flashbacktech/flashauth/seal"
+	"github.com/flashbacktech/flashauth/session"
 )
 
-// handleGitHubRefresh serves POST /auth/github/refresh (CONTRACT §2).
+// handleGitHubRefresh serves POST /auth/github/refresh (docs/api.md).
 func (s *server) handleGitHubRefresh() http.Handler {
 	type request struct {
 		RefreshToken tokenField `json:"refresh_token"`
@@ -28,23 +28,28 @@ func (s *server) handleGitHubRefresh() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req request
-		token, ok := s.readToken(w, r, &req, func() tokenField { return req.RefreshToken }, "refresh_token", "github")
+		token, ok := s.readToken(w, r, &req, func() tokenField { return req.RefreshToken }, "refresh_token")
 		if !ok {
 			return
 		}
-		uid, err := s.optionalUser(r)
+		p, err := s.optionalUser(r)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		res, err := s.Refresh.Refresh(r.Context(), token, refresh.Caller{UserID: uid})
+		// The session travels with the request: an audit row written deep
+		// inside (a suspected reuse) names it.
+		r = r.WithContext(withSession(r.Context(), p.SessionID))
+		res, err := s.Refresh.Refresh(r.Context(), token, refresh.Caller{UserID: p.UserID})
 		owner := res.Owner
 		if owner == "" {
-			owner = uid
+			owner = p.UserID
 		}
-		s.auditRefresh(r, owner, res.Replayed, err)
-		s.metrics.refreshOutcome(res.Replayed, err)
+		how := sharing(res.Replayed, res.Joined)
+		s.auditRefresh(r, owner, p.SessionID, how, err)
+		s.metrics.refreshOutcome(how, err)
 		if err != nil {
+			s.metrics.limitedBy("token", err)
 			s.fail(w, r, err)
 			return
 		}
@@ -73,41 +78,55 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// optionalUser returns the user of a valid flashauth access token, or "".
-// Clients keep sending stale or foreign Bearers (CONTRACT §1), so an invalid
-// one is ignored here, never a reason to reject; only a failure to check
-// (the store is down) is an error.
-func (s *server) optionalUser(r *http.Request) (string, error) {
+// optionalUser returns the principal of a valid flashauth access token, or
+// the zero Principal. Clients keep sending stale or foreign Bearers
+// (docs/api.md), so an invalid one is ignored here, never a reason to
+// reject; only a failure to check (the store is down) is an error.
+func (s *server) optionalUser(r *http.Request) (session.Principal, error) {
 	b := bearer(r)
 	if b == "" {
-		return "", nil
+		return session.Principal{}, nil
 	}
 	p, err := s.Sessions.Authenticate(r.Context(), b)
 	if flashauth.ErrorCode(err) == flashauth.CodeAuthRequired {
-		return "", nil
+		return session.Principal{}, nil
 	}
 	if err != nil {
-		return "", err
+		return session.Principal{}, err
 	}
-	return p.UserID, nil
+	return p, nil
+}
+
+// sharing names how a successful answer came about: "ok" when this request
+// did the work, "joined" when it shared another request's work in flight,
+// "replayed" when it got a committed outcome back.
+func sharing(replayed, joined bool) string {
+	switch {
+	case replayed:
+		return audit.OutcomeReplayed
+	case joined:
+		return audit.OutcomeJoined
+	}
+	return audit.OutcomeOK
 }
 
 // auditRefresh records the outcome of a GitHub refresh.
-func (s *server) auditRefresh(r *http.Request, userID string, replayed bool, err error) {
-	outcome := audit.OutcomeOK
-	switch {
-	case err != nil:
+func (s *server) auditRefresh(r *http.Request, userID, sessionID, how string, err error) {
+	outcome := how
+	if err != nil {
 		outcome = outcomeOf(err)
-	case replayed:
-		outcome = audit.OutcomeReplayed
 	}
-	s.audit(r, flashauth.AuditEvent{Type: audit.TypeGitHubRefresh, Outcome: outcome, UserID: userID})
+	s.audit(r, flashauth.AuditEvent{Type: audit.TypeGitHubRefresh, Outcome: outcome, UserID: userID, SessionID: sessionID})
 }
 
-// readToken decodes r's body into req, validates the token field pick
-// returns (named field in messages) and applies the per-token limit in
-// namespace ns ("" for none). When it returns false it has answered.
-func (s *server) readToken(w http.ResponseWriter, r *http.Request, req any, pick func() tokenField, field, ns string) (string, bool) {
+// readToken decodes r's body into req and validates the token field pick
+// returns (named field in messages). When it returns false it has answered.
+//
+// The per-token rate limit is not applied here: it is charged by the ledger
+// only when a request is about to claim the token and do the work (see
+// ledger.Options.BeforeClaim), so callers that join an attempt in flight or
+// replay its outcome never spend or trip it.
+func (s *server) readToken(w http.ResponseWriter, r *http.Request, req any, pick func() tokenField, field string) (string, bool) {
 	if err := decodeJSON(w, r, req); err != nil {
 		s.fail(w, r, err)
 		return "", false
@@ -116,14 +135,6 @@ func (s *server) readToken(w http.ResponseWriter, r *http.Request, req any, pick
 	if !refresh.ValidToken(token) {
 		s.fail(w, r, flashauth.Errorf(flashauth.CodeInvalidRequest,
 			"%s must be a non-empty string of at most %d printable characters without spaces.", field, refresh.MaxTokenLength))
-		return "", false
-	}
-	if ns == "" {
-		return token, true
-	}
-	if ok, wait := s.limits.token.Allow(ns + "\x00" + string(seal.Hash(token))); !ok {
-		s.metrics.rateLimited.WithLabelValues("token").Inc()
-		s.fail(w, r, rateLimited(wait))
 		return "", false
 	}
 	return token, true

@@ -12,6 +12,7 @@ func (s *server) routes() {
 	s.mux.Handle("GET /token", s.handleListTokens())
 	s.mux.Handle("DELETE /token/{tokenId}", s.handleRevokeToken())
 	s.mux.Handle("GET /.well-known/jwks.json", s.handleJWKS())
+	s.mux.Handle("GET /.well-known/openid-configuration", s.handleOpenIDConfiguration())
 	s.mux.Handle("GET /healthz", s.handleHealthz())
 	s.mux.Handle("GET /readyz", s.handleReadyz())
 	s.mux.Handle("GET /metrics", s.handleMetrics())

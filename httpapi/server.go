@@ -4,12 +4,14 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,15 +22,15 @@ import (
 	"github.com/flashbacktech/flashauth/signin"
 )
 
-// Limits are the rate limits, in events per minute with a burst. Zero
-// disables a limit.
+// Limits are the rate limits the HTTP layer applies, in events per minute
+// with a burst. Zero disables a limit. The per-token limit is not here: it
+// is charged by the ledger, only for requests that claim a token (see
+// app.New).
 type Limits struct {
-	IPPerMinute    float64
-	IPBurst        int
-	TokenPerMinute float64 // per presented refresh-token hash
-	TokenBurst     int
-	UserPerMinute  float64 // per authenticated user on session endpoints
-	UserBurst      int
+	IPPerMinute   float64
+	IPBurst       int
+	UserPerMinute float64 // per authenticated user on session endpoints
+	UserBurst     int
 }
 
 // Config holds the server's dependencies.
@@ -44,9 +46,18 @@ type Config struct {
 	Limits         Limits
 	TrustedProxies []netip.Prefix
 	CORSOrigins    []string
+	// Issuer is the iss of access tokens, published as the discovery
+	// document's issuer.
+	Issuer string
+	// PublicURL (FLASHAUTH_PUBLIC_URL) is the absolute base URL callers
+	// reach flashauth at, without a trailing slash. Empty: derived from each
+	// request (see publicBase).
+	PublicURL string
 	// Registry receives the server's metrics and is served on /metrics. A
 	// fresh registry is made when nil.
 	Registry *prometheus.Registry
+	// ReadyTimeout bounds /readyz's store check; zero is DefaultReadyTimeout.
+	ReadyTimeout time.Duration
 }
 
 // Auditor records security events (package audit implements it).
@@ -55,7 +66,7 @@ type Auditor interface {
 }
 
 type limiters struct {
-	ip, token, user *ratelimit.Limiter
+	ip, user *ratelimit.Limiter
 }
 
 type server struct {
@@ -66,6 +77,8 @@ type server struct {
 	corsOrigins    map[string]bool
 	metrics        *metrics
 	mux            *http.ServeMux
+	ready          readiness
+	readyTimeout   time.Duration
 }
 
 // NewServer returns the flashauth HTTP handler.
@@ -86,10 +99,10 @@ func NewServer(cfg Config) http.Handler {
 		corsOrigins:    make(map[string]bool),
 		metrics:        newMetrics(cfg.Registry),
 		mux:            http.NewServeMux(),
+		readyTimeout:   cmp.Or(cfg.ReadyTimeout, DefaultReadyTimeout),
 		limits: limiters{
-			ip:    ratelimit.New(cfg.Limits.IPPerMinute, cfg.Limits.IPBurst, cfg.Clock),
-			token: ratelimit.New(cfg.Limits.TokenPerMinute, cfg.Limits.TokenBurst, cfg.Clock),
-			user:  ratelimit.New(cfg.Limits.UserPerMinute, cfg.Limits.UserBurst, cfg.Clock),
+			ip:   ratelimit.New(cfg.Limits.IPPerMinute, cfg.Limits.IPBurst, cfg.Clock),
+			user: ratelimit.New(cfg.Limits.UserPerMinute, cfg.Limits.UserBurst, cfg.Clock),
 		},
 	}
 	for _, o := range cfg.CORSOrigins {

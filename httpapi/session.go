@@ -24,7 +24,7 @@ func (q *sessionTokenRequest) field() tokenField {
 	return q.RefreshTokenCamel
 }
 
-// handleSessionRefresh serves POST /user/refresh (CONTRACT §4).
+// handleSessionRefresh serves POST /user/refresh (docs/api.md).
 func (s *server) handleSessionRefresh() http.Handler {
 	type response struct {
 		Success          bool   `json:"success"`
@@ -37,17 +37,18 @@ func (s *server) handleSessionRefresh() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req sessionTokenRequest
-		tok, ok := s.readToken(w, r, &req, req.field, "refresh_token (or refreshToken)", "session")
+		tok, ok := s.readToken(w, r, &req, req.field, "refresh_token (or refreshToken)")
 		if !ok {
 			return
 		}
 		iss, err := s.Sessions.Refresh(r.Context(), tok)
 		if err != nil {
+			s.metrics.limitedBy("token", err)
 			s.audit(r, flashauth.AuditEvent{Type: audit.TypeSessionRefresh, Outcome: outcomeOf(err)})
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: audit.TypeSessionRefresh, Outcome: audit.OutcomeOK, UserID: iss.UserID, SessionID: iss.SessionID})
+		s.audit(r, flashauth.AuditEvent{Type: audit.TypeSessionRefresh, Outcome: sharing(iss.Replayed, iss.Joined), UserID: iss.UserID, SessionID: iss.SessionID})
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{
 			Success:          true,
@@ -65,7 +66,7 @@ func (s *server) handleSessionRefresh() http.Handler {
 func (s *server) handleLogout() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req sessionTokenRequest
-		tok, ok := s.readToken(w, r, &req, req.field, "refresh_token (or refreshToken)", "")
+		tok, ok := s.readToken(w, r, &req, req.field, "refresh_token (or refreshToken)")
 		if !ok {
 			return
 		}
@@ -177,6 +178,8 @@ func outcomeOf(err error) string {
 		return "reuse_detected"
 	case code == flashauth.CodeUpstreamBadResponse, code == flashauth.CodeUpstreamUnavailable, code == flashauth.CodeUpstreamCredentials:
 		return audit.OutcomeUpstreamError
+	case code == flashauth.CodeRateLimited:
+		return "rate_limited"
 	case statusOf(code) >= 500:
 		return "error"
 	}

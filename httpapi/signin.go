@@ -41,7 +41,7 @@ func (s *server) handleAuthorize() http.Handler {
 	})
 }
 
-// handleGitHubSignIn serves POST /auth/github (CONTRACT §3).
+// handleGitHubSignIn serves POST /auth/github (docs/api.md).
 func (s *server) handleGitHubSignIn() http.Handler {
 	type response struct {
 		Success   bool             `json:"success"`
@@ -75,7 +75,7 @@ func (s *server) handleGitHubSignIn() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: audit.OutcomeOK, UserID: st.UserID, SessionID: st.TokenID})
+		s.audit(r, flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: sharing(st.Replayed, st.Joined), UserID: st.UserID, SessionID: st.TokenID})
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{Success: true, Message: "Authentication successful", AuthState: st})
 	})

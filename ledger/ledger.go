@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -49,6 +50,14 @@ type Options struct {
 	// pending claim; it doubles up to MaxPoll. Defaults 20ms and 500ms.
 	PollInterval, MaxPoll time.Duration
 	Logger                *slog.Logger
+	// BeforeClaim, when set, runs once in the caller that is about to claim
+	// a secret and run the operation: never for a replay of a committed
+	// outcome, never for callers that join an attempt already in flight in
+	// this process. An error from it is returned (to every caller sharing
+	// the attempt) and nothing is claimed. Rate limits go here, so that they
+	// charge only requests that would cause work (docs/api.md: racing callers
+	// get one identical answer).
+	BeforeClaim func(ctx context.Context, kind string, key []byte) error
 }
 
 // Ledger runs operations exactly once. Its zero value is not usable; use New.
@@ -56,6 +65,9 @@ type Ledger struct {
 	store flashauth.LedgerStore
 	opt   Options
 	group singleflight.Group
+	// inflight counts the operations this process is running or waiting
+	// on: one per secret, however many callers share it.
+	inflight atomic.Int64
 
 	// afterCommit, when set (tests only), runs after a commit and before the
 	// answer is returned.
@@ -90,7 +102,15 @@ func (l *Ledger) SetAfterCommit(f func(kind string)) { l.afterCommit = f }
 type Result struct {
 	Payload  []byte
 	Replayed bool // the payload came from the store, not from running fn
+	// Joined: this caller shared an attempt another caller in this process
+	// started (single-flight); it caused no work of its own. A joined
+	// caller of a replay is Replayed too.
+	Joined bool
 }
+
+// InFlight returns how many operations this process is running or waiting
+// on right now (one per secret, however many callers share it).
+func (l *Ledger) InFlight() int64 { return l.inflight.Load() }
 
 // Op is an operation on a secret. An error means "nothing definitive
 // happened" (transient trouble): it is not committed, the claim is released
@@ -113,7 +133,13 @@ func (l *Ledger) Do(ctx context.Context, kind, secret string, window time.Durati
 		return Result{}, errors.New("ledger: the replay window must be positive")
 	}
 	key := seal.Hash(secret)
+	// led is set only in the caller whose function singleflight runs; the
+	// channel receive below orders the write before the read.
+	led := false
 	ch := l.group.DoChan(kind+"\x00"+string(key), func() (any, error) {
+		led = true
+		l.inflight.Add(1)
+		defer l.inflight.Add(-1)
 		return l.run(context.WithoutCancel(ctx), kind, secret, key, window, op)
 	})
 	select {
@@ -125,6 +151,7 @@ func (l *Ledger) Do(ctx context.Context, kind, secret string, window time.Durati
 			// Every caller gets its own copy of the payload.
 			res.Payload = append([]byte(nil), res.Payload...)
 		}
+		res.Joined = !led
 		return res, r.Err
 	}
 }
@@ -137,6 +164,11 @@ func (l *Ledger) run(ctx context.Context, kind, secret string, key []byte, windo
 	// with a read, so replays do not queue behind writers.
 	if e, err := l.store.GetLedger(ctx, kind, key); err == nil && e.State == flashauth.LedgerDone && e.ExpiresAt.After(l.opt.Clock.Now()) {
 		return l.open(kind, secret, key, e)
+	}
+	if l.opt.BeforeClaim != nil {
+		if err := l.opt.BeforeClaim(ctx, kind, key); err != nil {
+			return Result{}, err
+		}
 	}
 	claimID, err := newClaimID()
 	if err != nil {
@@ -270,22 +302,40 @@ func IsCommitError(err error) bool {
 
 // Replay returns the committed outcome of (kind, secret) if one is still
 // replayable, without claiming anything: ok is false when there is none (no
-// entry, a pending one, or an expired one). It lets a caller that may not run
-// the operation still answer a retry of a request that already ran it.
+// entry, an expired one, or a pending one that was released or outlived its
+// lease). A pending entry is waited for, as Do waits for another process's
+// claim, so a caller racing the holder gets the holder's answer. It lets a
+// caller that may not run the operation still answer a retry of a request
+// that ran it, or is running it.
 func (l *Ledger) Replay(ctx context.Context, kind, secret string) (res Result, ok bool, err error) {
 	key := seal.Hash(secret)
-	e, err := l.store.GetLedger(ctx, kind, key)
-	if errors.Is(err, flashauth.ErrNotFound) {
-		return Result{}, false, nil
+	wait := l.opt.PollInterval
+	for {
+		e, err := l.store.GetLedger(ctx, kind, key)
+		if errors.Is(err, flashauth.ErrNotFound) {
+			return Result{}, false, nil
+		}
+		if err != nil {
+			return Result{}, false, fmt.Errorf("ledger get: %w", err)
+		}
+		now := l.opt.Clock.Now()
+		switch {
+		case e.State == flashauth.LedgerDone && e.ExpiresAt.After(now):
+			res, err = l.open(kind, secret, key, e)
+			return res, err == nil, err
+		case e.State == flashauth.LedgerPending && e.LeaseUntil.After(now):
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return Result{}, false, ctx.Err()
+			case <-t.C:
+			}
+			wait = min(2*wait, l.opt.MaxPoll)
+		default:
+			return Result{}, false, nil
+		}
 	}
-	if err != nil {
-		return Result{}, false, fmt.Errorf("ledger get: %w", err)
-	}
-	if e.State != flashauth.LedgerDone || !e.ExpiresAt.After(l.opt.Clock.Now()) {
-		return Result{}, false, nil
-	}
-	res, err = l.open(kind, secret, key, e)
-	return res, err == nil, err
 }
 
 // Purge deletes entries whose window or lease has passed.

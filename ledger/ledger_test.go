@@ -389,12 +389,27 @@ func TestReplay(t *testing.T) {
 		done <- err
 	}()
 	<-entered
-	if _, ok, err := l.Replay(ctx, kind, "secret-1"); ok || err != nil {
-		t.Fatalf("Replay of a pending entry = %v, %v; want nothing", ok, err)
+	// A pending entry is waited for: the racing caller gets the holder's
+	// answer once it is committed.
+	waited := make(chan ledger.Result)
+	go func() {
+		r, ok, err := l.Replay(ctx, kind, "secret-1")
+		if !ok || err != nil {
+			t.Errorf("Replay of a pending entry = %v, %v; want its commit", ok, err)
+		}
+		waited <- r
+	}()
+	select {
+	case r := <-waited:
+		t.Fatalf("Replay answered %q before the holder committed", r.Payload)
+	case <-time.After(50 * time.Millisecond):
 	}
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if r := <-waited; string(r.Payload) != "one" || !r.Replayed {
+		t.Fatalf("Replay of a pending entry answered %+v, want the commit", r)
 	}
 
 	r, ok, err := l.Replay(ctx, kind, "secret-1")
@@ -404,5 +419,133 @@ func TestReplay(t *testing.T) {
 	clk.Advance(time.Minute)
 	if _, ok, err := l.Replay(ctx, kind, "secret-1"); ok || err != nil {
 		t.Fatalf("Replay after the window = %v, %v; want nothing", ok, err)
+	}
+}
+
+// Of racing callers, exactly one leads (runs the op); every other one is
+// told it joined that attempt or replayed its commit, and BeforeClaim runs
+// once: for the leader's claim only.
+func TestDoTellsLeaderFromJoinedAndReplayed(t *testing.T) {
+	db := sqlitetest.Open(t)
+	var gates atomic.Int64
+	var gateKind atomic.Value
+	l := ledger.New(db, ledger.Options{Clock: newClock(), BeforeClaim: func(_ context.Context, k string, key []byte) error {
+		gates.Add(1)
+		gateKind.Store(k)
+		if !bytes.Equal(key, seal.Hash("s")) {
+			t.Errorf("BeforeClaim got another key")
+		}
+		return nil
+	}})
+	release := make(chan struct{})
+	var calls atomic.Int64
+	op := func(ctx context.Context) (ledger.Outcome, error) {
+		calls.Add(1)
+		<-release
+		return ledger.Outcome{Payload: []byte("p")}, nil
+	}
+	var wg sync.WaitGroup
+	results := make([]ledger.Result, 30)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := l.Do(context.Background(), kind, "s", time.Minute, op)
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = r
+		}()
+	}
+	for l.InFlight() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if n := l.InFlight(); n != 0 {
+		t.Errorf("InFlight = %d after every caller returned, want 0", n)
+	}
+	var led, others int
+	for _, r := range results {
+		switch {
+		case !r.Joined && !r.Replayed:
+			led++
+		default:
+			others++
+		}
+	}
+	if led != 1 || others != len(results)-1 || calls.Load() != 1 {
+		t.Fatalf("leaders = %d, joined or replayed = %d, op ran %d times; want 1, %d, 1", led, others, calls.Load(), len(results)-1)
+	}
+	if gates.Load() != 1 || gateKind.Load() != kind {
+		t.Fatalf("BeforeClaim ran %d times (kind %v), want once for %s", gates.Load(), gateKind.Load(), kind)
+	}
+	// A replay is neither led nor joined, and passes no gate.
+	r, err := l.Do(context.Background(), kind, "s", time.Minute, op)
+	if err != nil || !r.Replayed || r.Joined || gates.Load() != 1 {
+		t.Fatalf("replay = replayed %v joined %v, %v, gates %d; want a replay that passes no gate", r.Replayed, r.Joined, err, gates.Load())
+	}
+}
+
+// A BeforeClaim refusal is the answer, nothing is claimed or run, and the
+// next caller tries afresh.
+func TestDoBeforeClaimRefusalClaimsNothing(t *testing.T) {
+	db := sqlitetest.Open(t)
+	refuse := errors.New("slow down")
+	var open atomic.Bool
+	l := ledger.New(db, ledger.Options{Clock: newClock(), BeforeClaim: func(context.Context, string, []byte) error {
+		if open.Load() {
+			return nil
+		}
+		return refuse
+	}})
+	var calls atomic.Int64
+	ctx := context.Background()
+	if _, err := l.Do(ctx, kind, "s", time.Minute, okOp(&calls, "p")); !errors.Is(err, refuse) {
+		t.Fatalf("Do = %v, want the BeforeClaim error", err)
+	}
+	if _, err := db.GetLedger(ctx, kind, seal.Hash("s")); !errors.Is(err, flashauth.ErrNotFound) || calls.Load() != 0 {
+		t.Fatalf("after a refusal: entry lookup %v, op ran %d times; want no entry and no run", err, calls.Load())
+	}
+	open.Store(true)
+	if r, err := l.Do(ctx, kind, "s", time.Minute, okOp(&calls, "p")); err != nil || string(r.Payload) != "p" || calls.Load() != 1 {
+		t.Fatalf("after the gate opens: %q, %v, %d runs", r.Payload, err, calls.Load())
+	}
+}
+
+// A pending entry whose operation fails is released: a Replay waiting on it
+// then answers nothing, and never claims.
+func TestReplayOfAReleasedEntry(t *testing.T) {
+	db := sqlitetest.Open(t)
+	l := ledger.New(db, ledger.Options{Clock: newClock()})
+	ctx := context.Background()
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := l.Do(ctx, kind, "secret-2", time.Minute, func(context.Context) (ledger.Outcome, error) {
+			close(entered)
+			<-release
+			return ledger.Outcome{}, errors.New("transient")
+		})
+		done <- err
+	}()
+	<-entered
+	waited := make(chan bool)
+	go func() {
+		_, ok, err := l.Replay(ctx, kind, "secret-2")
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- ok
+	}()
+	close(release)
+	if err := <-done; err == nil {
+		t.Fatal("Do of a failing op succeeded")
+	}
+	if ok := <-waited; ok {
+		t.Fatal("Replay of a released entry answered")
+	}
+	if _, err := db.GetLedger(ctx, kind, seal.Hash("secret-2")); !errors.Is(err, flashauth.ErrNotFound) {
+		t.Fatalf("an entry is left: %v", err)
 	}
 }

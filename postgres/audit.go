@@ -2,6 +2,9 @@ package postgres
 
 import (
 	"context"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -23,14 +26,33 @@ func (db *DB) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
 
 // ListAudit returns up to limit events, newest (last appended) first.
 func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent, error) {
-	if limit <= 0 {
+	return db.QueryAudit(ctx, flashauth.AuditFilter{Limit: limit})
+}
+
+// QueryAudit returns the events f selects, newest (last appended) first.
+func (db *DB) QueryAudit(ctx context.Context, f flashauth.AuditFilter) ([]flashauth.AuditEvent, error) {
+	if f.Limit <= 0 {
 		return nil, nil
 	}
+	var where []string
+	var args []any
+	if f.UserID != "" {
+		args = append(args, f.UserID)
+		where = append(where, "user_id = $"+strconv.Itoa(len(args)))
+	}
+	if !f.Since.IsZero() {
+		args = append(args, tsArg(f.Since))
+		where = append(where, "occurred_at >= $"+strconv.Itoa(len(args)))
+	}
+	q := `SELECT id, occurred_at, event_type, outcome, user_id, session_id, ip_address, request_id, detail FROM audit_events`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, f.Limit)
+	q += " ORDER BY id DESC LIMIT $" + strconv.Itoa(len(args))
 	var out []flashauth.AuditEvent
 	err := db.do(ctx, func(ctx context.Context) error {
-		rows, err := db.pool.Query(ctx, `
-			SELECT id, occurred_at, event_type, outcome, user_id, session_id, ip_address, request_id, detail
-			FROM audit_events ORDER BY id DESC LIMIT $1`, limit)
+		rows, err := db.pool.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -46,4 +68,20 @@ func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent,
 		return err
 	})
 	return out, err
+}
+
+// PurgeAudit deletes up to limit events older than before (and events
+// without a time), oldest first.
+func (db *DB) PurgeAudit(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int64
+	err := db.do(ctx, func(ctx context.Context) error {
+		tag, err := db.pool.Exec(ctx, `DELETE FROM audit_events WHERE id IN (
+			SELECT id FROM audit_events WHERE occurred_at IS NULL OR occurred_at < $1 ORDER BY id LIMIT $2)`, tsArg(before), limit)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
 }

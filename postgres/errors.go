@@ -29,6 +29,9 @@ const (
 	codeLockNotAvailable = "55P03"
 	codeSerialization    = "40001"
 	codeDeadlockDetected = "40P01"
+	// A write in a read-only transaction: default_transaction_read_only,
+	// or a standby after a failover. Writes wait for a writable primary.
+	codeReadOnlyTransaction = "25006"
 )
 
 // errUnavailable is what callers see when the database cannot be reached.
@@ -65,7 +68,7 @@ func (db *DB) mapErr(ctx context.Context, err error) error {
 			db.pool.Reset()
 			return errUnavailable(err)
 		}
-		if pgErr.Code == codeTooManyConns || strings.HasPrefix(pgErr.Code, classConnection) {
+		if pgErr.Code == codeTooManyConns || pgErr.Code == codeReadOnlyTransaction || strings.HasPrefix(pgErr.Code, classConnection) {
 			return errUnavailable(err)
 		}
 		switch pgErr.Code {

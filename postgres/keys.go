@@ -24,6 +24,24 @@ func (db *DB) InsertSigningKey(ctx context.Context, k flashauth.SigningKey) erro
 	})
 }
 
+// UpdateSigningKey replaces the private key, sealed flag, retirement and
+// expiry of k.ID if its private key is still prev; ErrNotFound otherwise.
+func (db *DB) UpdateSigningKey(ctx context.Context, k flashauth.SigningKey, prev []byte) error {
+	return db.do(ctx, func(ctx context.Context) error {
+		tag, err := db.pool.Exec(ctx, `
+			UPDATE signing_keys SET private_key = $1, sealed = $2, retire_at = $3, expires_at = $4
+			WHERE id = $5 AND private_key = $6`,
+			k.PrivateKey, k.Sealed, tsArg(k.RetireAt), tsArg(k.ExpiresAt), k.ID, prev)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return flashauth.ErrNotFound
+		}
+		return nil
+	})
+}
+
 // ListSigningKeys returns all keys, highest Generation first.
 func (db *DB) ListSigningKeys(ctx context.Context) ([]flashauth.SigningKey, error) {
 	var out []flashauth.SigningKey

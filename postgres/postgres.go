@@ -113,9 +113,21 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// Ping reports whether the database answers.
+// Ping reports whether the store is ready: the database answers and commits
+// a write. A server that only reads (default_transaction_read_only, a hot
+// standby, a full disk) or does not answer within the operation timeout fails
+// it with CodeStoreUnavailable.
 func (db *DB) Ping(ctx context.Context) error {
-	return db.do(ctx, func(ctx context.Context) error { return db.pool.Ping(ctx) })
+	err := db.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO readiness (id, checks) VALUES (1, 1)
+			ON CONFLICT (id) DO UPDATE SET checks = readiness.checks + 1`)
+		return err
+	})
+	if err == nil || flashauth.ErrorCode(err) == flashauth.CodeStoreUnavailable || ctx.Err() != nil {
+		return err
+	}
+	// Whatever refused the write, the store cannot serve.
+	return errUnavailable(err)
 }
 
 // MigrationVersion returns the highest migration applied to the database,

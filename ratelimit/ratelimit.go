@@ -110,3 +110,9 @@ func (l *Limiter) remove(el *list.Element) {
 	delete(l.buckets, el.Value.(*bucket).key)
 	l.recency.Remove(el)
 }
+
+// Refused is the error of a request a limit refused: RATE_LIMITED, to be
+// retried after wait.
+func Refused(wait time.Duration) error {
+	return &flashauth.Error{Code: flashauth.CodeRateLimited, Message: "Too many requests. Slow down.", RetryAfter: wait}
+}

@@ -100,6 +100,7 @@ type Token struct {
 type Result struct {
 	Token    Token
 	Replayed bool   // served from the ledger, no upstream call
+	Joined   bool   // shared another caller's upstream call in flight
 	Owner    string // the user the token's lineage belongs to, "" when unknown
 }
 
@@ -162,12 +163,12 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, caller Calle
 		}
 	}
 	if out.Code != "" {
-		return Result{Replayed: res.Replayed, Owner: lin.UserID}, rejection(out.Code)
+		return Result{Replayed: res.Replayed, Joined: res.Joined, Owner: lin.UserID}, rejection(out.Code)
 	}
 	if out.Token == nil {
 		return Result{}, errors.New("refresh: committed outcome has neither token nor code")
 	}
-	return Result{Token: *out.Token, Replayed: res.Replayed, Owner: lin.UserID}, nil
+	return Result{Token: *out.Token, Replayed: res.Replayed, Joined: res.Joined, Owner: lin.UserID}, nil
 }
 
 func (s *Service) lineage(ctx context.Context, hash []byte) (flashauth.Lineage, bool, error) {

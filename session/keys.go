@@ -61,9 +61,20 @@ type publicKey struct {
 // and rotates when the newest is due, then deletes keys no token can need.
 // Call it at startup (a failure there is a misconfiguration, e.g. a wrong
 // secret key) and periodically; signing and verifying also load lazily.
+//
+// The first call also seals every key at rest under SecretKey (see
+// sealAtRestLocked). Later calls do not: during a rolling change of the
+// secret key, a replica still running with the previous configuration must
+// not re-seal keys back under the key being replaced.
 func (s *Service) EnsureKeys(ctx context.Context) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if !s.sealed {
+		if err := s.sealAtRestLocked(ctx); err != nil {
+			return err
+		}
+		s.sealed = true
+	}
 	if err := s.reloadLocked(ctx); err != nil {
 		return err
 	}
@@ -71,6 +82,75 @@ func (s *Service) EnsureKeys(ctx context.Context) error {
 		return fmt.Errorf("session: delete expired keys: %w", err)
 	}
 	return s.ring.Load().signErr
+}
+
+// sealAtRestLocked makes every stored key sealed under SecretKey, when one is
+// configured:
+//   - A key kept in clear (the deployment ran without a secret key) is sealed
+//     in place and retired at once: anyone who copied the database before
+//     holds it, so it stops signing now and stops verifying once the tokens
+//     it may have signed (on any replica, until it reloads) have expired.
+//   - A key sealed under one of OldSecretKeys is re-sealed under SecretKey
+//     with its dates unchanged.
+//
+// A key no configured secret opens is left alone: if it is the newest, the
+// keyring reports that it cannot sign. The caller holds reloadMu.
+func (s *Service) sealAtRestLocked(ctx context.Context) error {
+	if len(s.cfg.SecretKey) == 0 {
+		return nil
+	}
+	keys, err := s.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("session: list signing keys: %w", err)
+	}
+	now := s.cfg.Clock.Now()
+	for _, k := range keys {
+		if !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) {
+			continue // about to be deleted
+		}
+		next := k
+		priv := k.PrivateKey
+		if k.Sealed {
+			if _, err := seal.Open(s.cfg.SecretKey, keySealInfo, k.PrivateKey, []byte(k.ID)); err == nil {
+				continue
+			}
+			if priv = s.openOld(k); priv == nil {
+				continue
+			}
+		} else {
+			if now.Before(next.RetireAt) {
+				next.RetireAt = now
+			}
+			if cut := now.Add(s.cfg.AccessTTL + keyReloadEvery + keySkew); next.ExpiresAt.IsZero() || cut.Before(next.ExpiresAt) {
+				next.ExpiresAt = cut
+			}
+		}
+		if next.PrivateKey, err = seal.Seal(s.cfg.SecretKey, keySealInfo, priv, []byte(k.ID)); err != nil {
+			return fmt.Errorf("session: seal key: %w", err)
+		}
+		next.Sealed = true
+		switch err := s.store.UpdateSigningKey(ctx, next, k.PrivateKey); {
+		case errors.Is(err, flashauth.ErrNotFound):
+			// Another replica sealed or deleted it first.
+		case err != nil:
+			return fmt.Errorf("session: seal signing key %s: %w", k.ID, err)
+		case k.Sealed:
+			s.log.Info("signing key re-sealed under the new secret key", "kid", k.ID)
+		default:
+			s.log.Info("signing key kept in clear sealed and retired", "kid", k.ID)
+		}
+	}
+	return nil
+}
+
+// openOld opens k's private key with one of OldSecretKeys, or returns nil.
+func (s *Service) openOld(k flashauth.SigningKey) []byte {
+	for _, old := range s.cfg.OldSecretKeys {
+		if priv, err := seal.Open(old, keySealInfo, k.PrivateKey, []byte(k.ID)); err == nil {
+			return priv
+		}
+	}
+	return nil
 }
 
 // JWKS returns the JSON Web Key Set of every key whose tokens may still be
@@ -171,7 +251,7 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("session: list signing keys: %w", err)
 	}
-	if len(keys) == 0 || !now.Before(keys[0].RetireAt) || s.mustSeal(keys[0]) {
+	if len(keys) == 0 || !now.Before(keys[0].RetireAt) {
 		gen := int64(1)
 		if len(keys) > 0 {
 			gen = keys[0].Generation + 1
@@ -197,35 +277,14 @@ func (s *Service) reloadLocked(ctx context.Context) error {
 	return nil
 }
 
-// mustSeal reports whether k is a key stored in clear although a secret key
-// is configured (the deployment ran without one before). Such a key is
-// rotated out at once: anyone with a copy of the database holds it.
-func (s *Service) mustSeal(k flashauth.SigningKey) bool {
-	return len(s.cfg.SecretKey) > 0 && !k.Sealed
-}
-
 // buildRing turns stored keys (highest generation first) into a keyring.
 func (s *Service) buildRing(keys []flashauth.SigningKey, now time.Time) *keyring {
 	r := &keyring{byID: make(map[string]*publicKey, len(keys)), loadedAt: now}
-	// successor is the creation of the oldest sealed key newer than the one
-	// at hand. A clear key stops verifying once every token it can have
-	// signed before that successor took over has expired (other replicas
-	// sign with it until they reload), not at the end of its rotation.
-	var successor time.Time
 	for _, k := range keys {
-		expires := k.ExpiresAt
-		if s.mustSeal(k) && !successor.IsZero() {
-			if cut := successor.Add(s.cfg.AccessTTL + keyReloadEvery + keySkew); cut.Before(expires) {
-				expires = cut
-			}
-		}
-		if k.Sealed {
-			successor = k.CreatedAt
-		}
-		if k.Algorithm != string(jose.EdDSA) || len(k.PublicKey) != ed25519.PublicKeySize || !now.Before(expires) {
+		if k.Algorithm != string(jose.EdDSA) || len(k.PublicKey) != ed25519.PublicKeySize || !now.Before(k.ExpiresAt) {
 			continue
 		}
-		pk := &publicKey{id: k.ID, key: ed25519.PublicKey(k.PublicKey), expiresAt: expires}
+		pk := &publicKey{id: k.ID, key: ed25519.PublicKey(k.PublicKey), expiresAt: k.ExpiresAt}
 		r.byID[k.ID] = pk
 		r.ordered = append(r.ordered, pk)
 	}
@@ -246,7 +305,9 @@ func (s *Service) openSigner(k flashauth.SigningKey) (*signingKey, error) {
 		}
 		var err error
 		if priv, err = seal.Open(s.cfg.SecretKey, keySealInfo, k.PrivateKey, []byte(k.ID)); err != nil {
-			return nil, fmt.Errorf("session: signing key %s cannot be opened with the configured secret key: %w", k.ID, err)
+			if priv = s.openOld(k); priv == nil {
+				return nil, fmt.Errorf("session: signing key %s cannot be opened with the configured secret key: %w", k.ID, err)
+			}
 		}
 	}
 	if len(priv) != ed25519.PrivateKeySize {
@@ -299,4 +360,42 @@ func (s *Service) generateKey(gen int64, now time.Time) (flashauth.SigningKey, e
 		// No token signed before retirement outlives this.
 		ExpiresAt: retire.Add(s.cfg.AccessTTL + keySkew),
 	}, nil
+}
+
+// RotateKey generates the next generation of signing key now, whatever the
+// schedule, sealed like every key this Service generates, and returns it
+// without its private part. Every replica signs with it once it reloads its
+// keys (within a minute); the previous keys keep verifying the tokens they
+// signed until their own expiry. It refuses to rotate when the newest stored
+// key cannot be opened with the configured secret key: a key sealed under
+// another secret would lock the serving replicas out of signing.
+func (s *Service) RotateKey(ctx context.Context) (flashauth.SigningKey, error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	now := s.cfg.Clock.Now()
+	keys, err := s.store.ListSigningKeys(ctx)
+	if err != nil {
+		return flashauth.SigningKey{}, fmt.Errorf("session: list signing keys: %w", err)
+	}
+	gen := int64(1)
+	if len(keys) > 0 {
+		if _, err := s.openSigner(keys[0]); err != nil {
+			return flashauth.SigningKey{}, err
+		}
+		gen = keys[0].Generation + 1
+	}
+	k, err := s.generateKey(gen, now)
+	if err != nil {
+		return flashauth.SigningKey{}, err
+	}
+	if err := s.store.InsertSigningKey(ctx, k); err != nil {
+		// ErrConflict: another replica rotated at the same moment.
+		return flashauth.SigningKey{}, fmt.Errorf("session: insert signing key: %w", err)
+	}
+	s.log.Info("signing key rotated", "kid", k.ID, "generation", gen)
+	if err := s.reloadLocked(ctx); err != nil {
+		return flashauth.SigningKey{}, err
+	}
+	k.PrivateKey = nil
+	return k, nil
 }

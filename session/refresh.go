@@ -115,7 +115,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Issued, err
 			return Issued{}, rejection(flashauth.CodeInvalidRefreshToken)
 		}
 	}
-	return *out.Issued, nil
+	iss := *out.Issued
+	iss.Replayed, iss.Joined = res.Replayed, res.Joined
+	return iss, nil
 }
 
 // rotate is the ledger operation of Refresh. Its error means nothing

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/audit"
@@ -58,6 +59,9 @@ func TestRefreshRotates(t *testing.T) {
 	}
 }
 
+// sameAnswer compares what callers are answered, not how they got it.
+var sameAnswer = cmpopts.IgnoreFields(session.Issued{}, "Replayed", "Joined")
+
 func TestRefreshConcurrentCallersGetOneAnswer(t *testing.T) {
 	e := newEnv(t, session.Config{})
 	replica := e.replica(t, session.Config{})
@@ -76,13 +80,20 @@ func TestRefreshConcurrentCallersGetOneAnswer(t *testing.T) {
 		wg.Go(func() { got[i], errs[i] = svc.Refresh(context.Background(), first.RefreshToken) })
 	}
 	wg.Wait()
+	rotated := 0
 	for i := range callers {
 		if errs[i] != nil {
 			t.Fatalf("caller %d: %v", i, errs[i])
 		}
-		if d := cmp.Diff(got[0], got[i]); d != "" {
+		if d := cmp.Diff(got[0], got[i], sameAnswer); d != "" {
 			t.Errorf("caller %d got another answer (-0 +%d):\n%s", i, i, d)
 		}
+		if !got[i].Replayed && !got[i].Joined {
+			rotated++
+		}
+	}
+	if rotated != 1 {
+		t.Errorf("%d callers say they rotated the session, want 1 (the others joined or replayed)", rotated)
 	}
 	// Exactly one rotation: the answer's token is current and works.
 	if _, current, err := e.store.FindSessionByRefresh(context.Background(), seal.Hash(got[0].RefreshToken)); err != nil || !current {
@@ -100,8 +111,12 @@ func TestRefreshReplayWithinInterval(t *testing.T) {
 	answer := refresh(t, e.svc, first.RefreshToken)
 	e.clock.Advance(9 * time.Second)
 	for name, svc := range map[string]*session.Service{"same process": e.svc, "replica": replica} {
-		if d := cmp.Diff(answer, refresh(t, svc, first.RefreshToken)); d != "" {
+		again := refresh(t, svc, first.RefreshToken)
+		if d := cmp.Diff(answer, again, sameAnswer); d != "" {
 			t.Errorf("%s: replay differs (-want +got):\n%s", name, d)
+		}
+		if !again.Replayed || answer.Replayed || answer.Joined {
+			t.Errorf("%s: first answer replayed=%v joined=%v, retry replayed=%v; want a rotation, then a replay", name, answer.Replayed, answer.Joined, again.Replayed)
 		}
 	}
 	if _, err := e.svc.Authenticate(context.Background(), answer.AccessToken); err != nil {

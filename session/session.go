@@ -53,8 +53,12 @@ type Config struct {
 	// SecretKey (FLASHAUTH_SECRET_KEY), when set, seals private signing keys
 	// at rest. At least MinSecretKeyLen bytes.
 	SecretKey []byte
-	Clock     flashauth.Clock
-	Logger    *slog.Logger
+	// OldSecretKeys (FLASHAUTH_SECRET_KEY_OLD) are previous secret keys:
+	// keys sealed under them still open, and the first EnsureKeys re-seals
+	// them under SecretKey. Each at least MinSecretKeyLen bytes.
+	OldSecretKeys [][]byte
+	Clock         flashauth.Clock
+	Logger        *slog.Logger
 }
 
 // Service issues, verifies, rotates and revokes sessions. It is safe for
@@ -73,7 +77,13 @@ type Service struct {
 	ring       atomic.Pointer[keyring]
 	reloadMu   sync.Mutex
 	lastReload time.Time // guarded by reloadMu
+	// sealed is set once the first EnsureKeys has sealed every key at
+	// rest under SecretKey; guarded by reloadMu.
+	sealed bool
 }
+
+// Issuer returns the iss of the access tokens the Service signs.
+func (s *Service) Issuer() string { return s.cfg.Issuer }
 
 // New returns a Service over store. l must be the process's one ledger.
 func New(store flashauth.Store, l *ledger.Ledger, cfg Config) (*Service, error) {
@@ -101,6 +111,17 @@ func New(store flashauth.Store, l *ledger.Ledger, cfg Config) (*Service, error) 
 	if len(cfg.SecretKey) > 0 && len(cfg.SecretKey) < MinSecretKeyLen {
 		return nil, fmt.Errorf("session: secret key must be at least %d bytes", MinSecretKeyLen)
 	}
+	if len(cfg.OldSecretKeys) > 0 && len(cfg.SecretKey) == 0 {
+		return nil, errors.New("session: old secret keys need a secret key to re-seal under")
+	}
+	old := make([][]byte, 0, len(cfg.OldSecretKeys))
+	for _, k := range cfg.OldSecretKeys {
+		if len(k) < MinSecretKeyLen {
+			return nil, fmt.Errorf("session: old secret key must be at least %d bytes", MinSecretKeyLen)
+		}
+		old = append(old, append([]byte(nil), k...))
+	}
+	cfg.OldSecretKeys = old
 	if cfg.Clock == nil {
 		cfg.Clock = flashauth.SystemClock{}
 	}
@@ -129,6 +150,11 @@ type Issued struct {
 	SessionID        string    `json:"sessionId"`
 	UserID           string    `json:"userId,omitempty"` // for the audit trail
 	SessionExpiresAt time.Time `json:"sessionExpiresAt"`
+	// Replayed and Joined say how a Refresh got its answer: from the
+	// committed outcome, or by sharing another caller's rotation in flight.
+	// Neither is part of the answer or of what is committed.
+	Replayed bool `json:"-"`
+	Joined   bool `json:"-"`
 }
 
 // Principal is who a valid access token speaks for.

@@ -161,6 +161,7 @@ func (s *Service) answer(ctx context.Context, req Request, res ledger.Result, b 
 	}
 	st := *out.AuthState
 	st.UserID = out.UserID
+	st.Replayed, st.Joined = res.Replayed, res.Joined
 	return st, nil
 }
 

@@ -139,7 +139,7 @@ type Request struct {
 	UserAgent   string
 }
 
-// AuthState is the `authState` object of the sign-in answer (CONTRACT §3).
+// AuthState is the `authState` object of the sign-in answer (docs/api.md).
 type AuthState struct {
 	User                User   `json:"user"`
 	Token               string `json:"token"`        // flashauth access JWT
@@ -154,6 +154,12 @@ type AuthState struct {
 	// UserID is the flashauth user signed in, for the audit trail; not part
 	// of the answer.
 	UserID string `json:"-"`
+	// Replayed and Joined say how the answer came (for metrics and the
+	// audit trail; not part of the answer): from the committed outcome of
+	// an earlier request, or by sharing another request's exchange in
+	// flight. Neither made a GitHub call of its own.
+	Replayed bool `json:"-"`
+	Joined   bool `json:"-"`
 }
 
 // User is the user part of AuthState.

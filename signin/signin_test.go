@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/githubemu"
@@ -196,17 +197,27 @@ func TestSignInReplay(t *testing.T) {
 		wg.Go(func() { got[i], errs[i] = e.svc.SignIn(ctx, signin.Request{Code: code, State: state}) })
 	}
 	wg.Wait()
+	// Callers are told how they got their answer, beside it.
+	sameAnswer := cmpopts.IgnoreFields(signin.AuthState{}, "Replayed", "Joined")
+	exchanged := 0
 	for i := range callers {
 		if errs[i] != nil {
 			t.Fatalf("caller %d: %v", i, errs[i])
 		}
-		if d := cmp.Diff(got[0], got[i]); d != "" {
+		if d := cmp.Diff(got[0], got[i], sameAnswer); d != "" {
 			t.Errorf("caller %d answer differs:\n%s", i, d)
 		}
+		if !got[i].Replayed && !got[i].Joined {
+			exchanged++
+		}
+	}
+	if exchanged != 1 {
+		t.Errorf("%d callers say they exchanged the code, want 1 (the others joined or replayed)", exchanged)
 	}
 	e.clock.Advance(59 * time.Second)
-	if d := cmp.Diff(got[0], e.signIn(t, signin.Request{Code: code, State: state})); d != "" {
-		t.Errorf("replay differs:\n%s", d)
+	replay := e.signIn(t, signin.Request{Code: code, State: state})
+	if d := cmp.Diff(got[0], replay, sameAnswer); d != "" || !replay.Replayed {
+		t.Errorf("replay differs (replayed=%v):\n%s", replay.Replayed, d)
 	}
 	if n := e.emu.Calls().TokenCode; n != 1 {
 		t.Errorf("%d code exchanges, want 1", n)

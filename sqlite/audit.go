@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strings"
+	"time"
 
 	"github.com/flashbacktech/flashauth"
 )
@@ -17,15 +19,31 @@ func (db *DB) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
 	})
 }
 
-// ListAudit implements flashauth.AuditStore. Newest first is insertion
+// ListAudit implements flashauth.AuditStore: the newest limit events.
+func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent, error) {
+	return db.QueryAudit(ctx, flashauth.AuditFilter{Limit: limit})
+}
+
+// QueryAudit implements flashauth.AuditStore. Newest first is insertion
 // order reversed: ids only grow (AUTOINCREMENT never reuses one).
 // A limit <= 0 returns no events.
-func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent, error) {
-	if limit <= 0 {
+func (db *DB) QueryAudit(ctx context.Context, f flashauth.AuditFilter) ([]flashauth.AuditEvent, error) {
+	if f.Limit <= 0 {
 		return nil, nil
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT id, time, type, outcome, user_id, session_id,
-		ip_address, request_id, detail FROM audit_events ORDER BY id DESC LIMIT ?`, limit)
+	var where []string
+	var args []any
+	if f.UserID != "" {
+		where, args = append(where, "user_id = ?"), append(args, f.UserID)
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "time >= ?"), append(args, ms(f.Since))
+	}
+	q := `SELECT id, time, type, outcome, user_id, session_id, ip_address, request_id, detail FROM audit_events`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := db.read.QueryContext(ctx, q+" ORDER BY id DESC LIMIT ?", append(args, f.Limit)...)
 	if err != nil {
 		return nil, db.fail("list audit", err)
 	}
@@ -47,4 +65,23 @@ func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent,
 		return nil, db.fail("list audit", err)
 	}
 	return out, nil
+}
+
+// PurgeAudit implements flashauth.AuditStore: it deletes up to limit events
+// older than before (and events without a time), oldest first.
+func (db *DB) PurgeAudit(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int64
+	err := db.writeTx(ctx, "purge audit", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM audit_events WHERE id IN (
+			SELECT id FROM audit_events WHERE time IS NULL OR time < ? ORDER BY id LIMIT ?)`, before.UnixMilli(), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }

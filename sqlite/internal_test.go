@@ -250,3 +250,60 @@ func TestWriteTxPanicReleasesWriter(t *testing.T) {
 		t.Fatalf("events = %+v, %v; want only the later write (the panicking one rolled back)", events, err)
 	}
 }
+
+// TestPingCommitsAWrite: Ping is a readiness check, so a store that answers
+// reads but cannot commit a write must fail it, and a healthy one commits.
+func TestPingCommitsAWrite(t *testing.T) {
+	checks := func(t *testing.T, db *DB) int64 {
+		t.Helper()
+		var n int64
+		if err := db.read.QueryRowContext(t.Context(), `SELECT checks FROM readiness`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	t.Run("healthy", func(t *testing.T) {
+		db := openInternal(t, filepath.Join(t.TempDir(), "ok.db"))
+		before := checks(t, db)
+		if err := db.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		if after := checks(t, db); after != before+1 {
+			t.Errorf("readiness checks %d after Ping, %d before: no write was committed", after, before)
+		}
+	})
+	tests := []struct {
+		name    string
+		cripple func(t *testing.T, path string, db *DB)
+	}{
+		{"writer cannot write (SQLITE_READONLY)", func(t *testing.T, _ string, db *DB) {
+			// The writer pool is one connection, so the pragma stays on it.
+			if _, err := db.write.ExecContext(t.Context(), `PRAGMA query_only = ON`); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"another process holds the write lock (stalled writer)", func(t *testing.T, path string, _ *DB) {
+			other := openInternal(t, path)
+			tx, err := other.write.BeginTx(t.Context(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { tx.Rollback() })
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "p.db")
+			db := openInternal(t, path, WithBusyTimeout(50*time.Millisecond))
+			tc.cripple(t, path, db)
+			// Reads still work: only the write shows the store is not ready.
+			var n int
+			if err := db.read.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if err := db.Ping(t.Context()); flashauth.ErrorCode(err) != flashauth.CodeStoreUnavailable {
+				t.Errorf("Ping = %v, want %s", err, flashauth.CodeStoreUnavailable)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"time"
@@ -17,6 +18,22 @@ func (db *DB) InsertSigningKey(ctx context.Context, k flashauth.SigningKey) erro
 			k.ID, k.Generation, k.Algorithm, k.PublicKey, k.PrivateKey, boolInt(k.Sealed),
 			ms(k.CreatedAt), ms(k.RetireAt), ms(k.ExpiresAt))
 		return err
+	})
+}
+
+// UpdateSigningKey implements flashauth.KeyStore.
+func (db *DB) UpdateSigningKey(ctx context.Context, k flashauth.SigningKey, prev []byte) error {
+	return db.writeTx(ctx, "update signing key", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE signing_keys SET private_key = ?, sealed = ?, retire_at = ?,
+			expires_at = ? WHERE id = ? AND private_key = ?`,
+			k.PrivateKey, boolInt(k.Sealed), ms(k.RetireAt), ms(k.ExpiresAt), k.ID, prev)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return cmp.Or(err, flashauth.ErrNotFound)
+		}
+		return nil
 	})
 }
 

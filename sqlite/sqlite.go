@@ -196,9 +196,15 @@ func (db *DB) Close() error {
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
-// Ping reports whether the database answers: the store is open, the file at
-// Path is still the one opened (not deleted or replaced, which would leave
-// this process writing to an unlinked file), it can be read, and a query runs.
+// Ping reports whether the store is ready: it is open, the file at Path is
+// still the one opened (not deleted or replaced, which would leave this
+// process writing to an unlinked file), a read runs, and a write commits (a
+// full disk, a read-only file system or a write lock held elsewhere fail it).
+//
+// It never opens a descriptor of its own on the database file: closing any
+// descriptor of a file drops every POSIX lock the process holds on it, and
+// without its lock another SQLite process may checkpoint and delete the WAL
+// under this one. os.Stat opens nothing.
 func (db *DB) Ping(ctx context.Context) error {
 	if db.closed.Load() {
 		return unavailable(errors.New("sqlite: database is closed"))
@@ -210,16 +216,30 @@ func (db *DB) Ping(ctx context.Context) error {
 	if !os.SameFile(fi, db.file) {
 		return unavailable(fmt.Errorf("sqlite: ping: %s was replaced", db.path))
 	}
-	f, err := os.Open(db.path)
-	if err != nil {
-		return db.fail("ping", err)
-	}
-	f.Close()
 	var n int
 	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
-		return db.fail("ping", err)
+		return pingFailed(db.fail("ping", err))
 	}
-	return nil
+	err = db.writeTx(ctx, "ping", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO readiness (id, checks) VALUES (1, 1)
+			ON CONFLICT (id) DO UPDATE SET checks = readiness.checks + 1`)
+		return err
+	})
+	return pingFailed(err)
+}
+
+// pingFailed makes any failure of Ping a CodeStoreUnavailable: whatever
+// stopped the check (SQLITE_FULL, SQLITE_READONLY, SQLITE_BUSY, an I/O
+// error), the store cannot serve.
+func pingFailed(err error) error {
+	if err == nil {
+		return nil
+	}
+	var fe *flashauth.Error
+	if errors.As(err, &fe) && fe.Code == flashauth.CodeStoreUnavailable {
+		return err
+	}
+	return unavailable(err)
 }
 
 // writeTx runs fn in a BEGIN IMMEDIATE transaction on the writer and commits

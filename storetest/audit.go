@@ -46,3 +46,97 @@ func testAudit(t *testing.T, open func(*testing.T) flashauth.Store) {
 		})
 	}
 }
+
+// testAuditQuery: QueryAudit's filters combine with AND, Since is
+// inclusive, and the answer is the newest matches first, cut at Limit.
+func testAuditQuery(t *testing.T, open func(*testing.T) flashauth.Store) {
+	st := open(t)
+	var events []flashauth.AuditEvent
+	for i := range 6 {
+		e := flashauth.AuditEvent{
+			Time: at(time.Duration(i) * time.Minute), Type: "signin", Outcome: "ok",
+			UserID: []string{"alice", "bob"}[i%2], RequestID: fmt.Sprintf("req-%d", i),
+		}
+		must(t, "AppendAudit", st.AppendAudit(t.Context(), e))
+		events = append(events, e)
+	}
+	// An event recorded without a time matches no Since.
+	must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{Type: "revoke", Outcome: "ok", UserID: "alice", RequestID: "req-untimed"}))
+	rows := []struct {
+		name string
+		f    flashauth.AuditFilter
+		want []string // request ids, newest first
+	}{
+		{"no limit", flashauth.AuditFilter{UserID: "alice"}, nil},
+		{"all", flashauth.AuditFilter{Limit: 10}, []string{"req-untimed", "req-5", "req-4", "req-3", "req-2", "req-1", "req-0"}},
+		{"user", flashauth.AuditFilter{UserID: "alice", Limit: 10}, []string{"req-untimed", "req-4", "req-2", "req-0"}},
+		{"user, limit", flashauth.AuditFilter{UserID: "bob", Limit: 2}, []string{"req-5", "req-3"}},
+		{"since is inclusive", flashauth.AuditFilter{Since: at(3 * time.Minute), Limit: 10}, []string{"req-5", "req-4", "req-3"}},
+		{"since between events", flashauth.AuditFilter{Since: at(3*time.Minute + time.Millisecond), Limit: 10}, []string{"req-5", "req-4"}},
+		{"user and since", flashauth.AuditFilter{UserID: "alice", Since: at(time.Minute), Limit: 10}, []string{"req-4", "req-2"}},
+		{"unknown user", flashauth.AuditFilter{UserID: "carol", Limit: 10}, nil},
+		{"since after everything", flashauth.AuditFilter{Since: at(time.Hour), Limit: 10}, nil},
+	}
+	for _, tc := range rows {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := st.QueryAudit(t.Context(), tc.f)
+			must(t, "QueryAudit", err)
+			var ids []string
+			for _, e := range got {
+				ids = append(ids, e.RequestID)
+			}
+			diff(t, "request ids", tc.want, ids)
+		})
+	}
+	// The events come back whole.
+	got, err := st.QueryAudit(t.Context(), flashauth.AuditFilter{UserID: "bob", Since: at(5 * time.Minute), Limit: 1})
+	must(t, "QueryAudit", err)
+	if len(got) == 1 {
+		want := events[5]
+		want.ID = got[0].ID
+		diff(t, "event", []flashauth.AuditEvent{want}, got)
+	} else {
+		t.Errorf("QueryAudit returned %d events, want 1", len(got))
+	}
+}
+
+func testPurgeAudit(t *testing.T, open func(*testing.T) flashauth.Store) {
+	st := open(t)
+	// Events at 0s..5s, and one without a time.
+	for i := range 6 {
+		must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{
+			Time: at(time.Duration(i) * time.Second), Type: "github_refresh", Outcome: "ok", RequestID: fmt.Sprintf("req-%d", i),
+		}))
+	}
+	must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{Type: "signin", Outcome: "ok", RequestID: "req-no-time"}))
+	left := func() []string {
+		t.Helper()
+		got, err := st.ListAudit(t.Context(), 100)
+		must(t, "ListAudit", err)
+		var ids []string
+		for _, e := range got {
+			ids = append(ids, e.RequestID)
+		}
+		return ids
+	}
+	for _, step := range []struct {
+		name   string
+		before time.Duration
+		limit  int
+		want   int64
+		left   []string // newest first
+	}{
+		{"no limit deletes nothing", 10 * time.Second, 0, 0, []string{"req-no-time", "req-5", "req-4", "req-3", "req-2", "req-1", "req-0"}},
+		{"nothing older than the first", 0, 10, 1, []string{"req-5", "req-4", "req-3", "req-2", "req-1", "req-0"}},
+		{"the limit bounds a call, oldest first", 4 * time.Second, 2, 2, []string{"req-5", "req-4", "req-3", "req-2"}},
+		{"strictly older than before", 4 * time.Second, 10, 2, []string{"req-5", "req-4"}},
+		{"the rest", time.Hour, 10, 2, nil},
+	} {
+		n, err := st.PurgeAudit(t.Context(), at(step.before), step.limit)
+		must(t, "PurgeAudit", err)
+		if n != step.want {
+			t.Errorf("%s: PurgeAudit deleted %d, want %d", step.name, n, step.want)
+		}
+		diff(t, step.name, step.left, left())
+	}
+}

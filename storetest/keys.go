@@ -56,6 +56,23 @@ func testKeys(t *testing.T, open func(*testing.T) flashauth.Store) {
 			wantErr(t, "InsertSigningKey", st.InsertSigningKey(t.Context(), rival), flashauth.ErrConflict)
 			diff(t, "keys", []flashauth.SigningKey{k2, k1}, list(t, st))
 		}},
+		{"update only from the expected private key", func(t *testing.T, st flashauth.Store) {
+			insert(t, st, k1, k2)
+			resealed := k1
+			resealed.PrivateKey = bytes.Repeat([]byte{0xee}, 80)
+			resealed.Sealed = true
+			resealed.RetireAt = at(time.Hour)
+			resealed.ExpiresAt = at(2 * time.Hour)
+			must(t, "UpdateSigningKey", st.UpdateSigningKey(t.Context(), resealed, k1.PrivateKey))
+			diff(t, "keys", []flashauth.SigningKey{k2, resealed}, list(t, st))
+			// A rival that read the old private key loses.
+			rival := k1
+			rival.PrivateKey = bytes.Repeat([]byte{0xdd}, 80)
+			wantErr(t, "UpdateSigningKey from a stale key", st.UpdateSigningKey(t.Context(), rival, k1.PrivateKey), flashauth.ErrNotFound)
+			missing := signingKey(9, base)
+			wantErr(t, "UpdateSigningKey of a missing key", st.UpdateSigningKey(t.Context(), missing, missing.PrivateKey), flashauth.ErrNotFound)
+			diff(t, "keys", []flashauth.SigningKey{k2, resealed}, list(t, st))
+		}},
 		{"delete expired", func(t *testing.T, st flashauth.Store) {
 			forever := signingKey(4, base)
 			forever.ExpiresAt = time.Time{} // never expires

@@ -37,6 +37,8 @@ func Run(t *testing.T, open func(t *testing.T) flashauth.Store) {
 		{"Keys", testKeys},
 		{"OAuthStates", testStates},
 		{"Audit", testAudit},
+		{"AuditQuery", testAuditQuery},
+		{"PurgeAudit", testPurgeAudit},
 		{"Times", testTimes},
 		{"NotFound", testNotFound},
 		{"Ping", testPing},

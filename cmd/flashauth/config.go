@@ -14,6 +14,7 @@ import (
 
 	"github.com/flashbacktech/flashauth/app"
 	"github.com/flashbacktech/flashauth/refresh"
+	"github.com/flashbacktech/flashauth/session"
 )
 
 // setting is one configuration variable.
@@ -39,13 +40,16 @@ var settings = []setting{
 	{env: "FLASHAUTH_CORS_ORIGINS", help: "comma-separated origins allowed by CORS"},
 	{env: "FLASHAUTH_TLS_CERT", help: "TLS certificate file (with FLASHAUTH_TLS_KEY)"},
 	{env: "FLASHAUTH_TLS_KEY", help: "TLS key file"},
-	{env: "FLASHAUTH_RATE_IP", def: "600", help: "requests per minute per client IP (0 disables)"},
-	{env: "FLASHAUTH_RATE_TOKEN", def: "30", help: "refresh requests per minute per refresh token (0 disables)"},
-	{env: "FLASHAUTH_RATE_USER", def: "120", help: "session requests per minute per user (0 disables)"},
+	{env: "FLASHAUTH_RATE_IP", def: fmt.Sprint(app.DefaultRateIP), help: "requests per minute per client IP (0 disables)"},
+	{env: "FLASHAUTH_RATE_TOKEN", def: fmt.Sprint(app.DefaultRateToken), help: "attempts per minute per refresh token that reach GitHub or the store (joined and replayed requests are free; 0 disables)"},
+	{env: "FLASHAUTH_RATE_USER", def: fmt.Sprint(app.DefaultRateUser), help: "session requests per minute per user (0 disables)"},
 	{env: "FLASHAUTH_BREAKER_FAILURES", def: "5", help: "consecutive GitHub failures that open the circuit breaker"},
 	{env: "FLASHAUTH_BREAKER_COOLDOWN", def: "30s", help: "how long the breaker stays open before a probe"},
 	{env: "FLASHAUTH_SHUTDOWN_TIMEOUT", def: "30s", help: "how long shutdown waits for in-flight requests"},
-	{env: "FLASHAUTH_SECRET_KEY", help: "at least 32 bytes; seals signing keys at rest", secret: true},
+	{env: "FLASHAUTH_SECRET_KEY", help: "seals signing keys at rest: at least 32 bytes, used as given (this or FLASHAUTH_SECRET_KEY_FILE is required)", secret: true},
+	{env: "FLASHAUTH_SECRET_KEY_FILE", help: "file holding the secret key (surrounding whitespace trimmed)"},
+	{env: "FLASHAUTH_SECRET_KEY_OLD", help: "the previous secret key while rotating it: opens keys it sealed, which are re-sealed under the new one at start", secret: true},
+	{env: "FLASHAUTH_SECRET_KEY_OLD_FILE", help: "file holding the previous secret key"},
 	{env: "FLASHAUTH_ACCESS_TTL", def: "1h", help: "lifetime of flashauth access tokens (JWTs)"},
 	{env: "FLASHAUTH_SESSION_TTL", def: "720h", help: "lifetime of a flashauth session after its last refresh"},
 	{env: "FLASHAUTH_REUSE_INTERVAL", def: "10s", help: "how long a rotated-out session refresh token still gets its first answer"},
@@ -55,6 +59,8 @@ var settings = []setting{
 	{env: "FLASHAUTH_REUSE_REVOKES_SESSIONS", def: "false", help: "revoke a user's sessions when a rotated-out GitHub refresh token of theirs comes back after the replay window"},
 	{env: "FLASHAUTH_ISSUER", def: "flashauth", help: "iss of flashauth access tokens"},
 	{env: "FLASHAUTH_AUDIENCE", def: "flashauth", help: "aud of flashauth access tokens"},
+	{env: "FLASHAUTH_AUDIT_RETENTION", def: "2160h", help: "how long audit events are kept (default 90 days) before the purge loop deletes them"},
+	{env: "FLASHAUTH_PUBLIC_URL", help: "absolute URL callers reach flashauth at, for the discovery document's jwks_uri (empty: from each request)"},
 }
 
 func flagName(env string) string {
@@ -137,6 +143,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		{"FLASHAUTH_SESSION_TTL", &c.SessionTTL},
 		{"FLASHAUTH_REUSE_INTERVAL", &c.ReuseInterval},
 		{"FLASHAUTH_KEY_ROTATION", &c.KeyRotation},
+		{"FLASHAUTH_AUDIT_RETENTION", &c.AuditRetention},
 	}
 	for _, d := range durations {
 		if *d.dst, err = time.ParseDuration(get(d.env)); err != nil || *d.dst <= 0 {
@@ -187,6 +194,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		}
 		c.RedirectURIs = append(c.RedirectURIs, u)
 	}
+	if pub := get("FLASHAUTH_PUBLIC_URL"); pub != "" {
+		p, perr := url.Parse(pub)
+		if perr != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Opaque != "" ||
+			p.User != nil || p.RawQuery != "" || p.ForceQuery || p.Fragment != "" {
+			return c, fmt.Errorf("FLASHAUTH_PUBLIC_URL: want an absolute http(s) URL such as https://auth.example.com, without credentials, query or fragment, got %q", app.RedactURL(pub))
+		}
+		c.PublicURL = strings.TrimRight(pub, "/")
+	}
 	if c.SignInRequirePKCE, err = strconv.ParseBool(get("FLASHAUTH_SIGNIN_REQUIRE_PKCE")); err != nil {
 		return c, fmt.Errorf("FLASHAUTH_SIGNIN_REQUIRE_PKCE: want true or false, got %q", get("FLASHAUTH_SIGNIN_REQUIRE_PKCE"))
 	}
@@ -203,13 +218,48 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 			return c, fmt.Errorf("FLASHAUTH_TLS_CERT: cannot load it with FLASHAUTH_TLS_KEY: %v", err)
 		}
 	}
-	if k := *vals["FLASHAUTH_SECRET_KEY"]; k != "" {
-		if len(k) < 32 {
-			return c, errors.New("FLASHAUTH_SECRET_KEY: must be at least 32 bytes (e.g. `openssl rand -base64 32`)")
-		}
-		c.SecretKey = []byte(k)
+	key, err := secretSetting(vals, "FLASHAUTH_SECRET_KEY")
+	if err != nil {
+		return c, err
+	}
+	if key == "" {
+		return c, errors.New("FLASHAUTH_SECRET_KEY (or FLASHAUTH_SECRET_KEY_FILE) is required: it seals the signing keys in the database; generate one with `openssl rand -base64 48`")
+	}
+	old, err := secretSetting(vals, "FLASHAUTH_SECRET_KEY_OLD")
+	if err != nil {
+		return c, err
+	}
+	c.SecretKey = []byte(key)
+	if old != "" {
+		c.OldSecretKeys = [][]byte{[]byte(old)}
 	}
 	return c, nil
+}
+
+// secretSetting reads the secret key env names from its variable or from
+// the file env_FILE names (set at most one), and checks its length.
+func secretSetting(vals map[string]*string, env string) (string, error) {
+	return secretKey(env, *vals[env], strings.TrimSpace(*vals[env+"_FILE"]))
+}
+
+// secretKey is value, the secret key env names, or else the content of file
+// (env_FILE): at most one of them, and at least session.MinSecretKeyLen
+// bytes when given. The value is used as given; a file's surrounding
+// whitespace is trimmed. Errors never quote the key.
+func secretKey(env, value, file string) (string, error) {
+	if file != "" {
+		if value != "" {
+			return "", fmt.Errorf("set only one of %s and %s_FILE", env, env)
+		}
+		var err error
+		if value, err = readSecretFile(env+"_FILE", file); err != nil {
+			return "", err
+		}
+	}
+	if value != "" && len(value) < session.MinSecretKeyLen {
+		return "", fmt.Errorf("%s: must be at least %d bytes; generate one with `openssl rand -base64 48`", env, session.MinSecretKeyLen)
+	}
+	return value, nil
 }
 
 // parseOrigin checks a CORS origin, scheme://host[:port], and lower-cases it

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -33,6 +34,29 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer os.RemoveAll(dir)
 
+	// dev sets up the database and GitHub itself; the environment may
+	// change anything else, and its defaults.
+	pinned := map[string]string{"FLASHAUTH_DATABASE_URL": "sqlite:" + filepath.Join(dir, "flashauth.db")}
+	defaults := map[string]string{"FLASHAUTH_ADDR": "127.0.0.1:8080", "FLASHAUTH_LOG_FORMAT": "text"}
+	devenv := func(k string) string {
+		if v, ok := pinned[k]; ok {
+			return v
+		}
+		return envOr(getenv, k, defaults[k])
+	}
+	// flashauth listens first: the demo page's address is a callback the
+	// emulator must know.
+	ln, err := net.Listen("tcp", devenv("FLASHAUTH_ADDR"))
+	if err != nil {
+		return fmt.Errorf("FLASHAUTH_ADDR: %v", err)
+	}
+	defer ln.Close()
+	scheme := "http"
+	if devenv("FLASHAUTH_TLS_CERT") != "" {
+		scheme = "https"
+	}
+	demoCallback := scheme + "://" + ln.Addr().String() + "/"
+
 	secret := randomHex(20)
 	const clientID = "Iv1.flashauthdev"
 	emuLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -40,11 +64,13 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("emulator listener: %w", err)
 	}
 	emuURL := "http://" + emuLn.Addr().String()
-	// The emulator's server also hosts the dev callback page; it learns
-	// flashauth's address once flashauth listens. It is the app's registered
-	// callback: like github.com, the emulator refuses any other redirect_uri.
+	// The emulator's server also hosts the dev callback page that shows the
+	// request completing a sign-in. It and the demo page are the app's
+	// registered callbacks: like github.com, the emulator refuses any other
+	// redirect_uri.
 	callback := emuURL + devCallbackPath
-	emu := githubemu.New(githubemu.Config{ClientID: clientID, ClientSecret: secret, CallbackURL: callback})
+	emu := githubemu.New(githubemu.Config{ClientID: clientID, ClientSecret: secret, CallbackURL: callback,
+		MoreCallbackURLs: []string{demoCallback}})
 	defer emu.Close()
 	var cbHandler atomicHandler
 	emuMux := http.NewServeMux()
@@ -54,23 +80,18 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	go func() { _ = emuSrv.Serve(emuLn) }()
 	defer emuSrv.Close()
 
-	// dev sets up the database and GitHub itself; the environment may
-	// change anything else, and its defaults.
-	pinned := map[string]string{
-		"FLASHAUTH_DATABASE_URL":    "sqlite:" + filepath.Join(dir, "flashauth.db"),
+	maps.Copy(pinned, map[string]string{
 		"GITHUB_CLIENT_ID":          clientID,
 		"GITHUB_CLIENT_SECRET":      secret,
 		"GITHUB_CLIENT_SECRET_FILE": "",
 		"GITHUB_URL":                emuURL,
 		"GITHUB_API_URL":            emuURL,
-	}
-	defaults := map[string]string{"FLASHAUTH_ADDR": "127.0.0.1:8080", "FLASHAUTH_LOG_FORMAT": "text"}
-	devenv := func(k string) string {
-		if v, ok := pinned[k]; ok {
-			return v
-		}
-		return envOr(getenv, k, defaults[k])
-	}
+		// A fresh key each run: the database is thrown away on exit too.
+		"FLASHAUTH_SECRET_KEY":          randomHex(32),
+		"FLASHAUTH_SECRET_KEY_FILE":     "",
+		"FLASHAUTH_SECRET_KEY_OLD":      "",
+		"FLASHAUTH_SECRET_KEY_OLD_FILE": "",
+	})
 	c, err := parseConfig(nil, devenv, stderr)
 	if err != nil {
 		return err
@@ -84,9 +105,13 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("emulator: mint grant: %w", err)
 	}
 	fmt.Fprintf(stderr, "dev mode: data lives in %s and is deleted on exit\n", dir)
-	err = start(ctx, c, stdout, stderr, func(base string) {
-		cbHandler.Store(devCallback(base, callback))
-		printDevInstructions(stdout, base, emuURL, callback, grant.RefreshToken)
+	err = start(ctx, c, stdout, stderr, startOptions{
+		listener: ln,
+		wrap:     withDemo(demoCallback),
+		banner: func(base string) {
+			cbHandler.Store(devCallback(base, callback))
+			printDevInstructions(stdout, base, emuURL, callback, grant.RefreshToken)
+		},
 	})
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -96,6 +121,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 
 func printDevInstructions(w io.Writer, base, emuURL, callback, refreshToken string) {
 	fmt.Fprintf(w, `GitHub emulator on %[2]s
+
+Demo: open %[1]s/ in a browser to sign in, refresh, race and revoke.
 
 Try a refresh with a token the emulator just minted for "octocat":
 

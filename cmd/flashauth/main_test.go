@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flashbacktech/flashauth/app"
 	"github.com/flashbacktech/flashauth/githubemu"
 	"github.com/flashbacktech/flashauth/internal/testkit"
 )
@@ -33,7 +34,7 @@ func envFrom(m map[string]string) func(string) string {
 
 func TestServeConfigErrors(t *testing.T) {
 	const secret = "s3cr3t-value-that-must-not-leak"
-	base := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": secret}
+	base := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": secret, "FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32)}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {
@@ -56,12 +57,18 @@ func TestServeConfigErrors(t *testing.T) {
 		{"both secrets", with("GITHUB_CLIENT_SECRET_FILE", "/etc/hostname"), nil, "only one"},
 		{"bad replay window", with("FLASHAUTH_REPLAY_WINDOW", "sixty"), nil, "FLASHAUTH_REPLAY_WINDOW"},
 		{"negative timeout", with("FLASHAUTH_UPSTREAM_TIMEOUT", "-1s"), nil, "FLASHAUTH_UPSTREAM_TIMEOUT"},
+		{"bad audit retention", with("FLASHAUTH_AUDIT_RETENTION", "90d"), nil, "FLASHAUTH_AUDIT_RETENTION"},
+		{"zero audit retention", base, []string{"-audit-retention", "0s"}, "FLASHAUTH_AUDIT_RETENTION"},
 		{"bad policy", with("FLASHAUTH_GITHUB_REFRESH_AUTH", "strict"), nil, "FLASHAUTH_GITHUB_REFRESH_AUTH"},
 		{"bad database", with("FLASHAUTH_DATABASE_URL", "mysql://x"), nil, "FLASHAUTH_DATABASE_URL"},
 		{"bad github url", with("GITHUB_URL", "github.com"), nil, "GITHUB_URL"},
 		{"bad rate", with("FLASHAUTH_RATE_IP", "lots"), nil, "FLASHAUTH_RATE_IP"},
 		{"bad proxy", with("FLASHAUTH_TRUSTED_PROXIES", "10.0.0.0/99"), nil, "FLASHAUTH_TRUSTED_PROXIES"},
 		{"short secret key", with("FLASHAUTH_SECRET_KEY", "short"), nil, "FLASHAUTH_SECRET_KEY"},
+		{"no secret key", with("FLASHAUTH_SECRET_KEY", ""), nil, "FLASHAUTH_SECRET_KEY (or FLASHAUTH_SECRET_KEY_FILE) is required"},
+		{"both secret keys", with("FLASHAUTH_SECRET_KEY_FILE", "/etc/hostname"), nil, "only one of FLASHAUTH_SECRET_KEY and FLASHAUTH_SECRET_KEY_FILE"},
+		{"secret key file missing", with("FLASHAUTH_SECRET_KEY", "", "FLASHAUTH_SECRET_KEY_FILE", "/nonexistent/key"), nil, "FLASHAUTH_SECRET_KEY_FILE"},
+		{"short old secret key", with("FLASHAUTH_SECRET_KEY_OLD", "short"), nil, "FLASHAUTH_SECRET_KEY_OLD"},
 		{"tls half", with("FLASHAUTH_TLS_CERT", "/x.pem"), nil, "FLASHAUTH_TLS_KEY"},
 		{"flag overrides env", base, []string{"-replay-window", "soon"}, "FLASHAUTH_REPLAY_WINDOW"},
 		{"bad log level", with("FLASHAUTH_LOG_LEVEL", "loud"), nil, "FLASHAUTH_LOG_LEVEL"},
@@ -278,6 +285,7 @@ func TestServeShutdownDrainsInFlight(t *testing.T) {
 	env := map[string]string{
 		"FLASHAUTH_ADDR": "127.0.0.1:0", "FLASHAUTH_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "db"),
 		"GITHUB_CLIENT_ID": "Iv1.t", "GITHUB_CLIENT_SECRET": "sek", "GITHUB_URL": emuSrv.URL, "GITHUB_API_URL": emuSrv.URL,
+		"FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32),
 	}
 	var stderr testkit.SyncBuffer
 	lines, stop := startCmd(t, []string{"serve"}, env, &stderr)
@@ -454,7 +462,7 @@ func TestEmulatorCommand(t *testing.T) {
 // by parseConfig with one line naming the variable and quoting no secret.
 func TestConfigRefusesBeforeOpeningAnything(t *testing.T) {
 	const password = "hunter2-password"
-	base := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek"}
+	base := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek", "FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32)}
 	rows := []struct{ env, value string }{
 		{"GITHUB_URL", "https://"},
 		{"GITHUB_URL", "https://github.com?x=1"},
@@ -469,6 +477,10 @@ func TestConfigRefusesBeforeOpeningAnything(t *testing.T) {
 		{"FLASHAUTH_CORS_ORIGINS", "app.example"},
 		{"FLASHAUTH_CORS_ORIGINS", "https://app.example/login"},
 		{"FLASHAUTH_CORS_ORIGINS", "https://" + password + "@app.example"},
+		{"FLASHAUTH_PUBLIC_URL", "auth.example.com"},
+		{"FLASHAUTH_PUBLIC_URL", "https://auth.example.com/?x=1"},
+		{"FLASHAUTH_PUBLIC_URL", "https://octo:" + password + "@auth.example.com"},
+		{"FLASHAUTH_PUBLIC_URL", "ftp://auth.example.com"},
 		// Read at start anyway; unreadable, serve would fail only after listening.
 		{"FLASHAUTH_TLS_CERT", filepath.Join(t.TempDir(), "missing.pem")},
 	}
@@ -494,10 +506,11 @@ func TestConfigRefusesBeforeOpeningAnything(t *testing.T) {
 
 func TestConfigAcceptsGoodURLsAndOrigins(t *testing.T) {
 	cert, key := selfSignedPair(t)
-	env := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek",
+	env := map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek", "FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32),
 		"FLASHAUTH_TLS_CERT": cert, "FLASHAUTH_TLS_KEY": key,
 		"GITHUB_URL": "https://ghe.example/", "GITHUB_API_URL": "https://ghe.example/api/v3",
-		"FLASHAUTH_CORS_ORIGINS": "https://App.Example, http://localhost:3000", "FLASHAUTH_RATE_IP": "0.5"}
+		"FLASHAUTH_CORS_ORIGINS": "https://App.Example, http://localhost:3000", "FLASHAUTH_RATE_IP": "0.5",
+		"FLASHAUTH_PUBLIC_URL": "https://auth.example.com/flashauth/"}
 	c, err := parseConfig(nil, envFrom(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -506,8 +519,30 @@ func TestConfigAcceptsGoodURLsAndOrigins(t *testing.T) {
 	if got, want := strings.Join(c.CORSOrigins, " "), "https://app.example http://localhost:3000"; got != want {
 		t.Errorf("CORSOrigins = %q, want %q", got, want)
 	}
-	if c.GitHubURL != "https://ghe.example/" || c.GitHubAPIURL != "https://ghe.example/api/v3" || c.RateIPPerMinute != 0.5 {
+	// jwks_uri is PublicURL + "/.well-known/jwks.json": no double slash.
+	if c.GitHubURL != "https://ghe.example/" || c.GitHubAPIURL != "https://ghe.example/api/v3" || c.RateIPPerMinute != 0.5 ||
+		c.PublicURL != "https://auth.example.com/flashauth" {
 		t.Errorf("config = %+v", c)
+	}
+}
+
+// The defaults serve runs with are the app's: tests that run "at the
+// default configuration" (app) use the same constants.
+func TestConfigDefaults(t *testing.T) {
+	env := envFrom(map[string]string{"GITHUB_CLIENT_ID": "Iv1.x", "GITHUB_CLIENT_SECRET": "sek", "FLASHAUTH_SECRET_KEY": strings.Repeat("k", 32)})
+	c, err := parseConfig(nil, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuditRetention != app.DefaultAuditRetention || c.RateIPPerMinute != app.DefaultRateIP ||
+		c.RateTokenPerMin != app.DefaultRateToken || c.RateUserPerMin != app.DefaultRateUser {
+		t.Errorf("defaults: audit retention %v, rates %v/%v/%v; want the app's %v, %v/%v/%v", c.AuditRetention,
+			c.RateIPPerMinute, c.RateTokenPerMin, c.RateUserPerMin,
+			app.DefaultAuditRetention, app.DefaultRateIP, app.DefaultRateToken, app.DefaultRateUser)
+	}
+	c, err = parseConfig([]string{"-audit-retention", "720h"}, env, io.Discard)
+	if err != nil || c.AuditRetention != 720*time.Hour {
+		t.Errorf("-audit-retention 720h: %v, %v", c.AuditRetention, err)
 	}
 }
 

@@ -21,7 +21,17 @@ commands:
   serve      run the service (configuration from the environment or flags; serve -h lists them)
   dev        run the service with everything embedded: SQLite in a temporary directory and the GitHub emulator
   emulator   run the GitHub emulator alone
+  migrate    apply the database migrations and exit (for deploy pipelines)
+  admin      operator commands on serve's database: sessions revoke, audit, keys rotate (admin -h lists them)
   version    print the version
+
+client commands (see docs/cli.md):
+  login                  sign in with GitHub through a flashauth server (-server URL or $FLASHAUTH_URL)
+  github-token           print a valid GitHub access token, refreshing it through flashauth
+  github-token credential get|store|erase
+                         git credential helper (credential.helper)
+  sessions [revoke ID]   list your flashauth sessions, or revoke one
+  logout                 end this session and delete the session file
 `
 
 // run is the whole program; main only wires the process to it.
@@ -38,6 +48,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runDev(ctx, rest, getenv, stdout, stderr)
 	case "emulator":
 		return runEmulator(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, rest, getenv, stdout, stderr)
+	case "login":
+		return runLogin(ctx, rest, getenv, stdout, stderr)
+	case "github-token":
+		return runGitHubToken(ctx, rest, getenv, stdin, stdout, stderr)
+	case "sessions":
+		return runSessions(ctx, rest, getenv, stdout)
+	case "logout":
+		return runLogout(ctx, rest, getenv, stdout)
 	case "version":
 		fmt.Fprintln(stdout, "flashauth", versionString())
 		return nil

@@ -1,0 +1,129 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/logging"
+)
+
+// discoveryDoc is the part of /.well-known/openid-configuration a verifier
+// reads.
+type discoveryDoc struct {
+	Issuer  string   `json:"issuer"`
+	JWKSURI string   `json:"jwks_uri"`
+	Algs    []string `json:"id_token_signing_alg_values_supported"`
+}
+
+func (h *harness) discovery(t *testing.T) discoveryDoc {
+	t.Helper()
+	r := h.do(http.MethodGet, "/.well-known/openid-configuration", "", nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("discovery: %d %s", r.Status, r.Body)
+	}
+	var d discoveryDoc
+	if err := json.Unmarshal(r.Body, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestDiscoveryKeySetVerifiesAccessToken: with the default issuer
+// ("flashauth", not a URL), a standard library verifies an access token
+// from nothing but the discovery document: go-oidc's remote key set at its
+// jwks_uri and a verifier for its issuer. Forged and foreign tokens fail.
+func TestDiscoveryKeySetVerifiesAccessToken(t *testing.T) {
+	h := newHarness(t)
+	l := h.signIn(t, h.githubUser("oidc-keyset").ID, "")
+	d := h.discovery(t)
+	if d.Issuer != "flashauth" || d.JWKSURI != h.srv.URL+"/.well-known/jwks.json" {
+		t.Fatalf("discovery = %+v, want issuer flashauth and jwks_uri under %s", d, h.srv.URL)
+	}
+	ctx := oidc.ClientContext(context.Background(), h.srv.Client())
+	keys := oidc.NewRemoteKeySet(ctx, d.JWKSURI)
+	verifier := oidc.NewVerifier(d.Issuer, keys, &oidc.Config{ClientID: "flashauth", SupportedSigningAlgs: d.Algs, Now: h.clock.Now})
+	tok, err := verifier.Verify(ctx, l.JWT)
+	if err != nil {
+		t.Fatalf("go-oidc rejects a flashauth access token: %v", err)
+	}
+	var claims struct {
+		Sid  string `json:"sid"`
+		Type string `json:"type"`
+	}
+	if err := tok.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if tok.Subject != l.userID() || claims.Sid != l.TokenID || claims.Type != "access" {
+		t.Errorf("verified sub %q sid %q type %q, want %q %q access", tok.Subject, claims.Sid, claims.Type, l.userID(), l.TokenID)
+	}
+
+	// The verifier is not a rubber stamp: a changed payload, another
+	// audience or another issuer fail.
+	parts := strings.Split(l.JWT, ".")
+	forged := parts[0] + "." + b64url([]byte(`{"iss":"flashauth","aud":"flashauth","sub":"someone-else","exp":4102444800}`)) + "." + parts[2]
+	if _, err := verifier.Verify(ctx, forged); err == nil {
+		t.Error("go-oidc accepted a token whose payload was changed")
+	}
+	other := oidc.NewVerifier(d.Issuer, keys, &oidc.Config{ClientID: "another-audience", Now: h.clock.Now})
+	if _, err := other.Verify(ctx, l.JWT); err == nil {
+		t.Error("go-oidc accepted the token for another audience")
+	}
+	if _, err := oidc.NewVerifier("https://elsewhere.example", keys, &oidc.Config{ClientID: "flashauth", Now: h.clock.Now}).Verify(ctx, l.JWT); err == nil {
+		t.Error("go-oidc accepted the token for another issuer")
+	}
+}
+
+// TestDiscoveryProviderWithURLIssuer: with FLASHAUTH_ISSUER set to the URL
+// flashauth is reached at, go-oidc's NewProvider (which requires the
+// discovery document's issuer to equal that URL) finds the keys on its own,
+// and its verifier accepts the access token.
+func TestDiscoveryProviderWithURLIssuer(t *testing.T) {
+	h := newHarness(t)
+	// The issuer must be the server's URL, known once it listens.
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	base := "http://" + srv.Listener.Addr().String()
+	cfg := h.cfg
+	cfg.Issuer = base
+	level, err := logging.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, logging.New(h.logs, "json", level), h.clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = a.Handler
+	srv.Start()
+	t.Cleanup(func() { srv.Close(); a.Close() })
+	p := *h
+	p.app, p.srv, p.cfg = a, srv, cfg
+
+	l := p.signIn(t, p.githubUser("oidc-provider").ID, "")
+	if iss, _ := l.Claims["iss"].(string); iss != base {
+		t.Fatalf("iss = %q, want %q", iss, base)
+	}
+	ctx := oidc.ClientContext(context.Background(), srv.Client())
+	provider, err := oidc.NewProvider(ctx, base)
+	if err != nil {
+		t.Fatalf("go-oidc discovery: %v", err)
+	}
+	tok, err := provider.Verifier(&oidc.Config{ClientID: "flashauth", Now: h.clock.Now}).Verify(ctx, l.JWT)
+	if err != nil {
+		t.Fatalf("go-oidc rejects a flashauth access token: %v", err)
+	}
+	if tok.Subject != l.userID() {
+		t.Errorf("sub = %q, want %q", tok.Subject, l.userID())
+	}
+	// The default issuer is not a URL: NewProvider refuses it, which is why
+	// docs/api.md says to set FLASHAUTH_ISSUER for it.
+	if _, err := oidc.NewProvider(oidc.ClientContext(context.Background(), h.srv.Client()), h.srv.URL); err == nil {
+		t.Error("NewProvider accepted a discovery document whose issuer is not its URL")
+	}
+}

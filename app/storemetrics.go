@@ -1,0 +1,206 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flashbacktech/flashauth"
+)
+
+// meteredStore times every store operation for /metrics. It embeds the
+// store, so a method it does not wrap still works (untimed).
+type meteredStore struct {
+	flashauth.Store
+	duration *prometheus.HistogramVec
+	errors   *prometheus.CounterVec
+}
+
+func newMeteredStore(s flashauth.Store, reg prometheus.Registerer) (*meteredStore, error) {
+	m := &meteredStore{
+		Store: s,
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "flashauth_store_operation_duration_seconds",
+			Help:    "Latency of store operations, by operation.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"operation"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flashauth_store_errors_total",
+			Help: "Store operations that failed, by operation (not found, conflict and lost claims are answers, not failures).",
+		}, []string{"operation"}),
+	}
+	for _, c := range []prometheus.Collector{m.duration, m.errors} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// done records one operation that started at start and ended with err.
+func (m *meteredStore) done(op string, start time.Time, err error) {
+	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, flashauth.ErrNotFound) && !errors.Is(err, flashauth.ErrConflict) && !errors.Is(err, flashauth.ErrClaimLost) {
+		m.errors.WithLabelValues(op).Inc()
+	}
+}
+
+func timed[T any](m *meteredStore, op string, f func() (T, error)) (T, error) {
+	start := time.Now()
+	v, err := f()
+	m.done(op, start, err)
+	return v, err
+}
+
+func timed0(m *meteredStore, op string, f func() error) error {
+	start := time.Now()
+	err := f()
+	m.done(op, start, err)
+	return err
+}
+
+// claimed is ClaimLedger's pair of results.
+type claimed struct {
+	entry flashauth.LedgerEntry
+	held  bool
+}
+
+func (m *meteredStore) ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (flashauth.LedgerEntry, bool, error) {
+	c, err := timed(m, "claim_ledger", func() (claimed, error) {
+		e, held, err := m.Store.ClaimLedger(ctx, kind, key, claimID, now, leaseUntil)
+		return claimed{e, held}, err
+	})
+	return c.entry, c.held, err
+}
+
+func (m *meteredStore) CompleteLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, expiresAt time.Time, lineage []flashauth.Lineage) error {
+	return timed0(m, "complete_ledger", func() error {
+		return m.Store.CompleteLedger(ctx, kind, key, claimID, sealed, expiresAt, lineage)
+	})
+}
+
+func (m *meteredStore) ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error {
+	return timed0(m, "release_ledger", func() error { return m.Store.ReleaseLedger(ctx, kind, key, claimID) })
+}
+
+func (m *meteredStore) GetLedger(ctx context.Context, kind string, key []byte) (flashauth.LedgerEntry, error) {
+	return timed(m, "get_ledger", func() (flashauth.LedgerEntry, error) { return m.Store.GetLedger(ctx, kind, key) })
+}
+
+func (m *meteredStore) PurgeLedger(ctx context.Context, now time.Time) (int64, error) {
+	return timed(m, "purge_ledger", func() (int64, error) { return m.Store.PurgeLedger(ctx, now) })
+}
+
+func (m *meteredStore) PutLineage(ctx context.Context, l flashauth.Lineage) error {
+	return timed0(m, "put_lineage", func() error { return m.Store.PutLineage(ctx, l) })
+}
+
+func (m *meteredStore) GetLineage(ctx context.Context, tokenHash []byte) (flashauth.Lineage, error) {
+	return timed(m, "get_lineage", func() (flashauth.Lineage, error) { return m.Store.GetLineage(ctx, tokenHash) })
+}
+
+// upserted is UpsertGitHubUser's pair of results.
+type upserted struct {
+	user    flashauth.User
+	created bool
+}
+
+func (m *meteredStore) UpsertGitHubUser(ctx context.Context, u flashauth.User, org flashauth.Organization) (flashauth.User, bool, error) {
+	r, err := timed(m, "upsert_github_user", func() (upserted, error) {
+		u, created, err := m.Store.UpsertGitHubUser(ctx, u, org)
+		return upserted{u, created}, err
+	})
+	return r.user, r.created, err
+}
+
+func (m *meteredStore) GetUser(ctx context.Context, id string) (flashauth.User, error) {
+	return timed(m, "get_user", func() (flashauth.User, error) { return m.Store.GetUser(ctx, id) })
+}
+
+func (m *meteredStore) CreateSession(ctx context.Context, s flashauth.Session, refreshHash []byte) error {
+	return timed0(m, "create_session", func() error { return m.Store.CreateSession(ctx, s, refreshHash) })
+}
+
+func (m *meteredStore) GetSession(ctx context.Context, id string) (flashauth.Session, error) {
+	return timed(m, "get_session", func() (flashauth.Session, error) { return m.Store.GetSession(ctx, id) })
+}
+
+// found is FindSessionByRefresh's pair of results.
+type found struct {
+	session flashauth.Session
+	current bool
+}
+
+func (m *meteredStore) FindSessionByRefresh(ctx context.Context, refreshHash []byte) (flashauth.Session, bool, error) {
+	r, err := timed(m, "find_session_by_refresh", func() (found, error) {
+		s, current, err := m.Store.FindSessionByRefresh(ctx, refreshHash)
+		return found{s, current}, err
+	})
+	return r.session, r.current, err
+}
+
+func (m *meteredStore) RotateSession(ctx context.Context, id string, oldHash, newHash []byte, now, expiresAt time.Time) error {
+	return timed0(m, "rotate_session", func() error { return m.Store.RotateSession(ctx, id, oldHash, newHash, now, expiresAt) })
+}
+
+func (m *meteredStore) TouchSession(ctx context.Context, id string, now time.Time) error {
+	return timed0(m, "touch_session", func() error { return m.Store.TouchSession(ctx, id, now) })
+}
+
+func (m *meteredStore) RevokeSession(ctx context.Context, id string, now time.Time) error {
+	return timed0(m, "revoke_session", func() error { return m.Store.RevokeSession(ctx, id, now) })
+}
+
+func (m *meteredStore) RevokeUserSessions(ctx context.Context, userID string, now time.Time) (int64, error) {
+	return timed(m, "revoke_user_sessions", func() (int64, error) { return m.Store.RevokeUserSessions(ctx, userID, now) })
+}
+
+func (m *meteredStore) ListSessions(ctx context.Context, userID string, now time.Time) ([]flashauth.Session, error) {
+	return timed(m, "list_sessions", func() ([]flashauth.Session, error) { return m.Store.ListSessions(ctx, userID, now) })
+}
+
+func (m *meteredStore) ListSigningKeys(ctx context.Context) ([]flashauth.SigningKey, error) {
+	return timed(m, "list_signing_keys", func() ([]flashauth.SigningKey, error) { return m.Store.ListSigningKeys(ctx) })
+}
+
+func (m *meteredStore) PutOAuthState(ctx context.Context, s flashauth.OAuthState) error {
+	return timed0(m, "put_oauth_state", func() error { return m.Store.PutOAuthState(ctx, s) })
+}
+
+func (m *meteredStore) TakeOAuthState(ctx context.Context, hash []byte, now time.Time) (flashauth.OAuthState, error) {
+	return timed(m, "take_oauth_state", func() (flashauth.OAuthState, error) { return m.Store.TakeOAuthState(ctx, hash, now) })
+}
+
+func (m *meteredStore) PurgeOAuthStates(ctx context.Context, now time.Time) (int64, error) {
+	return timed(m, "purge_oauth_states", func() (int64, error) { return m.Store.PurgeOAuthStates(ctx, now) })
+}
+
+func (m *meteredStore) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
+	return timed0(m, "append_audit", func() error { return m.Store.AppendAudit(ctx, e) })
+}
+
+func (m *meteredStore) PurgeAudit(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return timed(m, "purge_audit", func() (int64, error) { return m.Store.PurgeAudit(ctx, before, limit) })
+}
+
+func (m *meteredStore) Ping(ctx context.Context) error {
+	return timed0(m, "ping", func() error { return m.Store.Ping(ctx) })
+}
+
+func (m *meteredStore) GetOrganization(ctx context.Context, id string) (flashauth.Organization, error) {
+	return timed(m, "get_organization", func() (flashauth.Organization, error) { return m.Store.GetOrganization(ctx, id) })
+}
+
+func (m *meteredStore) InsertSigningKey(ctx context.Context, k flashauth.SigningKey) error {
+	return timed0(m, "insert_signing_key", func() error { return m.Store.InsertSigningKey(ctx, k) })
+}
+
+func (m *meteredStore) DeleteSigningKeys(ctx context.Context, now time.Time) (int64, error) {
+	return timed(m, "delete_signing_keys", func() (int64, error) { return m.Store.DeleteSigningKeys(ctx, now) })
+}
+
+func (m *meteredStore) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent, error) {
+	return timed(m, "list_audit", func() ([]flashauth.AuditEvent, error) { return m.Store.ListAudit(ctx, limit) })
+}
