@@ -11,6 +11,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -296,7 +297,18 @@ func (r *runner) setup(ctx context.Context) ([]*worker, error) {
 		})
 	}
 	wg.Wait()
-	return ws, errors.Join(errs...)
+	failed := 0
+	var first error
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if failed > 0 {
+		return nil, fmt.Errorf("setup of %d of %d workers failed, the first: %w", failed, len(ws), first)
+	}
+	return ws, nil
 }
 
 // prepare gives w a token to start from: a fresh grant (unique) or a

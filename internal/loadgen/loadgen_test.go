@@ -106,6 +106,20 @@ func TestRunDirect(t *testing.T) {
 	}
 }
 
+// A worker that cannot sign in (here: the target is not flashauth) fails
+// the run before the clock starts, with one error, not one per worker.
+func TestRunSetupFails(t *testing.T) {
+	emu := githubemu.New(githubemu.Config{})
+	srv := httptest.NewServer(emu)
+	t.Cleanup(func() { emu.Close(); srv.Close() })
+	_, err := loadgen.Run(t.Context(), small(loadgen.Config{
+		Targets: []string{srv.URL}, Emulator: srv.URL, Scenario: loadgen.ScenarioSession, Concurrency: 3,
+	}))
+	if err == nil || !strings.Contains(err.Error(), "setup of 3 of 3 workers failed") || strings.Count(err.Error(), "sign-in") != 1 {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
 func TestRunStopsAtMaxRequests(t *testing.T) {
 	target, emuURL, emu := loadgentest.Serve(t)
 	rep, err := loadgen.Run(t.Context(), loadgen.Config{
