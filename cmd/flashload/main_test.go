@@ -39,6 +39,7 @@ func TestRunRejectsBadArguments(t *testing.T) {
 		{"inproc with a URL", []string{"-inproc", "-url", "http://127.0.0.1:8080"}, "do not apply"},
 		{"inproc unknown target", []string{"-inproc", "-targets", "nginx"}, "unknown target"},
 		{"inproc nothing to run", []string{"-inproc", "-targets", "ceiling", "-scenario", "hot", "-n", "1"}, "no target can run"},
+		{"kill9 runs", []string{"-kill9", "-runs", "0"}, "-runs"},
 		{"stray argument", []string{"extra"}, "unexpected argument"},
 		{"unknown flag", []string{"-rps", "5"}, "rps"},
 	}
@@ -114,5 +115,42 @@ func TestRunInprocChart(t *testing.T) {
 	b, err := os.ReadFile(svg)
 	if err != nil || !bytes.Contains(b, []byte("<svg")) || !bytes.Contains(b, []byte("flashauth-sqlite")) {
 		t.Fatalf("chart: %v %q", err, b)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []int
+		want float64
+	}{
+		{[]int{7}, 7},
+		{[]int{4, 8}, 6},
+		{[]int{3, 4, 8}, 4},
+		{[]int{4, 4, 8, 8}, 6},
+	}
+	for _, tc := range tests {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %g, want %g", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestRunKill9JSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := []string{"-kill9", "-c", "2", "-kill-after", "200ms", "-kill-upstream-timeout", "1s", "-runs", "2", "-json"}
+	if err := run(t.Context(), args, noEnv, &out, &errOut); err != nil {
+		t.Fatalf("run: %v (%s)", err, errOut.String())
+	}
+	var ks []loadgen.KillReport
+	if err := json.Unmarshal(out.Bytes(), &ks); err != nil {
+		t.Fatalf("not JSON: %v: %q", err, out.String())
+	}
+	if len(ks) != 2 {
+		t.Fatalf("want one report per run: %+v", ks)
+	}
+	for _, k := range ks {
+		if k.Workers != 2 || k.Alive+k.Dead != 2 || len(k.Other) != 0 {
+			t.Errorf("report: %+v", k)
+		}
 	}
 }
