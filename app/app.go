@@ -88,10 +88,12 @@ type App struct {
 // signing key exists, and wires the services and the HTTP handler. Close
 // releases what it opened.
 func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock) (*App, error) {
-	store, err := OpenStore(ctx, c.DatabaseURL)
+	raw, err := OpenStore(ctx, c.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
+	// Audit rows are written off the answer path (auditqueue.go).
+	store := newAuditQueue(raw, log)
 	a := &App{log: log, Store: store, clock: clock}
 
 	gh, err := github.New(github.Config{

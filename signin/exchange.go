@@ -35,6 +35,17 @@ type outcome struct {
 	lineage []flashauth.Lineage
 }
 
+// Err implements ledger.Verdict.
+func (o outcome) Err() error {
+	if o.Code != "" {
+		return rejection(o.Code)
+	}
+	if o.AuthState == nil {
+		return errors.New("signin: payload without auth state")
+	}
+	return nil
+}
+
 // binding is a digest of what, besides the code, identifies a sign-in request.
 func binding(req Request) string {
 	return hex.EncodeToString(seal.Hash("signin binding v1\x00" + req.State + "\x00" + req.RedirectURI))
@@ -63,43 +74,26 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "deviceInfo must be JSON.")
 	}
 	b := binding(req)
-	res, err := s.ledger.Do(ctx, flashauth.LedgerGitHubCode, req.Code, s.cfg.ReplayWindow,
-		func(ctx context.Context) (ledger.Outcome, error) {
+	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{Kind: flashauth.LedgerGitHubCode, Secret: req.Code, Window: s.cfg.ReplayWindow},
+		func(ctx context.Context) (outcome, []flashauth.Lineage, error) {
 			o, err := s.exchange(ctx, req)
-			if err != nil {
-				return ledger.Outcome{}, err
-			}
 			o.Binding = b
-			payload, err := json.Marshal(o)
-			if err != nil {
-				return ledger.Outcome{}, fmt.Errorf("signin: payload: %w", err)
-			}
-			return ledger.Outcome{Payload: payload, Lineage: o.lineage}, nil
+			return o, o.lineage, err
 		})
-	if err != nil {
-		if !ledger.IsCommitError(err) || res.Payload == nil {
-			return AuthState{}, err
-		}
+	if res.Lost != nil {
 		// The code is spent and a session open; answering is the only way
 		// they are not lost, though a retry will not replay this.
-		s.log.Error("sign-in outcome not committed", "err", err)
+		s.log.Error("sign-in outcome not committed", "err", res.Lost)
 	}
-	var out outcome
-	if err := json.Unmarshal(res.Payload, &out); err != nil {
-		return AuthState{}, fmt.Errorf("signin: payload: %w", err)
-	}
-	if out.Binding != b {
+	if res.Payload != nil && out.Binding != b {
 		// The same code with another state or redirect_uri is not a retry
 		// of the request that spent it. This holds for replays and for
 		// callers that joined the exchange in flight (the ledger shares one
 		// attempt between them): neither may take another request's answer.
 		return AuthState{}, rejection(flashauth.CodeInvalidState)
 	}
-	if out.Code != "" {
-		return AuthState{}, rejection(out.Code)
-	}
-	if out.AuthState == nil {
-		return AuthState{}, errors.New("signin: payload without auth state")
+	if err != nil {
+		return AuthState{}, err
 	}
 	if res.Replayed {
 		// A replay hands out the session opened the first time; once that
