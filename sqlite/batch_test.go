@@ -196,7 +196,9 @@ func TestGroupCommitPanicFailsAlone(t *testing.T) {
 	waitQueued(t, db, 1)
 	errs := make([]error, 5)
 	for i := range errs {
-		wg.Go(func() { errs[i] = db.AppendAudit(context.Background(), flashauth.AuditEvent{Type: "ok", Outcome: "ok"}) })
+		wg.Go(func() {
+			errs[i] = db.AppendAudit(context.Background(), flashauth.AuditEvent{Type: "ok", Outcome: "ok"})
+		})
 	}
 	waitQueued(t, db, 1+len(errs))
 	release()
