@@ -171,8 +171,12 @@ func newTransport() *http.Transport {
 		ForceAttemptHTTP2:     true,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   5 * time.Second,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   16,
+		// Keep-alive sized for the concurrency of a busy broker: over
+		// HTTP/1.1 every request in flight needs a connection, and one
+		// closed after use (beyond MaxIdleConnsPerHost) means a new TCP and
+		// TLS handshake for the next. An idle connection costs about 10 KiB.
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       30 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}

@@ -123,6 +123,9 @@ func newWriter() *writer {
 // fn is rolled back and re-raised here. If ctx ends before fn started, fn
 // never runs; once it started, writeTx waits for its batch (one transaction).
 func (db *DB) writeTx(ctx context.Context, op string, fn txFunc) error {
+	if err := ctx.Err(); err != nil {
+		return db.fail(op, err) // select below would pick at random
+	}
 	req := &writeReq{fn: fn, done: make(chan writeResult, 1)}
 	w := db.w
 	w.mu.RLock()
