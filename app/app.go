@@ -117,10 +117,12 @@ type App struct {
 // releases what it opened.
 func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock) (*App, error) {
 	reg := newRegistry()
-	store, err := openMeteredStore(ctx, c.DatabaseURL, reg)
+	metered, err := openMeteredStore(ctx, c.DatabaseURL, reg)
 	if err != nil {
 		return nil, err
 	}
+	// Audit rows are written off the answer path (auditqueue.go).
+	store := newAuditQueue(metered, log)
 	a := &App{
 		log: log, Store: store, clock: clock,
 		auditRetention: orDefault(c.AuditRetention, DefaultAuditRetention),

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/flashbacktech/flashauth/app"
@@ -53,6 +54,34 @@ func BenchmarkRefreshUnique(b *testing.B) {
 	for i := range b.N {
 		postBench(b, client, h.srv.URL, "/auth/github/refresh", tokens[i])
 	}
+}
+
+// BenchmarkRefreshUniqueParallel is BenchmarkRefreshUnique from 32
+// concurrent clients (16 per CPU on the 2-CPU reference machine): what the
+// ledger's write path does under load, where concurrent claims and commits
+// share the single SQLite writer.
+func BenchmarkRefreshUniqueParallel(b *testing.B) {
+	h := newBenchHarness(b)
+	u := h.emu.AddUser(githubemu.User{Login: "bench"})
+	tokens := make([]string, b.N)
+	for i := range tokens {
+		g, err := h.emu.MintGrant(u.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens[i] = g.RefreshToken
+	}
+	client := h.srv.Client()
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			postBench(b, client, h.srv.URL, "/auth/github/refresh", tokens[next.Add(1)-1])
+		}
+	})
 }
 
 // BenchmarkRefreshHotToken: one token under parallel load. The first

@@ -35,6 +35,17 @@ type outcome struct {
 	lineage []flashauth.Lineage
 }
 
+// Err implements ledger.Verdict.
+func (o outcome) Err() error {
+	if o.Code != "" {
+		return rejection(o.Code)
+	}
+	if o.AuthState == nil {
+		return errors.New("signin: payload without auth state")
+	}
+	return nil
+}
+
 // binding is a digest of what, besides the code, identifies a sign-in request.
 func binding(req Request) string {
 	return hex.EncodeToString(seal.Hash("signin binding v1\x00" + req.State + "\x00" + req.RedirectURI))
@@ -77,9 +88,10 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 		l, err := s.checkState(ctx, req)
 		if errors.Is(err, flashauth.ErrNotFound) {
 			// No live state: either the state is wrong, or this retries a
-			// sign-in that completed and used it up. Only a committed
-			// outcome may answer, and its binding decides; nothing is
-			// claimed, so a wrong state leaves the code to its owner.
+			// sign-in that completed (or is completing) and used it up. Only
+			// a committed outcome may answer, and its binding decides;
+			// nothing is claimed, so a wrong state leaves the code to its
+			// owner.
 			res, ok, rerr := s.ledger.Replay(ctx, flashauth.LedgerGitHubCode, req.Code)
 			if rerr != nil {
 				return AuthState{}, fmt.Errorf("signin: replay: %w", rerr)
@@ -87,66 +99,56 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 			if !ok {
 				return AuthState{}, rejection(flashauth.CodeInvalidState)
 			}
-			return s.answer(ctx, req, res, b)
+			var out outcome
+			if err := json.Unmarshal(res.Payload, &out); err != nil {
+				return AuthState{}, fmt.Errorf("signin: payload: %w", err)
+			}
+			return s.answer(ctx, req, out, res, out.Err(), b)
 		}
 		if err != nil {
 			return AuthState{}, err
 		}
 		checked = l
 	}
-	res, err := s.ledger.Do(ctx, flashauth.LedgerGitHubCode, req.Code, s.cfg.ReplayWindow,
-		func(ctx context.Context) (ledger.Outcome, error) {
+	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{Kind: flashauth.LedgerGitHubCode, Secret: req.Code, Window: s.cfg.ReplayWindow},
+		func(ctx context.Context) (outcome, []flashauth.Lineage, error) {
 			o, err := s.exchange(ctx, req, checked)
-			if err != nil {
-				return ledger.Outcome{}, err
-			}
 			o.Binding = b
-			payload, err := json.Marshal(o)
-			if err != nil {
-				return ledger.Outcome{}, fmt.Errorf("signin: payload: %w", err)
-			}
-			return ledger.Outcome{Payload: payload, Lineage: o.lineage}, nil
+			return o, o.lineage, err
 		})
-	if err != nil {
-		if !ledger.IsCommitError(err) || res.Payload == nil {
-			return AuthState{}, err
-		}
+	if res.Lost != nil {
 		// The code is spent and a session open; answering is the only way
 		// they are not lost, though a retry will not replay this.
-		s.log.Error("sign-in outcome not committed", "err", err)
+		s.log.Error("sign-in outcome not committed", "err", res.Lost)
 	}
-	return s.answer(ctx, req, res, b)
+	return s.answer(ctx, req, out, res, err, b)
 }
 
 // stateRequiredMessage is the message of STATE_REQUIRED.
 const stateRequiredMessage = "The state is missing: sign-ins are started with PKCE at GET /auth/github/authorize, " +
 	"and the state that call returned must be sent with the code."
 
-// answer turns the ledger's payload into the caller's answer. b is the
-// binding of the caller's request.
-func (s *Service) answer(ctx context.Context, req Request, res ledger.Result, b string) (AuthState, error) {
-	var out outcome
-	if err := json.Unmarshal(res.Payload, &out); err != nil {
-		return AuthState{}, fmt.Errorf("signin: payload: %w", err)
-	}
-	if out.Binding != b {
+// answer turns a verdict of the ledger into the caller's answer. err is the
+// verdict's own (a committed rejection) or the ledger's (nothing definitive
+// happened, and then res carries no payload); b is the binding of the
+// caller's request.
+func (s *Service) answer(ctx context.Context, req Request, out outcome, res ledger.Result, err error, b string) (AuthState, error) {
+	if res.Payload != nil && out.Binding != b {
 		// The same code with another state or redirect_uri is not a retry
 		// of the request that spent it. This holds for replays and for
 		// callers that joined the exchange in flight (the ledger shares one
 		// attempt between them): neither may take another request's answer.
 		return AuthState{}, rejection(flashauth.CodeInvalidState)
 	}
-	if out.Code != "" {
-		err := rejection(out.Code)
+	if err != nil {
 		if out.Code == flashauth.CodeInvalidCode && req.State == "" {
 			// flashauth cannot tell a dead code from a PKCE-bound one sent
 			// without its state: GitHub says the same of both.
-			err.Message += " If the sign-in was started at GET /auth/github/authorize without pkce=false, send its state with the code."
+			e := rejection(out.Code)
+			e.Message += " If the sign-in was started at GET /auth/github/authorize without pkce=false, send its state with the code."
+			return AuthState{}, e
 		}
 		return AuthState{}, err
-	}
-	if out.AuthState == nil {
-		return AuthState{}, errors.New("signin: payload without auth state")
 	}
 	if res.Replayed {
 		// A replay hands out the session opened the first time; once that
