@@ -16,6 +16,7 @@ import (
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/internal/testhook"
 	"github.com/flashbacktech/flashauth/logging"
 )
 
@@ -92,7 +93,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Ledger.SetAfterCommit(func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) })
+	testhook.SetAfterLedgerCommit(func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

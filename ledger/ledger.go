@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/testhook"
 	"github.com/flashbacktech/flashauth/seal"
 )
 
@@ -68,10 +69,6 @@ type Ledger struct {
 	// inflight counts the operations this process is running or waiting
 	// on: one per secret, however many callers share it.
 	inflight atomic.Int64
-
-	// afterCommit, when set (tests only), runs after a commit and before the
-	// answer is returned.
-	afterCommit func(kind string)
 }
 
 // New returns a Ledger over store.
@@ -93,10 +90,6 @@ func New(store flashauth.LedgerStore, opt Options) *Ledger {
 	}
 	return &Ledger{store: store, opt: opt}
 }
-
-// SetAfterCommit installs a hook that runs after every commit, before Do
-// returns. For crash tests only.
-func (l *Ledger) SetAfterCommit(f func(kind string)) { l.afterCommit = f }
 
 // Result is what Do returns.
 type Result struct {
@@ -244,9 +237,7 @@ func (l *Ledger) execute(ctx context.Context, kind, secret string, key []byte, c
 		// a retry will not replay it.
 		return Result{Payload: out.Payload}, &CommitError{Err: err}
 	}
-	if l.afterCommit != nil {
-		l.afterCommit(kind)
-	}
+	testhook.AfterLedgerCommit(kind)
 	return Result{Payload: out.Payload}, nil
 }
 

@@ -100,14 +100,14 @@ type Result struct {
 	Owner    string // the user the token's lineage belongs to, "" when unknown
 }
 
-// outcome is what the ledger commits and replays.
-type outcome struct {
+// verdict is what the ledger commits and replays.
+type verdict struct {
 	Token *Token `json:"token,omitempty"`
 	Code  string `json:"code,omitempty"` // a definitive error code
 }
 
 // Err implements ledger.Verdict.
-func (o outcome) Err() error {
+func (o verdict) Err() error {
 	if o.Code != "" {
 		return rejection(o.Code)
 	}
@@ -135,7 +135,7 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, caller Calle
 
 	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{
 		Kind: flashauth.LedgerGitHubRefresh, Secret: refreshToken, Hash: hash, Window: s.cfg.ReplayWindow,
-	}, func(ctx context.Context) (outcome, []flashauth.Lineage, error) {
+	}, func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
 		return s.exchange(ctx, refreshToken, hash, lin, known)
 	})
 	if res.Lost != nil {
@@ -190,7 +190,7 @@ func (s *Service) authorize(caller Caller, lin flashauth.Lineage, known bool) er
 
 // exchange is the ledger operation: one call to GitHub. Definitive answers
 // become committed outcomes; anything transient is an error, never cached.
-func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte, lin flashauth.Lineage, known bool) (outcome, []flashauth.Lineage, error) {
+func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte, lin flashauth.Lineage, known bool) (verdict, []flashauth.Lineage, error) {
 	gt, err := s.gh.RefreshToken(ctx, refreshToken)
 	now := s.cfg.Clock.Now()
 	if err != nil {
@@ -199,9 +199,9 @@ func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte
 			if known && lin.ReplacedBy != nil && s.cfg.OnRejectedRotated != nil {
 				s.cfg.OnRejectedRotated(ctx, lin)
 			}
-			return outcome{Code: flashauth.CodeInvalidRefreshToken}, nil, nil
+			return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil, nil
 		}
-		return outcome{}, nil, flashauth.ErrorFromUpstream(err)
+		return verdict{}, nil, flashauth.ErrorFromUpstream(err)
 	}
 	tok := Token{
 		AccessToken:  gt.AccessToken,
@@ -240,7 +240,7 @@ func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte
 			ExpiresAt:  tok.RefreshTokenExpiresAt,
 		}}
 	}
-	return outcome{Token: &tok}, lineage, nil
+	return verdict{Token: &tok}, lineage, nil
 }
 
 // rejection is the caller-facing error of a committed rejection code. This

@@ -21,9 +21,9 @@ const (
 	maxStateLen = 512
 )
 
-// outcome is the ledger payload of a sign-in: the answer, or the code of a
+// verdict is the ledger payload of a sign-in: the answer, or the code of a
 // definitive rejection. Both replay within the window.
-type outcome struct {
+type verdict struct {
 	AuthState *AuthState `json:"authState,omitempty"`
 	Code      string     `json:"code,omitempty"`
 	// Binding ties the outcome to the state and redirect_uri of the request
@@ -36,7 +36,7 @@ type outcome struct {
 }
 
 // Err implements ledger.Verdict.
-func (o outcome) Err() error {
+func (o verdict) Err() error {
 	if o.Code != "" {
 		return rejection(o.Code)
 	}
@@ -99,7 +99,7 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 			if !ok {
 				return AuthState{}, rejection(flashauth.CodeInvalidState)
 			}
-			var out outcome
+			var out verdict
 			if err := json.Unmarshal(res.Payload, &out); err != nil {
 				return AuthState{}, fmt.Errorf("signin: payload: %w", err)
 			}
@@ -111,7 +111,7 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 		checked = l
 	}
 	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{Kind: flashauth.LedgerGitHubCode, Secret: req.Code, Window: s.cfg.ReplayWindow},
-		func(ctx context.Context) (outcome, []flashauth.Lineage, error) {
+		func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
 			o, err := s.exchange(ctx, req, checked)
 			o.Binding = b
 			return o, o.lineage, err
@@ -132,7 +132,7 @@ const stateRequiredMessage = "The state is missing: sign-ins are started with PK
 // verdict's own (a committed rejection) or the ledger's (nothing definitive
 // happened, and then res carries no payload); b is the binding of the
 // caller's request.
-func (s *Service) answer(ctx context.Context, req Request, out outcome, res ledger.Result, err error, b string) (AuthState, error) {
+func (s *Service) answer(ctx context.Context, req Request, out verdict, res ledger.Result, err error, b string) (AuthState, error) {
 	if res.Payload != nil && out.Binding != b {
 		// The same code with another state or redirect_uri is not a retry
 		// of the request that spent it. This holds for replays and for
@@ -202,7 +202,7 @@ func (s *Service) checkState(ctx context.Context, req Request) (*login, error) {
 // exchange is the ledger operation of SignIn. It returns definitive
 // rejections as outcomes and everything that may pass as errors. l is the
 // checked state of the request, nil when it came without one.
-func (s *Service) exchange(ctx context.Context, req Request, l *login) (outcome, error) {
+func (s *Service) exchange(ctx context.Context, req Request, l *login) (verdict, error) {
 	ex := flashauth.CodeExchange{Code: req.Code, RedirectURI: req.RedirectURI}
 	if l != nil {
 		if ex.RedirectURI == "" {
@@ -230,7 +230,7 @@ func (s *Service) useState(ctx context.Context, l *login) error {
 
 // complete exchanges the code, uses up the state of its login, reads the
 // GitHub user, stores our user and opens the session.
-func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeExchange, l *login) (outcome, error) {
+func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeExchange, l *login) (verdict, error) {
 	tok, err := s.gh.ExchangeCode(ctx, ex)
 	if err != nil {
 		return upstream(err)
@@ -241,7 +241,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 			return rejected(flashauth.CodeInvalidState)
 		}
 		if err != nil {
-			return outcome{}, err
+			return verdict{}, err
 		}
 	}
 	issuedAt := s.cfg.Clock.Now() // GitHub's expiries count from here
@@ -254,7 +254,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 	if ghUser.ID <= 0 || ghUser.Login == "" {
 		// Users are keyed by the GitHub id: a missing one would fold
 		// accounts together.
-		return outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
+		return verdict{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
 			Message: "GitHub answered unexpectedly.", Err: errors.New("signin: GitHub user without id or login")}
 	}
 	emails, err := retryGet(ctx, s.cfg.RetryBackoff, func() ([]flashauth.GitHubEmail, error) { return s.gh.Emails(ctx, tok.AccessToken) })
@@ -267,7 +267,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 	}
 	user, err := s.upsertUser(ctx, ghUser, email)
 	if err != nil {
-		return outcome{}, err
+		return verdict{}, err
 	}
 	issued, err := s.sessions.Open(ctx, user, session.Meta{
 		DeviceInfo: req.DeviceInfo,
@@ -276,7 +276,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 		Provider:   Provider,
 	})
 	if err != nil {
-		return outcome{}, err
+		return verdict{}, err
 	}
 	state := &AuthState{
 		User:                User{Email: user.Email, Name: user.Name, ImageURL: user.ImageURL},
@@ -289,7 +289,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 		TokenID:             issued.SessionID,
 		SessionExpiresAt:    flashauth.UnixMilli(issued.SessionExpiresAt),
 	}
-	out := outcome{AuthState: state, UserID: user.ID}
+	out := verdict{AuthState: state, UserID: user.ID}
 	if tok.RefreshToken != "" {
 		l := flashauth.Lineage{TokenHash: seal.Hash(tok.RefreshToken), UserID: user.ID, CreatedAt: issuedAt}
 		if tok.RefreshTokenExpiresIn > 0 {
