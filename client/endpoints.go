@@ -251,6 +251,15 @@ func (c *Client) JWKS(ctx context.Context) (JWKS, error) {
 	return out, err
 }
 
+// Discovery fetches the OpenID Connect discovery document, GET
+// /.well-known/openid-configuration: the issuer of access tokens and the
+// absolute URL of their keys, for verifiers that start from it.
+func (c *Client) Discovery(ctx context.Context) (Discovery, error) {
+	var out Discovery
+	err := c.do(ctx, call{method: http.MethodGet, path: "/.well-known/openid-configuration"}, &out)
+	return out, err
+}
+
 // Healthz reports whether the process is up: GET /healthz.
 func (c *Client) Healthz(ctx context.Context) error {
 	return c.do(ctx, call{method: http.MethodGet, path: "/healthz"}, nil)

@@ -74,6 +74,16 @@ func TestEveryEndpoint(t *testing.T) {
 		t.Errorf("JWKS %+v lacks the signing key %q", set.Keys, kid)
 	}
 
+	// The discovery document names the tokens' issuer and where the JWKS is.
+	disc, err := s.c.Discovery(ctx)
+	if err != nil {
+		t.Fatalf("Discovery: %v", err)
+	}
+	if disc.Issuer != jwtClaim(t, res.Session.AccessToken, "iss") || disc.JWKSURI != s.c.BaseURL()+"/.well-known/jwks.json" ||
+		len(disc.SigningAlgorithms) != 1 || disc.SigningAlgorithms[0] != "EdDSA" {
+		t.Errorf("Discovery = %+v", disc)
+	}
+
 	// GET /token lists the session.
 	list, err := s.c.Sessions(ctx, res.Session.AccessToken)
 	if err != nil {
@@ -219,4 +229,23 @@ func asError(t *testing.T, err error) *client.Error {
 		t.Fatalf("error %v (%T) is not a *client.Error", err, err)
 	}
 	return e
+}
+
+// jwtClaim returns a string claim of jwt's payload (not verified).
+func jwtClaim(t *testing.T, jwt, name string) string {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %d parts", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(b, &claims); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := claims[name].(string)
+	return v
 }

@@ -111,6 +111,15 @@ type JWK struct {
 	Use string `json:"use"`
 }
 
+// Discovery is the part of the OpenID Connect discovery document that
+// describes flashauth's access tokens.
+type Discovery struct {
+	Issuer            string   `json:"issuer"`
+	JWKSURI           string   `json:"jwks_uri"`
+	SigningAlgorithms []string `json:"id_token_signing_alg_values_supported"`
+	Claims            []string `json:"claims_supported"`
+}
+
 // fromMillis converts the wire's milliseconds; 0 is the zero time ("does
 // not expire").
 func fromMillis(ms int64) time.Time {

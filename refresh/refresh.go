@@ -38,9 +38,6 @@ func ParsePolicy(s string) (Policy, error) {
 	return "", fmt.Errorf("unknown policy %q (want compat or session)", s)
 }
 
-// MaxTokenLength bounds a presented refresh token.
-const MaxTokenLength = 4096
-
 // Config configures a Service.
 type Config struct {
 	ReplayWindow time.Duration // default 60s
@@ -108,20 +105,6 @@ type Result struct {
 type outcome struct {
 	Token *Token `json:"token,omitempty"`
 	Code  string `json:"code,omitempty"` // a definitive error code
-}
-
-// ValidToken reports whether s is acceptable as a presented token: non-empty,
-// at most MaxTokenLength printable ASCII characters without spaces.
-func ValidToken(s string) bool {
-	if s == "" || len(s) > MaxTokenLength {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
 }
 
 // Refresh exchanges refreshToken at GitHub at most once and returns the new
@@ -214,7 +197,7 @@ func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte
 			}
 			return marshal(outcome{Code: flashauth.CodeInvalidRefreshToken}, nil)
 		}
-		return ledger.Outcome{}, UpstreamError(err)
+		return ledger.Outcome{}, flashauth.ErrorFromUpstream(err)
 	}
 	tok := Token{
 		AccessToken:  gt.AccessToken,
@@ -272,34 +255,4 @@ func rejection(code string) error {
 		return flashauth.Errorf(code, "The refresh token is invalid, expired, revoked or already used. Sign in again.")
 	}
 	return flashauth.Errorf(code, "The request was rejected.")
-}
-
-// UpstreamError turns a GitHub client error that is not a verdict on the
-// caller's credential into the domain error the caller sees.
-func UpstreamError(err error) error {
-	var ue *flashauth.UpstreamError
-	if !errors.As(err, &ue) {
-		return &flashauth.Error{Code: flashauth.CodeInternal, Message: "An internal error occurred.", Err: err}
-	}
-	switch ue.Kind {
-	case flashauth.UpstreamTransient:
-		return &flashauth.Error{
-			Code:       flashauth.CodeUpstreamUnavailable,
-			Message:    "GitHub is unavailable or rate limiting us. Try again later.",
-			RetryAfter: max(ue.RetryAfter, time.Second),
-			Err:        err,
-		}
-	case flashauth.UpstreamConfig:
-		return &flashauth.Error{
-			Code:    flashauth.CodeUpstreamCredentials,
-			Message: "GitHub rejected this service's client credentials. The operator must fix the configuration.",
-			Err:     err,
-		}
-	default:
-		return &flashauth.Error{
-			Code:    flashauth.CodeUpstreamBadResponse,
-			Message: "GitHub answered something unexpected.",
-			Err:     err,
-		}
-	}
 }

@@ -19,7 +19,7 @@ func (s *Service) Open(ctx context.Context, u flashauth.User, meta Meta) (Issued
 	if u.ID == "" {
 		return Issued{}, errors.New("session: open: user without id")
 	}
-	id, err := newID()
+	id, err := flashauth.NewID()
 	if err != nil {
 		return Issued{}, err
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/refresh"
 )
 
 // rejected is a definitive rejection, committed so it replays within the
@@ -32,7 +31,7 @@ func upstream(err error) (outcome, error) {
 		return outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
 			Message: "GitHub answered unexpectedly.", Err: err}
 	}
-	return outcome{}, refresh.UpstreamError(err)
+	return outcome{}, flashauth.ErrorFromUpstream(err)
 }
 
 // rejection is the caller-facing error of a committed rejection code.

@@ -52,10 +52,10 @@ func binding(req Request) string {
 // nobody, so whoever sees a code cannot block or spend it by posting it with
 // a made-up state.
 func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
-	if !printable(req.Code, maxCodeLen) {
+	if !flashauth.ValidToken(req.Code, maxCodeLen) {
 		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "code must be a non-empty string of printable characters.")
 	}
-	if req.State != "" && !printable(req.State, maxStateLen) {
+	if req.State != "" && !flashauth.ValidToken(req.State, maxStateLen) {
 		return AuthState{}, rejection(flashauth.CodeInvalidState)
 	}
 	if req.RedirectURI != "" && !validRedirectURI(req.RedirectURI) {
@@ -301,11 +301,11 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 // upsertUser creates or updates the user of the GitHub account, keyed by its
 // numeric id, and on first sign-in its organization.
 func (s *Service) upsertUser(ctx context.Context, gu flashauth.GitHubUser, email string) (flashauth.User, error) {
-	userID, err := newID()
+	userID, err := flashauth.NewID()
 	if err != nil {
 		return flashauth.User{}, err
 	}
-	orgID, err := newID()
+	orgID, err := flashauth.NewID()
 	if err != nil {
 		return flashauth.User{}, err
 	}
