@@ -2,6 +2,7 @@ package flashauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -108,3 +109,37 @@ func (e *UpstreamError) Error() string {
 }
 
 func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// ErrorFromUpstream turns a GitHub client error that is not a verdict on the
+// caller's credential into the domain error the caller sees: GitHub down or
+// rate limiting (UPSTREAM_UNAVAILABLE, with a retry hint), our client
+// credentials refused (UPSTREAM_CREDENTIALS_REJECTED), anything else GitHub
+// answered (UPSTREAM_BAD_RESPONSE). An error that is not an *UpstreamError
+// is INTERNAL_ERROR. The cause stays in the chain.
+func ErrorFromUpstream(err error) error {
+	var ue *UpstreamError
+	if !errors.As(err, &ue) {
+		return &Error{Code: CodeInternal, Message: "An internal error occurred.", Err: err}
+	}
+	switch ue.Kind {
+	case UpstreamTransient:
+		return &Error{
+			Code:       CodeUpstreamUnavailable,
+			Message:    "GitHub is unavailable or rate limiting us. Try again later.",
+			RetryAfter: max(ue.RetryAfter, time.Second),
+			Err:        err,
+		}
+	case UpstreamConfig:
+		return &Error{
+			Code:    CodeUpstreamCredentials,
+			Message: "GitHub rejected this service's client credentials. The operator must fix the configuration.",
+			Err:     err,
+		}
+	default:
+		return &Error{
+			Code:    CodeUpstreamBadResponse,
+			Message: "GitHub answered something unexpected.",
+			Err:     err,
+		}
+	}
+}

@@ -248,8 +248,8 @@ type StateStore interface {
 type AuditEvent struct {
 	ID        int64 // assigned by the store
 	Time      time.Time
-	Type      string // e.g. "github_refresh", "signin", "session_refresh", "reuse_detected", "revoke"
-	Outcome   string // e.g. "ok", "replayed", "rejected", "upstream_error"
+	Type      string // one of audit.Type*: "github_refresh", "signin", "session_refresh", "reuse_detected", "revoke"
+	Outcome   string // one of audit.Outcome*: "ok", "replayed", "rejected", "upstream_error", ...
 	UserID    string
 	SessionID string
 	IPAddress string

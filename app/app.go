@@ -116,23 +116,72 @@ type App struct {
 // signing key exists, and wires the services and the HTTP handler. Close
 // releases what it opened.
 func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock) (*App, error) {
-	raw, err := OpenStore(ctx, c.DatabaseURL)
+	reg := newRegistry()
+	metered, err := openMeteredStore(ctx, c.DatabaseURL, reg)
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	store, err := newMeteredStore(raw, reg)
-	if err != nil {
-		_ = raw.Close()
-		return nil, fmt.Errorf("store metrics: %w", err)
-	}
+	// Audit rows are written off the answer path (auditqueue.go).
+	store := newAuditQueue(metered, log)
 	a := &App{
 		log: log, Store: store, clock: clock,
 		auditRetention: orDefault(c.AuditRetention, DefaultAuditRetention),
 		purgeInterval:  orDefault(c.PurgeInterval, 30*time.Second),
 	}
+	if err := a.wire(ctx, c, reg); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
 
+// wire builds the services on a's store, each from its part of c, and the
+// HTTP handler in front of them.
+func (a *App) wire(ctx context.Context, c Config, reg *prometheus.Registry) error {
+	gh, err := a.newGitHub(c, reg)
+	if err != nil {
+		return err
+	}
+	a.Ledger = a.newLedger(c, reg)
+	if a.sessions, err = a.newSessions(ctx, c); err != nil {
+		return err
+	}
+	signIn, err := a.newSignIn(c, gh)
+	if err != nil {
+		return err
+	}
+	auditor := audit.New(a.Store, a.log, a.clock)
+	ref := a.newRefresh(c, gh, auditor)
+	a.Handler = a.newHandler(c, reg, ref, signIn, auditor)
+	return nil
+}
+
+// newRegistry is the registry /metrics serves, with the Go runtime's and
+// the process's collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// openMeteredStore opens the store url names and times its operations into
+// reg.
+func openMeteredStore(ctx context.Context, url string, reg prometheus.Registerer) (flashauth.Store, error) {
+	raw, err := OpenStore(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	store, err := newMeteredStore(raw, reg)
+	if err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("store metrics: %w", err)
+	}
+	return store, nil
+}
+
+// newGitHub is the GitHub client behind its circuit breaker, whose metrics
+// go to reg.
+func (a *App) newGitHub(c Config, reg prometheus.Registerer) (*github.Breaker, error) {
 	gh, err := github.New(github.Config{
 		ClientID:     c.ClientID,
 		ClientSecret: c.ClientSecret,
@@ -140,17 +189,21 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		APIURL:       c.GitHubAPIURL,
 		Timeout:      c.UpstreamTimeout,
 		UserAgent:    "flashauth/" + c.Version,
-		Clock:        clock,
+		Clock:        a.clock,
 	})
 	if err != nil {
-		a.Close()
 		return nil, fmt.Errorf("GitHub client: %w", err)
 	}
-	breaker := github.NewBreaker(gh, github.BreakerConfig{Failures: c.BreakerFailures, Cooldown: c.BreakerCooldown, Clock: clock})
+	breaker := github.NewBreaker(gh, github.BreakerConfig{Failures: c.BreakerFailures, Cooldown: c.BreakerCooldown, Clock: a.clock})
 	if err := breaker.Register(reg); err != nil {
-		a.Close()
 		return nil, fmt.Errorf("GitHub metrics: %w", err)
 	}
+	return breaker, nil
+}
+
+// newLedger is the ledger every exactly-once operation goes through,
+// charging the per-token rate limit, with its pending gauge in reg.
+func (a *App) newLedger(c Config, reg prometheus.Registerer) *ledger.Ledger {
 	// The per-token limit protects GitHub and the store from one token
 	// hammered while its attempts fail. It is charged by the ledger only
 	// for a request about to claim the token and do the work: callers that
@@ -158,16 +211,15 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 	// and are never refused, and requests refused before the ledger (a
 	// foreign owner, a missing access token) cannot spend the owner's
 	// bucket. Every request is still charged to its client IP.
-	tokenLimit := ratelimit.New(c.RateTokenPerMin, burstOf(c.RateTokenPerMin), clock)
-
-	a.Ledger = ledger.New(store, ledger.Options{
-		Clock: clock,
+	tokenLimit := ratelimit.New(c.RateTokenPerMin, burstOf(c.RateTokenPerMin), a.clock)
+	l := ledger.New(a.Store, ledger.Options{
+		Clock: a.clock,
 		// A claim must outlive the upstream calls it guards: one for a
 		// refresh; a code exchange plus /user and /user/emails (with their
 		// retries) for a sign-in.
 		Lease:     c.UpstreamTimeout + 5*time.Second,
 		KindLease: map[string]time.Duration{flashauth.LedgerGitHubCode: codeLease(c.UpstreamTimeout)},
-		Logger:    log,
+		Logger:    a.log,
 		BeforeClaim: func(_ context.Context, kind string, key []byte) error {
 			if kind != flashauth.LedgerGitHubRefresh && kind != flashauth.LedgerSessionRefresh {
 				return nil // codes are single-use at GitHub: the per-IP limit is enough
@@ -182,8 +234,13 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		Name: "flashauth_ledger_pending",
 		Help: "Ledger operations this process has claimed or is waiting on (one per secret, however many callers share it). " +
 			"Summed over replicas it approximates the live pending entries (a replica waiting on another's claim counts it too; claims of dead processes are not counted).",
-	}, func() float64 { return float64(a.Ledger.InFlight()) }))
-	sessions, err := session.New(store, a.Ledger, session.Config{
+	}, func() float64 { return float64(l.InFlight()) }))
+	return l
+}
+
+// newSessions is the session service, with a signing key in the store.
+func (a *App) newSessions(ctx context.Context, c Config) (*session.Service, error) {
+	sessions, err := session.New(a.Store, a.Ledger, session.Config{
 		Issuer:        c.Issuer,
 		Audience:      c.Audience,
 		AccessTTL:     c.SessionAccessTTL,
@@ -192,47 +249,58 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		KeyRotation:   c.KeyRotation,
 		SecretKey:     c.SecretKey,
 		OldSecretKeys: c.OldSecretKeys,
-		Clock:         clock,
-		Logger:        log,
+		Clock:         a.clock,
+		Logger:        a.log,
 	})
 	if err != nil {
-		a.Close()
 		return nil, fmt.Errorf("sessions: %w", err)
 	}
 	if err := sessions.EnsureKeys(ctx); err != nil {
-		a.Close()
 		return nil, fmt.Errorf("signing keys (is FLASHAUTH_SECRET_KEY the one they were sealed with?): %w", err)
 	}
-	a.sessions = sessions
-	signIn, err := signin.New(store, breaker, sessions, a.Ledger, signin.Config{
+	return sessions, nil
+}
+
+// newSignIn is the GitHub sign-in service; it opens sessions.
+func (a *App) newSignIn(c Config, gh flashauth.GitHub) (*signin.Service, error) {
+	signIn, err := signin.New(a.Store, gh, a.sessions, a.Ledger, signin.Config{
 		ClientID:            c.ClientID,
 		AuthorizeURL:        strings.TrimRight(c.GitHubURL, "/") + "/login/oauth/authorize",
 		ReplayWindow:        c.ReplayWindow,
 		AllowedRedirectURIs: c.RedirectURIs,
 		RequirePKCE:         c.SignInRequirePKCE,
-		Clock:               clock,
-		Logger:              log,
+		Clock:               a.clock,
+		Logger:              a.log,
 	})
 	if err != nil {
-		a.Close()
 		return nil, fmt.Errorf("sign-in: %w", err)
 	}
-	auditor := audit.New(store, log, clock)
-	ref := refresh.New(breaker, store, a.Ledger, refresh.Config{
+	return signIn, nil
+}
+
+// newRefresh is the GitHub refresh service; a rotated-out token presented
+// after the replay window is a suspected reuse, audited through auditor.
+func (a *App) newRefresh(c Config, gh flashauth.GitHub, auditor *audit.Recorder) *refresh.Service {
+	return refresh.New(gh, a.Store, a.Ledger, refresh.Config{
 		ReplayWindow: c.ReplayWindow,
 		Policy:       c.RefreshAuth,
-		Clock:        clock,
-		Logger:       log,
+		Clock:        a.clock,
+		Logger:       a.log,
 		OnRejectedRotated: func(ctx context.Context, lin flashauth.Lineage) {
 			a.suspectedReuse(ctx, auditor, lin, c.ReuseRevokesSessions)
 		},
 	})
-	a.Handler = httpapi.NewServer(httpapi.Config{
-		Logger:   log,
-		Clock:    clock,
-		Store:    store,
+}
+
+// newHandler is the HTTP API in front of the services, with its per-IP and
+// per-user limits and /metrics serving reg.
+func (a *App) newHandler(c Config, reg *prometheus.Registry, ref *refresh.Service, signIn *signin.Service, auditor *audit.Recorder) http.Handler {
+	return httpapi.NewServer(httpapi.Config{
+		Logger:   a.log,
+		Clock:    a.clock,
+		Store:    a.Store,
 		Refresh:  ref,
-		Sessions: sessions,
+		Sessions: a.sessions,
 		SignIn:   signIn,
 		Audit:    auditor,
 		Limits: httpapi.Limits{
@@ -242,10 +310,9 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		TrustedProxies: c.TrustedProxies,
 		CORSOrigins:    c.CORSOrigins,
 		Registry:       reg,
-		Issuer:         sessions.Issuer(),
+		Issuer:         a.sessions.Issuer(),
 		PublicURL:      c.PublicURL,
 	})
-	return a, nil
 }
 
 // burstOf allows a sixth of a minute's quota at once, at least 5.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/app/apptest"
+	"github.com/flashbacktech/flashauth/internal/testhook"
 	"github.com/flashbacktech/flashauth/logging"
 )
 
@@ -24,16 +26,16 @@ import (
 // dead connection; after a restart on the same database the old token
 // replays the committed result, and GitHub was called once.
 func TestCrashAfterCommitReplays(t *testing.T) {
-	h := newHarness(t)
-	g := h.grant()
+	h := apptest.New(t)
+	g := h.Grant()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v=false")
 	cmd.Env = append(os.Environ(),
 		"FLASHAUTH_CRASH_CHILD=1",
-		"FLASHAUTH_CRASH_DB="+h.cfg.DatabaseURL,
-		"FLASHAUTH_CRASH_GITHUB="+h.emuSrv.URL,
+		"FLASHAUTH_CRASH_DB="+h.Cfg.DatabaseURL,
+		"FLASHAUTH_CRASH_GITHUB="+h.EmuSrv.URL,
 	)
-	cmd.Stderr = h.logs // the child's logs are scanned for secrets too
+	cmd.Stderr = h.Logs // the child's logs are scanned for secrets too
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -59,20 +61,20 @@ func TestCrashAfterCommitReplays(t *testing.T) {
 	if !errors.As(werr, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child ended with %v, want killed by SIGKILL", werr)
 	}
-	if c := h.emu.Calls().TokenRefresh; c != 1 {
+	if c := h.Emu.Calls().TokenRefresh; c != 1 {
 		t.Fatalf("upstream refreshes = %d before restart, want 1", c)
 	}
 
-	h.start() // a fresh process's worth of flashauth on the same database
-	r := h.refresh(g.RefreshToken)
+	h.Start() // a fresh process's worth of flashauth on the same database
+	r := h.Refresh(g.RefreshToken)
 	if r.Status != http.StatusOK {
 		t.Fatalf("after restart: %d %s", r.Status, r.Body)
 	}
-	if c := h.emu.Calls().TokenRefresh; c != 1 {
+	if c := h.Emu.Calls().TokenRefresh; c != 1 {
 		t.Fatalf("upstream refreshes = %d after restart, want 1 (replayed)", c)
 	}
 	// The replayed token is the one GitHub really issued: it refreshes.
-	if r2 := h.refresh(r.str(t, "refreshToken")); r2.Status != http.StatusOK {
+	if r2 := h.Refresh(r.Str(t, "refreshToken")); r2.Status != http.StatusOK {
 		t.Fatalf("the replayed refresh token does not work: %d %s", r2.Status, r2.Body)
 	}
 }
@@ -83,7 +85,7 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("helper process for TestCrashAfterCommitReplays")
 	}
 	cfg := app.Config{
-		DatabaseURL: os.Getenv("FLASHAUTH_CRASH_DB"), ClientID: testClientID, ClientSecret: testClientSecret,
+		DatabaseURL: os.Getenv("FLASHAUTH_CRASH_DB"), ClientID: apptest.ClientID, ClientSecret: apptest.ClientSecret,
 		GitHubURL: os.Getenv("FLASHAUTH_CRASH_GITHUB"), GitHubAPIURL: os.Getenv("FLASHAUTH_CRASH_GITHUB"),
 		ReplayWindow: time.Hour, UpstreamTimeout: 5 * time.Second, RefreshAuth: "compat",
 		BreakerFailures: 5, BreakerCooldown: time.Second, ShutdownTimeout: time.Second, Version: "test",
@@ -92,7 +94,7 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Ledger.SetAfterCommit(func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) })
+	testhook.SetAfterLedgerCommit(func(string) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/app/apptest"
 	"github.com/flashbacktech/flashauth/github"
 	"github.com/flashbacktech/flashauth/githubemu"
 )
@@ -50,35 +51,35 @@ func wantIdentical200s(t *testing.T, statuses []int, bodies [][]byte) {
 // window. None of them is refused by the per-token limit, because only the
 // one that calls GitHub spends it.
 func TestDefaultLimitsRacingGitHubRefresh(t *testing.T) {
-	h := newHarness(t, atDefaults)
-	g := h.grant()
+	h := apptest.New(t, atDefaults)
+	g := h.Grant()
 	body, _ := json.Marshal(map[string]string{"refresh_token": g.RefreshToken})
-	statuses, bodies := h.concurrentPosts(t, "/auth/github/refresh", string(body), 50)
+	statuses, bodies := h.ConcurrentPosts(t, "/auth/github/refresh", string(body), 50)
 	wantIdentical200s(t, statuses, bodies)
-	if n := h.emu.Calls().TokenRefresh; n != 1 {
+	if n := h.Emu.Calls().TokenRefresh; n != 1 {
 		t.Fatalf("upstream refreshes = %d, want 1", n)
 	}
-	h.clock.Advance(30 * time.Second)
+	h.Clock.Advance(30 * time.Second)
 	for range 10 {
-		if r := h.refresh(g.RefreshToken); r.Status != http.StatusOK || !bytes.Equal(r.Body, bodies[0]) {
+		if r := h.Refresh(g.RefreshToken); r.Status != http.StatusOK || !bytes.Equal(r.Body, bodies[0]) {
 			t.Fatalf("retry inside the window: %d, same body %v", r.Status, bytes.Equal(r.Body, bodies[0]))
 		}
 	}
-	if n := h.emu.Calls().TokenRefresh; n != 1 {
+	if n := h.Emu.Calls().TokenRefresh; n != 1 {
 		t.Fatalf("upstream refreshes = %d after the retries, want 1", n)
 	}
 }
 
 // The same for twenty tabs refreshing one flashauth session at once.
 func TestDefaultLimitsRacingSessionRefresh(t *testing.T) {
-	h := newHarness(t, atDefaults)
-	l := h.signIn(t, h.githubUser("tabs").ID, "")
+	h := apptest.New(t, atDefaults)
+	l := h.SignIn(t, h.GitHubUser("tabs").ID, "")
 	body, _ := json.Marshal(map[string]string{"refresh_token": l.SessionRT})
-	statuses, bodies := h.concurrentPosts(t, "/user/refresh", string(body), 20)
+	statuses, bodies := h.ConcurrentPosts(t, "/user/refresh", string(body), 20)
 	wantIdentical200s(t, statuses, bodies)
-	h.clock.Advance(5 * time.Second) // inside the reuse interval
+	h.Clock.Advance(5 * time.Second) // inside the reuse interval
 	for range 10 {
-		if r := h.sessionPost(t, "/user/refresh", "refreshToken", l.SessionRT); r.Status != http.StatusOK || !bytes.Equal(r.Body, bodies[0]) {
+		if r := h.SessionPost(t, "/user/refresh", "refreshToken", l.SessionRT); r.Status != http.StatusOK || !bytes.Equal(r.Body, bodies[0]) {
 			t.Fatalf("retry inside the reuse interval: %d %s", r.Status, r.Body)
 		}
 	}
@@ -86,7 +87,7 @@ func TestDefaultLimitsRacingSessionRefresh(t *testing.T) {
 	if err := json.Unmarshal(bodies[0], &answer); err != nil {
 		t.Fatal(err)
 	}
-	if r := h.sessionPost(t, "/user/refresh", "refresh_token", answer.RefreshToken); r.Status != http.StatusOK {
+	if r := h.SessionPost(t, "/user/refresh", "refresh_token", answer.RefreshToken); r.Status != http.StatusOK {
 		t.Fatalf("the answered refresh token does not refresh: %d %s", r.Status, r.Body)
 	}
 }
@@ -96,30 +97,30 @@ func TestDefaultLimitsRacingSessionRefresh(t *testing.T) {
 // however often they try: the owner is never locked out by the per-token
 // limit.
 func TestRejectedAttemptsDoNotLockOwnerOut(t *testing.T) {
-	h := newHarness(t, atDefaults)
-	owner := h.signIn(t, h.githubUser("owner").ID, "")
-	other := h.signIn(t, h.githubUser("other").ID, "")
+	h := apptest.New(t, atDefaults)
+	owner := h.SignIn(t, h.GitHubUser("owner").ID, "")
+	other := h.SignIn(t, h.GitHubUser("other").ID, "")
 	for range 20 {
-		wantError(t, h.refresh(owner.GHRefresh, "Authorization", "Bearer "+other.JWT), http.StatusForbidden, flashauth.CodeTokenOwnerMismatch)
+		apptest.WantError(t, h.Refresh(owner.GHRefresh, "Authorization", "Bearer "+other.JWT), http.StatusForbidden, flashauth.CodeTokenOwnerMismatch)
 	}
-	if r := h.refresh(owner.GHRefresh, "Authorization", "Bearer "+owner.JWT); r.Status != http.StatusOK {
+	if r := h.Refresh(owner.GHRefresh, "Authorization", "Bearer "+owner.JWT); r.Status != http.StatusOK {
 		t.Fatalf("the owner's refresh after 20 refused attempts by another user: %d %s", r.Status, r.Body)
 	}
 	// A rejection GitHub gave is replayed, never re-asked, never limited.
 	bogus := "ghr_" + strings.Repeat("B", 76)
-	h.see(bogus)
+	h.See(bogus)
 	for range 20 {
-		wantError(t, h.refresh(bogus), http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
+		apptest.WantError(t, h.Refresh(bogus), http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
 	}
-	if n := h.emu.Calls().TokenRefresh; n != 2 {
+	if n := h.Emu.Calls().TokenRefresh; n != 2 {
 		t.Fatalf("upstream refreshes = %d, want 2 (the owner's, the bogus token's once)", n)
 	}
 }
 
 // metricsText returns the body of GET /metrics.
-func (h *harness) metricsText(t *testing.T) string {
+func metricsText(t *testing.T, h *apptest.Harness) string {
 	t.Helper()
-	r := h.do(http.MethodGet, "/metrics", "", nil)
+	r := h.Do(http.MethodGet, "/metrics", "", nil)
 	if r.Status != http.StatusOK {
 		t.Fatalf("/metrics: %d", r.Status)
 	}
@@ -149,11 +150,11 @@ func metric(text, name, labels string) float64 {
 // and the metrics and the audit trail say five refreshes, twenty joined or
 // replayed - not twenty-five refreshes.
 func TestJoinedCallersAreNotCountedAsRefreshes(t *testing.T) {
-	h := newHarness(t, atDefaults)
+	h := apptest.New(t, atDefaults)
 	const tokens, callers = 5, 5
 	var grants []githubemu.Grant
 	for range tokens {
-		grants = append(grants, h.grant())
+		grants = append(grants, h.Grant())
 	}
 	var wg sync.WaitGroup
 	gun := make(chan struct{})
@@ -163,14 +164,14 @@ func TestJoinedCallersAreNotCountedAsRefreshes(t *testing.T) {
 		for range callers {
 			wg.Go(func() {
 				<-gun
-				req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/auth/github/refresh", bytes.NewReader(body))
+				req, _ := http.NewRequest(http.MethodPost, h.Srv.URL+"/auth/github/refresh", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
-				r, err := send(h.srv.Client(), req)
+				r, err := apptest.Send(h.Srv.Client(), req)
 				if err != nil || r.Status != http.StatusOK {
 					failed.Add(1)
 					return
 				}
-				h.seeJSON(r.Body)
+				h.SeeJSON(r.Body)
 			})
 		}
 	}
@@ -179,17 +180,17 @@ func TestJoinedCallersAreNotCountedAsRefreshes(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Fatalf("%d refreshes failed", failed.Load())
 	}
-	if n := h.emu.Calls().TokenRefresh; n != tokens {
+	if n := h.Emu.Calls().TokenRefresh; n != tokens {
 		t.Fatalf("upstream refreshes = %d, want %d", n, tokens)
 	}
-	text := h.metricsText(t)
+	text := metricsText(t, h)
 	ok := metric(text, "flashauth_github_refresh_total", `outcome="ok"`)
 	shared := max(metric(text, "flashauth_github_refresh_total", `outcome="joined"`), 0) +
 		max(metric(text, "flashauth_github_refresh_total", `outcome="replayed"`), 0)
 	if ok != tokens || shared != tokens*(callers-1) {
 		t.Errorf("flashauth_github_refresh_total: ok %v, joined+replayed %v; want %d and %d", ok, shared, tokens, tokens*(callers-1))
 	}
-	evs, err := h.app.Store.ListAudit(context.Background(), 100)
+	evs, err := h.App.Store.ListAudit(context.Background(), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,37 +221,37 @@ func TestDashboardMetrics(t *testing.T) {
 		emu.Load().ServeHTTP(w, r)
 	}))
 	t.Cleanup(gate.Close)
-	h := newHarness(t, atDefaults, func(c *app.Config) { c.GitHubURL, c.GitHubAPIURL = gate.URL, gate.URL })
-	emu.Store(h.emu)
+	h := apptest.New(t, atDefaults, func(c *app.Config) { c.GitHubURL, c.GitHubAPIURL = gate.URL, gate.URL })
+	emu.Store(h.Emu)
 
-	h.signIn(t, h.githubUser("dash").ID, "") // exchange, /user, /user/emails
-	newToken(t, h.refresh(h.grant().RefreshToken))
-	h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: http.StatusBadGateway, Count: 1})
-	wantError(t, h.refresh(h.grant().RefreshToken), http.StatusServiceUnavailable, flashauth.CodeUpstreamUnavailable)
+	h.SignIn(t, h.GitHubUser("dash").ID, "") // exchange, /user, /user/emails
+	apptest.NewToken(t, h.Refresh(h.Grant().RefreshToken))
+	h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: http.StatusBadGateway, Count: 1})
+	apptest.WantError(t, h.Refresh(h.Grant().RefreshToken), http.StatusServiceUnavailable, flashauth.CodeUpstreamUnavailable)
 
 	release := make(chan struct{})
 	hold.Store(&release)
-	held := h.grant()
-	done := make(chan response, 1)
+	held := h.Grant()
+	done := make(chan apptest.Response, 1)
 	go func() {
 		body, _ := json.Marshal(map[string]string{"refresh_token": held.RefreshToken})
-		req, _ := http.NewRequest(http.MethodPost, h.srv.URL+"/auth/github/refresh", bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, h.Srv.URL+"/auth/github/refresh", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		r, _ := send(h.srv.Client(), req)
+		r, _ := apptest.Send(h.Srv.Client(), req)
 		done <- r
 	}()
-	eventually(t, "a pending ledger operation", func() bool {
-		return metric(h.metricsText(t), "flashauth_ledger_pending", "") == 1
+	apptest.Eventually(t, "a pending ledger operation", func() bool {
+		return metric(metricsText(t, h), "flashauth_ledger_pending", "") == 1
 	})
 	hold.Store(nil)
 	close(release)
 	r := <-done
-	h.seeJSON(r.Body)
+	h.SeeJSON(r.Body)
 	if r.Status != http.StatusOK {
 		t.Fatalf("held refresh: %d %s", r.Status, r.Body)
 	}
 
-	text := h.metricsText(t)
+	text := metricsText(t, h)
 	for _, want := range []struct {
 		name, labels string
 		value        float64
@@ -292,52 +293,23 @@ func TestDashboardMetrics(t *testing.T) {
 	}
 }
 
-// The suspected-reuse row names who presented the stale token: its client
-// address, and its session when it carried a valid access token.
-func TestSuspectedReuseAuditNamesTheRequest(t *testing.T) {
-	h := newHarness(t)
-	l := h.signIn(t, h.githubUser("stale").ID, "")
-	newToken(t, h.refresh(l.GHRefresh, "Authorization", "Bearer "+l.JWT))
-	h.clock.Advance(61 * time.Second)
-	wantError(t, h.refresh(l.GHRefresh, "Authorization", "Bearer "+l.JWT, "X-Request-Id", "stale-copy-1"),
-		http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
-	evs, err := h.app.Store.ListAudit(context.Background(), 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found bool
-	for _, e := range evs {
-		if e.Type != "reuse_detected" {
-			continue
-		}
-		found = true
-		if e.IPAddress != "127.0.0.1" || e.SessionID != l.TokenID || e.RequestID != "stale-copy-1" || e.UserID != l.userID() {
-			t.Errorf("suspected-reuse row: ip %q session %q request %q user %q; want 127.0.0.1, %s, stale-copy-1, %s",
-				e.IPAddress, e.SessionID, e.RequestID, e.UserID, l.TokenID, l.userID())
-		}
-	}
-	if !found {
-		t.Fatal("no reuse_detected row")
-	}
-}
-
 // The purge loop deletes audit events older than the retention and keeps
 // the rest.
 func TestAuditRetentionPurge(t *testing.T) {
-	h := newHarness(t, func(c *app.Config) { c.AuditRetention = 24 * time.Hour; c.PurgeInterval = 10 * time.Millisecond })
+	h := apptest.New(t, func(c *app.Config) { c.AuditRetention = 24 * time.Hour; c.PurgeInterval = 10 * time.Millisecond })
 	ctx := context.Background()
-	now := h.clock.Now()
+	now := h.Clock.Now()
 	for _, e := range []flashauth.AuditEvent{
 		{Time: now.Add(-72 * time.Hour), Type: "signin", Outcome: "ok", RequestID: "old-1"},
 		{Time: now.Add(-25 * time.Hour), Type: "signin", Outcome: "ok", RequestID: "old-2"},
 		{Time: now.Add(-23 * time.Hour), Type: "signin", Outcome: "ok", RequestID: "recent"},
 	} {
-		if err := h.app.Store.AppendAudit(ctx, e); err != nil {
+		if err := h.App.Store.AppendAudit(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
 	left := func() []string {
-		evs, err := h.app.Store.ListAudit(ctx, 10)
+		evs, err := h.App.Store.ListAudit(ctx, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,8 +325,8 @@ func TestAuditRetentionPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- h.app.Serve(serveCtx, ln, h.cfg) }()
-	eventually(t, "the purge loop deletes the events past the retention", func() bool {
+	go func() { served <- h.App.Serve(serveCtx, ln, h.Cfg) }()
+	apptest.Eventually(t, "the purge loop deletes the events past the retention", func() bool {
 		return len(left()) == 1
 	})
 	stop()

@@ -33,15 +33,28 @@ const (
 	OutcomeReplayed = "replayed"
 	// OutcomeJoined: the request shared an attempt another request had in
 	// flight (single-flight), and got its answer without work of its own.
-	OutcomeJoined        = "joined"
-	OutcomeRejected      = "rejected"
+	OutcomeJoined = "joined"
+	// OutcomeRejected: the caller's request or credential was refused.
+	OutcomeRejected = "rejected"
+	// OutcomeUpstreamError: GitHub failed or answered unexpectedly.
 	OutcomeUpstreamError = "upstream_error"
+	// OutcomeRateLimited: a rate limit refused the request.
+	OutcomeRateLimited = "rate_limited"
+	// OutcomeError: flashauth itself failed (the store, say).
+	OutcomeError = "error"
+	// OutcomeReuseDetected: a session refresh was refused because its
+	// rotated-out refresh token came back (REFRESH_TOKEN_REUSED).
+	OutcomeReuseDetected = "reuse_detected"
 	// OutcomeSuspected: a rotated-out GitHub refresh token came back after
 	// the replay window, which a thief replaying a copy would look like.
 	OutcomeSuspected = "suspected"
 	// OutcomeRevoked: a rotated-out session refresh token came back after
 	// the reuse interval, and its session was revoked.
 	OutcomeRevoked = "revoked"
+	// OutcomeLogout: a session was revoked by its own holder (logout), as
+	// opposed to OutcomeOK for a revocation by an administrator or a user
+	// revoking another of their sessions.
+	OutcomeLogout = "logout"
 )
 
 // Field bounds. Every field but Detail is an identifier; anything longer is

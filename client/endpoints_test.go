@@ -16,8 +16,6 @@ import (
 	"github.com/flashbacktech/flashauth/client"
 )
 
-func parseURL(raw string) (*url.URL, error) { return url.Parse(raw) }
-
 // Every endpoint through the SDK against the real app and the emulator: the
 // typed answers carry what the server sent, times converted from ms.
 func TestEveryEndpoint(t *testing.T) {

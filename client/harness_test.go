@@ -122,15 +122,7 @@ func (s *server) signIn(t testing.TB, id int64, deviceInfo string) client.SignIn
 // user id, and returns the code.
 func (s *server) approve(t testing.TB, raw string, id int64) string {
 	t.Helper()
-	u, err := parseURL(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	code, err := s.emu.CompleteLogin(githubemu.LoginParams{
-		ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), State: q.Get("state"),
-		CodeChallenge: q.Get("code_challenge"), CodeChallengeMethod: q.Get("code_challenge_method"), UserID: id,
-	})
+	code, err := s.emu.CompleteLoginURL(raw, id)
 	if err != nil {
 		t.Fatalf("CompleteLogin: %v", err)
 	}

@@ -39,12 +39,7 @@ func (b *testbed) trySignIn(base, login string) (jwt, sessionRT string, err erro
 		return "", "", fmt.Errorf("authorize at %s: %v %v", base, a, err)
 	}
 	state := a.field("state")
-	au, _ := url.Parse(a.field("url"))
-	q := au.Query()
-	code, err := b.up.emu.CompleteLogin(githubemu.LoginParams{
-		ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), State: q.Get("state"),
-		CodeChallenge: q.Get("code_challenge"), CodeChallengeMethod: q.Get("code_challenge_method"), UserID: u.ID,
-	})
+	code, err := b.up.emu.CompleteLoginURL(a.field("url"), u.ID)
 	if err != nil {
 		return "", "", fmt.Errorf("emulator login: %w", err)
 	}

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
 
 // requestTimeout bounds every request a test sends: far above any lease or
@@ -49,7 +49,7 @@ func newTestbed(tb testing.TB) *testbed {
 
 // env is the environment of a replica on databaseURL; kv overrides it.
 func (b *testbed) env(databaseURL string, kv ...string) map[string]string {
-	key := randomHex(b.tb, 24)
+	key := testkit.RandomHex(b.tb, 24)
 	b.see(key)
 	env := map[string]string{
 		"FLASHAUTH_ADDR":             "127.0.0.1:0",
@@ -201,13 +201,4 @@ func (b *testbed) checkNoSecrets() {
 			}
 		}
 	}
-}
-
-func randomHex(tb testing.TB, n int) string {
-	tb.Helper()
-	buf := make([]byte, n)
-	if _, err := rand.Read(buf); err != nil {
-		tb.Fatal(err)
-	}
-	return hex.EncodeToString(buf)
 }

@@ -143,7 +143,7 @@ type ticket struct {
 	probe      bool
 }
 
-// guard runs call if the circuit admits it and records the outcome.
+// guard runs call if the circuit admits it and records its class.
 func guard[T any](b *Breaker, ctx context.Context, op string, call func() (T, error)) (T, error) {
 	t, err := b.admit(op)
 	if err != nil {
@@ -155,13 +155,13 @@ func guard[T any](b *Breaker, ctx context.Context, op string, call func() (T, er
 	finished := false
 	defer func() {
 		if !finished { // call panicked: free the probe slot, count nothing
-			b.record(t, outcomeNeutral)
+			b.record(t, classNeutral)
 		}
 	}()
 	v, err := call()
 	finished = true
 	b.metrics.observe(op, err, time.Since(start))
-	b.record(t, judge(ctx, err))
+	b.record(t, classify(ctx, err))
 	return v, err
 }
 
@@ -196,51 +196,51 @@ func circuitOpen(op string, remaining time.Duration) error {
 	}
 }
 
-// outcome is what a call's result says about GitHub's health.
-type outcome int
+// class is what a call's result says about GitHub's health.
+type class int
 
 const (
-	outcomeNeutral outcome = iota // says nothing (caller gave up)
-	outcomeHealthy                // GitHub answered
-	outcomeFailure                // GitHub failed transiently
+	classNeutral class = iota // says nothing (caller gave up)
+	classHealthy              // GitHub answered
+	classFailure              // GitHub failed transiently
 )
 
-// judge classifies a call's result. Errors that are not UpstreamErrors break
-// the flashauth.GitHub contract; they count as failures, so that a broken
-// inner client cannot keep the circuit closed.
-func judge(ctx context.Context, err error) outcome {
+// classify says what a call's result tells of GitHub's health. Errors that
+// are not UpstreamErrors break the flashauth.GitHub contract; they count as
+// failures, so that a broken inner client cannot keep the circuit closed.
+func classify(ctx context.Context, err error) class {
 	var ue *flashauth.UpstreamError
 	switch {
 	case err == nil:
-		return outcomeHealthy
+		return classHealthy
 	case errors.As(err, &ue) && ue.Kind != flashauth.UpstreamTransient:
-		return outcomeHealthy
+		return classHealthy
 	case ctx.Err() != nil, errors.Is(err, ErrCircuitOpen):
-		return outcomeNeutral
+		return classNeutral
 	}
-	return outcomeFailure
+	return classFailure
 }
 
-// record applies a call's outcome. Outcomes of calls admitted before the
+// record applies a call's class. Classes of calls admitted before the
 // last state change are stale and ignored: a slow success from before the
 // circuit opened must not close it, and a slow failure must not re-open it.
-func (b *Breaker) record(t ticket, o outcome) {
+func (b *Breaker) record(t ticket, c class) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t.generation != b.generation {
 		return
 	}
-	switch o {
-	case outcomeNeutral:
+	switch c {
+	case classNeutral:
 		if t.probe {
 			b.probing = false // let the next call probe
 		}
-	case outcomeHealthy:
+	case classHealthy:
 		if t.probe {
 			b.setState(stateClosed)
 		}
 		b.consecutive = 0
-	case outcomeFailure:
+	case classFailure:
 		b.consecutive++
 		if t.probe || b.consecutive >= b.failures {
 			b.setState(stateOpen)

@@ -163,6 +163,10 @@ func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLa
 // per-call timeout bounds the rest), and idle connections closed before
 // GitHub's load balancers would, so that a request is rarely written to a
 // connection the server is closing (such a request could not be retried).
+// The keep-alive pool is sized for the concurrency of a busy broker: over
+// HTTP/1.1 every request in flight needs a connection, and one closed after
+// use (beyond MaxIdleConnsPerHost) means a new TCP and TLS handshake for the
+// next. An idle connection costs about 10 KiB.
 func newTransport() *http.Transport {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
@@ -171,8 +175,8 @@ func newTransport() *http.Transport {
 		ForceAttemptHTTP2:     true,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   5 * time.Second,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   16,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       30 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}

@@ -44,6 +44,19 @@ func (e *Emulator) CompleteLogin(p LoginParams) (string, error) {
 	return e.issueCodeLocked(p.UserID, redirect, p.CodeChallenge, e.clock.Now()), nil
 }
 
+// CompleteLoginURL is CompleteLogin for the user userID with the parameters
+// of authorizeURL, the URL a client sends the browser to: what a user who
+// follows it and approves does.
+func (e *Emulator) CompleteLoginURL(authorizeURL string, userID int64) (string, error) {
+	u, err := url.Parse(authorizeURL)
+	if err != nil {
+		return "", errors.New("githubemu: the authorize URL does not parse") // its error would quote the state
+	}
+	p := loginParams(u.Query())
+	p.UserID = userID
+	return e.CompleteLogin(p)
+}
+
 // registered reports whether redirect matches a registered callback, or
 // none is registered.
 func (e *Emulator) registered(redirect string) bool {

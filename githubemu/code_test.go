@@ -2,6 +2,7 @@ package githubemu
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -195,5 +196,39 @@ func TestRemovedUser(t *testing.T) {
 	wantOAuthError(t, te.postToken(t, "application/json", te.creds("code", code)), ErrCodeBadVerificationCode)
 	if res := te.get(t, UserPath, g.AccessToken); res.status != 401 {
 		t.Fatalf("/user of removed user: %d", res.status)
+	}
+}
+
+// CompleteLoginURL takes the login's parameters from the authorize URL: the
+// code it returns is bound to that URL's PKCE challenge, and the URL's
+// client_id and redirect_uri are checked like CompleteLogin's.
+func TestCompleteLoginURL(t *testing.T) {
+	te := newTestEmu(t, Config{CallbackURL: "http://app.test/cb"})
+	u := te.AddUser(User{Login: "octocat"})
+	authorize := func(clientID, redirect string) string {
+		q := url.Values{"client_id": {clientID}, "redirect_uri": {redirect}, "state": {"st"},
+			"code_challenge": {S256Challenge(verifier)}, "code_challenge_method": {"S256"}}
+		return "https://github.example" + AuthorizePath + "?" + q.Encode()
+	}
+	code, err := te.CompleteLoginURL(authorize(te.ClientID(), "http://app.test/cb"), u.ID)
+	if err != nil {
+		t.Fatalf("CompleteLoginURL: %v", err)
+	}
+	wantOAuthError(t, te.postToken(t, "application/json", te.creds("code", code)), ErrCodeBadVerificationCode)
+	code, err = te.CompleteLoginURL(authorize(te.ClientID(), "http://app.test/cb"), u.ID)
+	if err != nil {
+		t.Fatalf("CompleteLoginURL: %v", err)
+	}
+	if m := te.postToken(t, "application/json", te.creds("code", code, "code_verifier", verifier)).json(t); m["access_token"] == nil {
+		t.Fatalf("exchange with the URL's verifier: %v", m)
+	}
+	if _, err := te.CompleteLoginURL(authorize("Iv1.other", "http://app.test/cb"), u.ID); !errors.Is(err, ErrUnknownClient) {
+		t.Errorf("foreign client_id: err = %v, want ErrUnknownClient", err)
+	}
+	if _, err := te.CompleteLoginURL(authorize(te.ClientID(), "http://evil.test/cb"), u.ID); !errors.Is(err, ErrRedirectURIMismatch) {
+		t.Errorf("foreign redirect_uri: err = %v, want ErrRedirectURIMismatch", err)
+	}
+	if _, err := te.CompleteLoginURL("http://[::1", u.ID); err == nil || strings.Contains(err.Error(), "::1") {
+		t.Errorf("unparsable URL: err = %v, want an error that does not quote it", err)
 	}
 }

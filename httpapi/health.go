@@ -58,7 +58,7 @@ var errReadyTimeout = errors.New("the store did not answer the readiness check i
 
 // check returns the result of the running check, starting one (bounded by
 // timeout) when none runs, or errReadyTimeout when ctx ends first.
-func (rd *readiness) check(ctx context.Context, store flashauth.Store, timeout time.Duration) error {
+func (rd *readiness) check(ctx context.Context, store Pinger, timeout time.Duration) error {
 	rd.mu.Lock()
 	c := rd.running
 	if c == nil {

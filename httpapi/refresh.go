@@ -132,9 +132,9 @@ func (s *server) readToken(w http.ResponseWriter, r *http.Request, req any, pick
 		return "", false
 	}
 	token := pick().String()
-	if !refresh.ValidToken(token) {
+	if !flashauth.ValidToken(token, flashauth.MaxTokenLength) {
 		s.fail(w, r, flashauth.Errorf(flashauth.CodeInvalidRequest,
-			"%s must be a non-empty string of at most %d printable characters without spaces.", field, refresh.MaxTokenLength))
+			"%s must be a non-empty string of at most %d printable characters without spaces.", field, flashauth.MaxTokenLength))
 		return "", false
 	}
 	return token, true

@@ -33,14 +33,17 @@ type Limits struct {
 	UserBurst     int
 }
 
-// Config holds the server's dependencies.
+// Config holds the server's dependencies. The services are the small
+// interfaces below, declared here where they are used: app.New passes the
+// real ones (refresh.Service, session.Service, signin.Service, a store).
 type Config struct {
-	Logger   *slog.Logger
-	Clock    flashauth.Clock
-	Store    flashauth.Store
-	Refresh  *refresh.Service
-	Sessions *session.Service
-	SignIn   *signin.Service
+	Logger *slog.Logger
+	Clock  flashauth.Clock
+	// Store answers /readyz.
+	Store    Pinger
+	Refresh  Refresher
+	Sessions Sessions
+	SignIn   SignIn
 	// Audit records security events; nil records nothing.
 	Audit          Auditor
 	Limits         Limits
@@ -58,6 +61,35 @@ type Config struct {
 	Registry *prometheus.Registry
 	// ReadyTimeout bounds /readyz's store check; zero is DefaultReadyTimeout.
 	ReadyTimeout time.Duration
+}
+
+// Pinger reports whether the store answers and commits a write
+// (flashauth.Store implements it).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Refresher refreshes a GitHub user token exactly once (package refresh
+// implements it).
+type Refresher interface {
+	Refresh(ctx context.Context, refreshToken string, caller refresh.Caller) (refresh.Result, error)
+}
+
+// Sessions are the flashauth sessions the HTTP layer reads and changes
+// (package session implements them).
+type Sessions interface {
+	Authenticate(ctx context.Context, accessToken string) (session.Principal, error)
+	Refresh(ctx context.Context, refreshToken string) (session.Issued, error)
+	Logout(ctx context.Context, refreshToken string) (flashauth.Session, error)
+	List(ctx context.Context, p session.Principal) ([]flashauth.Session, error)
+	Revoke(ctx context.Context, p session.Principal, sessionID string) error
+	JWKS(ctx context.Context) ([]byte, error)
+}
+
+// SignIn is GitHub sign-in (package signin implements it).
+type SignIn interface {
+	Authorize(ctx context.Context, req signin.AuthorizeRequest) (signin.AuthorizeResult, error)
+	SignIn(ctx context.Context, req signin.Request) (signin.AuthState, error)
 }
 
 // Auditor records security events (package audit implements it).
@@ -196,3 +228,11 @@ func (s *server) audit(r *http.Request, e flashauth.AuditEvent) {
 	e.IPAddress = s.requestIP(r)
 	s.Audit.Record(r.Context(), e)
 }
+
+// The real services implement the interfaces above.
+var (
+	_ Pinger    = flashauth.Store(nil)
+	_ Refresher = (*refresh.Service)(nil)
+	_ Sessions  = (*session.Service)(nil)
+	_ SignIn    = (*signin.Service)(nil)
+)

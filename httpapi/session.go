@@ -75,7 +75,7 @@ func (s *server) handleLogout() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: "logout", UserID: sess.UserID, SessionID: sess.ID})
+		s.audit(r, flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: audit.OutcomeLogout, UserID: sess.UserID, SessionID: sess.ID})
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 	})
 }
@@ -175,13 +175,13 @@ func (s *server) handleJWKS() http.Handler {
 func outcomeOf(err error) string {
 	switch code := flashauth.ErrorCode(err); {
 	case code == flashauth.CodeRefreshTokenReused:
-		return "reuse_detected"
+		return audit.OutcomeReuseDetected
 	case code == flashauth.CodeUpstreamBadResponse, code == flashauth.CodeUpstreamUnavailable, code == flashauth.CodeUpstreamCredentials:
 		return audit.OutcomeUpstreamError
 	case code == flashauth.CodeRateLimited:
-		return "rate_limited"
+		return audit.OutcomeRateLimited
 	case statusOf(code) >= 500:
-		return "error"
+		return audit.OutcomeError
 	}
 	return audit.OutcomeRejected
 }

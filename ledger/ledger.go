@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/testhook"
 	"github.com/flashbacktech/flashauth/seal"
 )
 
@@ -68,10 +69,6 @@ type Ledger struct {
 	// inflight counts the operations this process is running or waiting
 	// on: one per secret, however many callers share it.
 	inflight atomic.Int64
-
-	// afterCommit, when set (tests only), runs after a commit and before the
-	// answer is returned.
-	afterCommit func(kind string)
 }
 
 // New returns a Ledger over store.
@@ -94,10 +91,6 @@ func New(store flashauth.LedgerStore, opt Options) *Ledger {
 	return &Ledger{store: store, opt: opt}
 }
 
-// SetAfterCommit installs a hook that runs after every commit, before Do
-// returns. For crash tests only.
-func (l *Ledger) SetAfterCommit(f func(kind string)) { l.afterCommit = f }
-
 // Result is what Do returns.
 type Result struct {
 	Payload  []byte
@@ -106,6 +99,11 @@ type Result struct {
 	// started (single-flight); it caused no work of its own. A joined
 	// caller of a replay is Replayed too.
 	Joined bool
+	// Lost is set (by Run; Do reports it as a *CommitError) when the
+	// operation ran but its outcome could not be committed: the outcome is
+	// still returned, as it may be the only copy of a spent secret's
+	// successor, but a retry will not replay it.
+	Lost error
 }
 
 // InFlight returns how many operations this process is running or waiting
@@ -127,12 +125,20 @@ type Op func(ctx context.Context) (Outcome, error)
 // outcome is still committed for the retry. Its deadline is the claim's lease.
 // A panic in op is an INTERNAL_ERROR, and its claim is released.
 func (l *Ledger) Do(ctx context.Context, kind, secret string, window time.Duration, op Op) (Result, error) {
+	return l.do(ctx, kind, secret, nil, window, op)
+}
+
+// do is Do with the secret's hash when the caller already has it (nil:
+// computed here).
+func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
 	if window <= 0 {
 		// A commit that is dead on arrival would let another replica run op
 		// again: exactly-once needs a window.
 		return Result{}, errors.New("ledger: the replay window must be positive")
 	}
-	key := seal.Hash(secret)
+	if key == nil {
+		key = seal.Hash(secret)
+	}
 	// led is set only in the caller whose function singleflight runs; the
 	// channel receive below orders the write before the read.
 	led := false
@@ -231,9 +237,7 @@ func (l *Ledger) execute(ctx context.Context, kind, secret string, key []byte, c
 		// a retry will not replay it.
 		return Result{Payload: out.Payload}, &CommitError{Err: err}
 	}
-	if l.afterCommit != nil {
-		l.afterCommit(kind)
-	}
+	testhook.AfterLedgerCommit(kind)
 	return Result{Payload: out.Payload}, nil
 }
 

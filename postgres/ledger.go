@@ -45,11 +45,15 @@ func scanLedger(row pgx.Row) (flashauth.LedgerEntry, error) {
 // row is live. In that case ON CONFLICT has still locked the row it judged,
 // so the SELECT that follows in the same transaction reads exactly that
 // version: nobody can complete, release or purge it in between.
+//
+// Both statements go in one pipelined batch, which PostgreSQL runs as one
+// implicit transaction (everything up to the batch's Sync): one round trip
+// instead of four (BEGIN, upsert, SELECT, COMMIT).
 func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (flashauth.LedgerEntry, bool, error) {
 	var e flashauth.LedgerEntry
-	err := db.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		var err error
-		e, err = scanLedger(tx.QueryRow(ctx, `
+	err := db.do(ctx, func(ctx context.Context) error {
+		batch := &pgx.Batch{}
+		batch.Queue(`
 			INSERT INTO ledger (`+ledgerColumns+`)
 			VALUES ($1, $2, $3, 1, $5, NULL, NULL, $4)
 			ON CONFLICT (kind, key) DO UPDATE SET
@@ -57,16 +61,27 @@ func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID 
 				sealed = NULL, expires_at = NULL, created_at = EXCLUDED.created_at
 			WHERE `+ledgerDead("$4")+`
 			RETURNING `+ledgerColumns,
-			kind, key, claimID, tsArg(now), tsArg(leaseUntil)))
-		if !errors.Is(err, pgx.ErrNoRows) {
+			kind, key, claimID, tsArg(now), tsArg(leaseUntil))
+		batch.Queue(`SELECT `+ledgerColumns+` FROM ledger WHERE kind = $1 AND key = $2`, kind, key)
+		res := db.pool.SendBatch(ctx, batch)
+		claimed, cerr := scanLedger(res.QueryRow())
+		current, serr := scanLedger(res.QueryRow())
+		if err := res.Close(); err != nil {
 			return err
 		}
-		e, err = scanLedger(tx.QueryRow(ctx,
-			`SELECT `+ledgerColumns+` FROM ledger WHERE kind = $1 AND key = $2`, kind, key))
-		if errors.Is(err, pgx.ErrNoRows) {
+		switch {
+		case cerr == nil:
+			e = claimed
+		case !errors.Is(cerr, pgx.ErrNoRows):
+			return cerr
+		case errors.Is(serr, pgx.ErrNoRows):
 			return errors.New("ledger: locked row vanished")
+		case serr != nil:
+			return serr
+		default:
+			e = current
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return flashauth.LedgerEntry{}, false, err

@@ -21,8 +21,8 @@ import (
 const (
 	DefaultConnectTimeout   = 2 * time.Second
 	DefaultOperationTimeout = 5 * time.Second
-	// DefaultMigrateTimeout also covers waiting for another replica that
-	// holds the migration lock.
+	// DefaultMigrateTimeout bounds applying migrations in Open, waiting
+	// for another replica that holds the migration lock included.
 	DefaultMigrateTimeout = 60 * time.Second
 )
 
@@ -41,7 +41,6 @@ type options struct {
 	maxConns       int32
 	connectTimeout time.Duration
 	opTimeout      time.Duration
-	migrateTimeout time.Duration
 }
 
 // WithMaxConns bounds the pool (pgx's default: the larger of 4 and the
@@ -61,18 +60,12 @@ func WithOperationTimeout(d time.Duration) Option {
 	return func(o *options) { o.opTimeout = d }
 }
 
-// WithMigrateTimeout bounds applying migrations in Open. Default
-// DefaultMigrateTimeout.
-func WithMigrateTimeout(d time.Duration) Option {
-	return func(o *options) { o.migrateTimeout = d }
-}
-
 // Open connects to the database at url ("postgres://user@host:5432/db?...")
 // and applies the embedded migrations that are missing. Parameters of the
 // URL the server understands, such as search_path or application_name, are
 // sent at connection start-up, so a URL can pin the store to a schema.
 func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
-	o := options{opTimeout: DefaultOperationTimeout, migrateTimeout: DefaultMigrateTimeout}
+	o := options{opTimeout: DefaultOperationTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -98,7 +91,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	db := &DB{pool: pool, opTimeout: o.opTimeout}
-	mctx, cancel := context.WithTimeout(ctx, o.migrateTimeout)
+	mctx, cancel := context.WithTimeout(ctx, DefaultMigrateTimeout)
 	defer cancel()
 	if err := db.mapErr(ctx, migrate(mctx, pool)); err != nil {
 		pool.Close()

@@ -6,7 +6,6 @@ package refresh
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,9 +36,6 @@ func ParsePolicy(s string) (Policy, error) {
 	}
 	return "", fmt.Errorf("unknown policy %q (want compat or session)", s)
 }
-
-// MaxTokenLength bounds a presented refresh token.
-const MaxTokenLength = 4096
 
 // Config configures a Service.
 type Config struct {
@@ -104,24 +100,21 @@ type Result struct {
 	Owner    string // the user the token's lineage belongs to, "" when unknown
 }
 
-// outcome is what the ledger commits and replays.
-type outcome struct {
+// verdict is what the ledger commits and replays.
+type verdict struct {
 	Token *Token `json:"token,omitempty"`
 	Code  string `json:"code,omitempty"` // a definitive error code
 }
 
-// ValidToken reports whether s is acceptable as a presented token: non-empty,
-// at most MaxTokenLength printable ASCII characters without spaces.
-func ValidToken(s string) bool {
-	if s == "" || len(s) > MaxTokenLength {
-		return false
+// Err implements ledger.Verdict.
+func (o verdict) Err() error {
+	if o.Code != "" {
+		return rejection(o.Code)
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return false
-		}
+	if o.Token == nil {
+		return errors.New("refresh: committed outcome has neither token nor code")
 	}
-	return true
+	return nil
 }
 
 // Refresh exchanges refreshToken at GitHub at most once and returns the new
@@ -140,33 +133,27 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, caller Calle
 		return Result{}, err
 	}
 
-	res, err := s.ledger.Do(ctx, flashauth.LedgerGitHubRefresh, refreshToken, s.cfg.ReplayWindow,
-		func(ctx context.Context) (ledger.Outcome, error) {
-			return s.exchange(ctx, refreshToken, hash, lin, known)
-		})
-	if err != nil && (!ledger.IsCommitError(err) || res.Payload == nil) {
-		return Result{}, err
-	}
-	var out outcome
-	if jerr := json.Unmarshal(res.Payload, &out); jerr != nil {
-		return Result{}, fmt.Errorf("refresh: decode committed outcome: %w", jerr)
-	}
-	if err != nil {
+	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{
+		Kind: flashauth.LedgerGitHubRefresh, Secret: refreshToken, Hash: hash, Window: s.cfg.ReplayWindow,
+	}, func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
+		return s.exchange(ctx, refreshToken, hash, lin, known)
+	})
+	if res.Lost != nil {
 		// The exchange happened but could not be committed (the store
 		// failed, or the claim's lease ran out and another process took it
 		// over: ErrClaimLost in the chain). Answer it anyway: a rotated token
 		// is the only copy there is.
-		if out.Token != nil {
-			s.cfg.Logger.ErrorContext(ctx, "github refresh succeeded but its result could not be committed; a retry will not replay it", "err", err)
+		if err == nil {
+			s.cfg.Logger.ErrorContext(ctx, "github refresh succeeded but its result could not be committed; a retry will not replay it", "err", res.Lost)
 		} else {
-			s.cfg.Logger.WarnContext(ctx, "github refresh rejection could not be committed; a retry will ask GitHub again", "err", err)
+			s.cfg.Logger.WarnContext(ctx, "github refresh rejection could not be committed; a retry will ask GitHub again", "err", res.Lost)
 		}
 	}
-	if out.Code != "" {
-		return Result{Replayed: res.Replayed, Joined: res.Joined, Owner: lin.UserID}, rejection(out.Code)
-	}
-	if out.Token == nil {
-		return Result{}, errors.New("refresh: committed outcome has neither token nor code")
+	if err != nil {
+		if res.Payload == nil {
+			return Result{}, err // nothing definitive happened
+		}
+		return Result{Replayed: res.Replayed, Joined: res.Joined, Owner: lin.UserID}, err
 	}
 	return Result{Token: *out.Token, Replayed: res.Replayed, Joined: res.Joined, Owner: lin.UserID}, nil
 }
@@ -203,7 +190,7 @@ func (s *Service) authorize(caller Caller, lin flashauth.Lineage, known bool) er
 
 // exchange is the ledger operation: one call to GitHub. Definitive answers
 // become committed outcomes; anything transient is an error, never cached.
-func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte, lin flashauth.Lineage, known bool) (ledger.Outcome, error) {
+func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte, lin flashauth.Lineage, known bool) (verdict, []flashauth.Lineage, error) {
 	gt, err := s.gh.RefreshToken(ctx, refreshToken)
 	now := s.cfg.Clock.Now()
 	if err != nil {
@@ -212,9 +199,9 @@ func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte
 			if known && lin.ReplacedBy != nil && s.cfg.OnRejectedRotated != nil {
 				s.cfg.OnRejectedRotated(ctx, lin)
 			}
-			return marshal(outcome{Code: flashauth.CodeInvalidRefreshToken}, nil)
+			return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil, nil
 		}
-		return ledger.Outcome{}, UpstreamError(err)
+		return verdict{}, nil, flashauth.ErrorFromUpstream(err)
 	}
 	tok := Token{
 		AccessToken:  gt.AccessToken,
@@ -253,15 +240,7 @@ func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte
 			ExpiresAt:  tok.RefreshTokenExpiresAt,
 		}}
 	}
-	return marshal(outcome{Token: &tok}, lineage)
-}
-
-func marshal(o outcome, lineage []flashauth.Lineage) (ledger.Outcome, error) {
-	b, err := json.Marshal(o)
-	if err != nil {
-		return ledger.Outcome{}, err
-	}
-	return ledger.Outcome{Payload: b, Lineage: lineage}, nil
+	return verdict{Token: &tok}, lineage, nil
 }
 
 // rejection is the caller-facing error of a committed rejection code. This
@@ -272,34 +251,4 @@ func rejection(code string) error {
 		return flashauth.Errorf(code, "The refresh token is invalid, expired, revoked or already used. Sign in again.")
 	}
 	return flashauth.Errorf(code, "The request was rejected.")
-}
-
-// UpstreamError turns a GitHub client error that is not a verdict on the
-// caller's credential into the domain error the caller sees.
-func UpstreamError(err error) error {
-	var ue *flashauth.UpstreamError
-	if !errors.As(err, &ue) {
-		return &flashauth.Error{Code: flashauth.CodeInternal, Message: "An internal error occurred.", Err: err}
-	}
-	switch ue.Kind {
-	case flashauth.UpstreamTransient:
-		return &flashauth.Error{
-			Code:       flashauth.CodeUpstreamUnavailable,
-			Message:    "GitHub is unavailable or rate limiting us. Try again later.",
-			RetryAfter: max(ue.RetryAfter, time.Second),
-			Err:        err,
-		}
-	case flashauth.UpstreamConfig:
-		return &flashauth.Error{
-			Code:    flashauth.CodeUpstreamCredentials,
-			Message: "GitHub rejected this service's client credentials. The operator must fix the configuration.",
-			Err:     err,
-		}
-	default:
-		return &flashauth.Error{
-			Code:    flashauth.CodeUpstreamBadResponse,
-			Message: "GitHub answered something unexpected.",
-			Err:     err,
-		}
-	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -88,13 +87,7 @@ func (e *env) open(tb testing.TB, svc *session.Service, u flashauth.User) sessio
 }
 
 // wantCode fails unless err is a *flashauth.Error with code.
-func wantCode(tb testing.TB, err error, code string) {
-	tb.Helper()
-	var fe *flashauth.Error
-	if !errors.As(err, &fe) || fe.Code != code {
-		tb.Fatalf("err = %v, want code %s", err, code)
-	}
-}
+var wantCode = testkit.WantCode
 
 // randomToken returns a well-formed refresh token that was never issued.
 func randomToken(tb testing.TB) string {

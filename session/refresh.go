@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -19,7 +18,7 @@ func (s *Service) Open(ctx context.Context, u flashauth.User, meta Meta) (Issued
 	if u.ID == "" {
 		return Issued{}, errors.New("session: open: user without id")
 	}
-	id, err := newID()
+	id, err := flashauth.NewID()
 	if err != nil {
 		return Issued{}, err
 	}
@@ -64,6 +63,17 @@ type refreshOutcome struct {
 	Code   string  `json:"code,omitempty"`
 }
 
+// Err implements ledger.Verdict.
+func (o refreshOutcome) Err() error {
+	if o.Code != "" {
+		return rejection(o.Code)
+	}
+	if o.Issued == nil {
+		return errors.New("session: refresh payload without tokens")
+	}
+	return nil
+}
+
 // Refresh rotates the session of refreshToken: it answers new tokens and the
 // presented one stops being current. The same token presented again within
 // ReuseInterval gets the identical answer (a client whose response was lost
@@ -77,32 +87,20 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Issued, err
 	if !wellFormedRefreshToken(refreshToken) {
 		return Issued{}, rejection(flashauth.CodeInvalidRefreshToken)
 	}
-	res, err := s.ledger.Do(ctx, flashauth.LedgerSessionRefresh, refreshToken, s.cfg.ReuseInterval,
-		func(ctx context.Context) (ledger.Outcome, error) {
-			out, err := s.rotate(ctx, refreshToken)
-			if err != nil {
-				return ledger.Outcome{}, err
-			}
-			payload, err := json.Marshal(out)
-			return ledger.Outcome{Payload: payload}, err
-		})
-	if err != nil {
-		if !ledger.IsCommitError(err) || res.Payload == nil {
-			return Issued{}, err
-		}
+	hash := seal.Hash(refreshToken)
+	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{
+		Kind: flashauth.LedgerSessionRefresh, Secret: refreshToken, Hash: hash, Window: s.cfg.ReuseInterval,
+	}, func(ctx context.Context) (refreshOutcome, []flashauth.Lineage, error) {
+		out, err := s.rotate(ctx, hash)
+		return out, nil, err
+	})
+	if res.Lost != nil {
 		// The rotation happened but is not replayable: answering it is the
 		// only way the new tokens are not lost.
-		s.log.Error("session refresh not committed; a retry will count as reuse", "err", err)
+		s.log.Error("session refresh not committed; a retry will count as reuse", "err", res.Lost)
 	}
-	var out refreshOutcome
-	if err := json.Unmarshal(res.Payload, &out); err != nil {
-		return Issued{}, fmt.Errorf("session: refresh payload: %w", err)
-	}
-	if out.Code != "" {
-		return Issued{}, rejection(out.Code)
-	}
-	if out.Issued == nil {
-		return Issued{}, errors.New("session: refresh payload without tokens")
+	if err != nil {
+		return Issued{}, err
 	}
 	if res.Replayed {
 		// The session may have died since (logout, reuse detected): a replay
@@ -122,9 +120,8 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Issued, err
 
 // rotate is the ledger operation of Refresh. Its error means nothing
 // definitive happened (the store failed); rejections are outcomes.
-func (s *Service) rotate(ctx context.Context, refreshToken string) (refreshOutcome, error) {
+func (s *Service) rotate(ctx context.Context, oldHash []byte) (refreshOutcome, error) {
 	now := s.cfg.Clock.Now()
-	oldHash := seal.Hash(refreshToken)
 	sess, current, err := s.store.FindSessionByRefresh(ctx, oldHash)
 	if errors.Is(err, flashauth.ErrNotFound) {
 		return refreshOutcome{Code: flashauth.CodeInvalidRefreshToken}, nil

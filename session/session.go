@@ -10,7 +10,6 @@ package session
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -185,16 +184,4 @@ func wellFormedRefreshToken(tok string) bool {
 	}
 	_, err := base64.RawURLEncoding.DecodeString(tok)
 	return err == nil
-}
-
-// newID returns a random UUIDv4 string, used for session ids.
-func newID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("session: random: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 }

@@ -114,8 +114,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 // verify checks an access token's signature and claims at now, without its
 // session. Only a failure to read the keys is not CodeAuthRequired.
 func (s *Service) verify(ctx context.Context, token string, now time.Time) (Principal, error) {
-	if token == "" || len(token) > maxTokenLen {
-		return Principal{}, errAuth(errors.New("missing or oversized token"))
+	if !flashauth.ValidToken(token, maxTokenLen) {
+		return Principal{}, errAuth(errors.New("missing, oversized or malformed token"))
 	}
 	// Only EdDSA parses: alg none and every HMAC algorithm (including the
 	// "public key as HMAC secret" confusion) are refused here.

@@ -4,19 +4,18 @@ import (
 	"errors"
 
 	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/refresh"
 )
 
 // rejected is a definitive rejection, committed so it replays within the
 // window.
-func rejected(code string) (outcome, error) {
-	return outcome{Code: code}, nil
+func rejected(code string) (verdict, error) {
+	return verdict{Code: code}, nil
 }
 
 // upstream turns a GitHub error into the operation's result: GitHub's
 // verdicts on the code or the account are committed rejections; everything
 // else is an error that is not remembered, so a retry runs again.
-func upstream(err error) (outcome, error) {
+func upstream(err error) (verdict, error) {
 	var ue *flashauth.UpstreamError
 	if errors.As(err, &ue) && ue.Kind == flashauth.UpstreamRejected {
 		switch ue.OAuthCode {
@@ -29,10 +28,10 @@ func upstream(err error) (outcome, error) {
 		}
 		// A REST 401/403 for a token GitHub just issued is not a verdict on
 		// the user: GitHub is not behaving as documented.
-		return outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
+		return verdict{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
 			Message: "GitHub answered unexpectedly.", Err: err}
 	}
-	return outcome{}, refresh.UpstreamError(err)
+	return verdict{}, flashauth.ErrorFromUpstream(err)
 }
 
 // rejection is the caller-facing error of a committed rejection code.

@@ -21,9 +21,9 @@ const (
 	maxStateLen = 512
 )
 
-// outcome is the ledger payload of a sign-in: the answer, or the code of a
+// verdict is the ledger payload of a sign-in: the answer, or the code of a
 // definitive rejection. Both replay within the window.
-type outcome struct {
+type verdict struct {
 	AuthState *AuthState `json:"authState,omitempty"`
 	Code      string     `json:"code,omitempty"`
 	// Binding ties the outcome to the state and redirect_uri of the request
@@ -33,6 +33,17 @@ type outcome struct {
 	UserID string `json:"userId,omitempty"`
 	// lineage is committed beside the payload, not in it.
 	lineage []flashauth.Lineage
+}
+
+// Err implements ledger.Verdict.
+func (o verdict) Err() error {
+	if o.Code != "" {
+		return rejection(o.Code)
+	}
+	if o.AuthState == nil {
+		return errors.New("signin: payload without auth state")
+	}
+	return nil
 }
 
 // binding is a digest of what, besides the code, identifies a sign-in request.
@@ -52,10 +63,10 @@ func binding(req Request) string {
 // nobody, so whoever sees a code cannot block or spend it by posting it with
 // a made-up state.
 func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
-	if !printable(req.Code, maxCodeLen) {
+	if !flashauth.ValidToken(req.Code, maxCodeLen) {
 		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "code must be a non-empty string of printable characters.")
 	}
-	if req.State != "" && !printable(req.State, maxStateLen) {
+	if req.State != "" && !flashauth.ValidToken(req.State, maxStateLen) {
 		return AuthState{}, rejection(flashauth.CodeInvalidState)
 	}
 	if req.RedirectURI != "" && !validRedirectURI(req.RedirectURI) {
@@ -77,9 +88,10 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 		l, err := s.checkState(ctx, req)
 		if errors.Is(err, flashauth.ErrNotFound) {
 			// No live state: either the state is wrong, or this retries a
-			// sign-in that completed and used it up. Only a committed
-			// outcome may answer, and its binding decides; nothing is
-			// claimed, so a wrong state leaves the code to its owner.
+			// sign-in that completed (or is completing) and used it up. Only
+			// a committed outcome may answer, and its binding decides;
+			// nothing is claimed, so a wrong state leaves the code to its
+			// owner.
 			res, ok, rerr := s.ledger.Replay(ctx, flashauth.LedgerGitHubCode, req.Code)
 			if rerr != nil {
 				return AuthState{}, fmt.Errorf("signin: replay: %w", rerr)
@@ -87,66 +99,56 @@ func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
 			if !ok {
 				return AuthState{}, rejection(flashauth.CodeInvalidState)
 			}
-			return s.answer(ctx, req, res, b)
+			var out verdict
+			if err := json.Unmarshal(res.Payload, &out); err != nil {
+				return AuthState{}, fmt.Errorf("signin: payload: %w", err)
+			}
+			return s.answer(ctx, req, out, res, out.Err(), b)
 		}
 		if err != nil {
 			return AuthState{}, err
 		}
 		checked = l
 	}
-	res, err := s.ledger.Do(ctx, flashauth.LedgerGitHubCode, req.Code, s.cfg.ReplayWindow,
-		func(ctx context.Context) (ledger.Outcome, error) {
+	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{Kind: flashauth.LedgerGitHubCode, Secret: req.Code, Window: s.cfg.ReplayWindow},
+		func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
 			o, err := s.exchange(ctx, req, checked)
-			if err != nil {
-				return ledger.Outcome{}, err
-			}
 			o.Binding = b
-			payload, err := json.Marshal(o)
-			if err != nil {
-				return ledger.Outcome{}, fmt.Errorf("signin: payload: %w", err)
-			}
-			return ledger.Outcome{Payload: payload, Lineage: o.lineage}, nil
+			return o, o.lineage, err
 		})
-	if err != nil {
-		if !ledger.IsCommitError(err) || res.Payload == nil {
-			return AuthState{}, err
-		}
+	if res.Lost != nil {
 		// The code is spent and a session open; answering is the only way
 		// they are not lost, though a retry will not replay this.
-		s.log.Error("sign-in outcome not committed", "err", err)
+		s.log.Error("sign-in outcome not committed", "err", res.Lost)
 	}
-	return s.answer(ctx, req, res, b)
+	return s.answer(ctx, req, out, res, err, b)
 }
 
 // stateRequiredMessage is the message of STATE_REQUIRED.
 const stateRequiredMessage = "The state is missing: sign-ins are started with PKCE at GET /auth/github/authorize, " +
 	"and the state that call returned must be sent with the code."
 
-// answer turns the ledger's payload into the caller's answer. b is the
-// binding of the caller's request.
-func (s *Service) answer(ctx context.Context, req Request, res ledger.Result, b string) (AuthState, error) {
-	var out outcome
-	if err := json.Unmarshal(res.Payload, &out); err != nil {
-		return AuthState{}, fmt.Errorf("signin: payload: %w", err)
-	}
-	if out.Binding != b {
+// answer turns a verdict of the ledger into the caller's answer. err is the
+// verdict's own (a committed rejection) or the ledger's (nothing definitive
+// happened, and then res carries no payload); b is the binding of the
+// caller's request.
+func (s *Service) answer(ctx context.Context, req Request, out verdict, res ledger.Result, err error, b string) (AuthState, error) {
+	if res.Payload != nil && out.Binding != b {
 		// The same code with another state or redirect_uri is not a retry
 		// of the request that spent it. This holds for replays and for
 		// callers that joined the exchange in flight (the ledger shares one
 		// attempt between them): neither may take another request's answer.
 		return AuthState{}, rejection(flashauth.CodeInvalidState)
 	}
-	if out.Code != "" {
-		err := rejection(out.Code)
+	if err != nil {
 		if out.Code == flashauth.CodeInvalidCode && req.State == "" {
 			// flashauth cannot tell a dead code from a PKCE-bound one sent
 			// without its state: GitHub says the same of both.
-			err.Message += " If the sign-in was started at GET /auth/github/authorize without pkce=false, send its state with the code."
+			e := rejection(out.Code)
+			e.Message += " If the sign-in was started at GET /auth/github/authorize without pkce=false, send its state with the code."
+			return AuthState{}, e
 		}
 		return AuthState{}, err
-	}
-	if out.AuthState == nil {
-		return AuthState{}, errors.New("signin: payload without auth state")
 	}
 	if res.Replayed {
 		// A replay hands out the session opened the first time; once that
@@ -200,7 +202,7 @@ func (s *Service) checkState(ctx context.Context, req Request) (*login, error) {
 // exchange is the ledger operation of SignIn. It returns definitive
 // rejections as outcomes and everything that may pass as errors. l is the
 // checked state of the request, nil when it came without one.
-func (s *Service) exchange(ctx context.Context, req Request, l *login) (outcome, error) {
+func (s *Service) exchange(ctx context.Context, req Request, l *login) (verdict, error) {
 	ex := flashauth.CodeExchange{Code: req.Code, RedirectURI: req.RedirectURI}
 	if l != nil {
 		if ex.RedirectURI == "" {
@@ -228,7 +230,7 @@ func (s *Service) useState(ctx context.Context, l *login) error {
 
 // complete exchanges the code, uses up the state of its login, reads the
 // GitHub user, stores our user and opens the session.
-func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeExchange, l *login) (outcome, error) {
+func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeExchange, l *login) (verdict, error) {
 	tok, err := s.gh.ExchangeCode(ctx, ex)
 	if err != nil {
 		return upstream(err)
@@ -239,7 +241,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 			return rejected(flashauth.CodeInvalidState)
 		}
 		if err != nil {
-			return outcome{}, err
+			return verdict{}, err
 		}
 	}
 	issuedAt := s.cfg.Clock.Now() // GitHub's expiries count from here
@@ -252,7 +254,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 	if ghUser.ID <= 0 || ghUser.Login == "" {
 		// Users are keyed by the GitHub id: a missing one would fold
 		// accounts together.
-		return outcome{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
+		return verdict{}, &flashauth.Error{Code: flashauth.CodeUpstreamBadResponse,
 			Message: "GitHub answered unexpectedly.", Err: errors.New("signin: GitHub user without id or login")}
 	}
 	emails, err := retryGet(ctx, s.cfg.RetryBackoff, func() ([]flashauth.GitHubEmail, error) { return s.gh.Emails(ctx, tok.AccessToken) })
@@ -265,7 +267,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 	}
 	user, err := s.upsertUser(ctx, ghUser, email)
 	if err != nil {
-		return outcome{}, err
+		return verdict{}, err
 	}
 	issued, err := s.sessions.Open(ctx, user, session.Meta{
 		DeviceInfo: req.DeviceInfo,
@@ -274,7 +276,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 		Provider:   Provider,
 	})
 	if err != nil {
-		return outcome{}, err
+		return verdict{}, err
 	}
 	state := &AuthState{
 		User:                User{Email: user.Email, Name: user.Name, ImageURL: user.ImageURL},
@@ -287,7 +289,7 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 		TokenID:             issued.SessionID,
 		SessionExpiresAt:    flashauth.UnixMilli(issued.SessionExpiresAt),
 	}
-	out := outcome{AuthState: state, UserID: user.ID}
+	out := verdict{AuthState: state, UserID: user.ID}
 	if tok.RefreshToken != "" {
 		l := flashauth.Lineage{TokenHash: seal.Hash(tok.RefreshToken), UserID: user.ID, CreatedAt: issuedAt}
 		if tok.RefreshTokenExpiresIn > 0 {
@@ -301,11 +303,11 @@ func (s *Service) complete(ctx context.Context, req Request, ex flashauth.CodeEx
 // upsertUser creates or updates the user of the GitHub account, keyed by its
 // numeric id, and on first sign-in its organization.
 func (s *Service) upsertUser(ctx context.Context, gu flashauth.GitHubUser, email string) (flashauth.User, error) {
-	userID, err := newID()
+	userID, err := flashauth.NewID()
 	if err != nil {
 		return flashauth.User{}, err
 	}
-	orgID, err := newID()
+	orgID, err := flashauth.NewID()
 	if err != nil {
 		return flashauth.User{}, err
 	}

@@ -2,9 +2,7 @@ package signin_test
 
 import (
 	"context"
-	"errors"
 	"net/http/httptest"
-	"net/url"
 	"testing"
 	"time"
 
@@ -105,19 +103,7 @@ func (e *env) login(t *testing.T, userID int64, redirectURI string) (code, state
 
 func (e *env) approve(t *testing.T, res signin.AuthorizeResult, userID int64) string {
 	t.Helper()
-	u, err := url.Parse(res.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	code, err := e.emu.CompleteLogin(githubemu.LoginParams{
-		ClientID:            q.Get("client_id"),
-		RedirectURI:         q.Get("redirect_uri"),
-		State:               q.Get("state"),
-		CodeChallenge:       q.Get("code_challenge"),
-		CodeChallengeMethod: q.Get("code_challenge_method"),
-		UserID:              userID,
-	})
+	code, err := e.emu.CompleteLoginURL(res.URL, userID)
 	if err != nil {
 		t.Fatalf("CompleteLogin: %v", err)
 	}
@@ -154,10 +140,5 @@ func (e *env) principal(t *testing.T, st signin.AuthState) session.Principal {
 	return p
 }
 
-func wantCode(t *testing.T, err error, code string) {
-	t.Helper()
-	var fe *flashauth.Error
-	if !errors.As(err, &fe) || fe.Code != code {
-		t.Fatalf("err = %v, want code %s", err, code)
-	}
-}
+// wantCode fails unless err is a *flashauth.Error with code.
+var wantCode = testkit.WantCode

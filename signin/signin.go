@@ -9,11 +9,8 @@
 package signin
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"time"
@@ -169,32 +166,6 @@ type User struct {
 	ImageURL string `json:"imageUrl"`
 }
 
-// newID returns a random UUIDv4 string, used for user and organization ids.
-func newID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("signin: random: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
-}
-
-// printable reports whether s is 1..max printable ASCII characters without
-// spaces: the shape of codes, states and tokens.
-func printable(s string, max int) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return false
-		}
-	}
-	return true
-}
-
 // redirectAllowed reports whether a valid, non-empty redirect_uri may be
 // used: it is in AllowedRedirectURIs, or no list is configured.
 func (s *Service) redirectAllowed(uri string) bool {
@@ -204,7 +175,7 @@ func (s *Service) redirectAllowed(uri string) bool {
 // validRedirectURI accepts an absolute URL without fragment, as OAuth
 // requires of redirection endpoints.
 func validRedirectURI(s string) bool {
-	if !printable(s, 2048) {
+	if !flashauth.ValidToken(s, 2048) {
 		return false
 	}
 	u, err := url.Parse(s)

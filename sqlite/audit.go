@@ -9,12 +9,13 @@ import (
 	"github.com/flashbacktech/flashauth"
 )
 
+const qAuditInsert = `INSERT INTO audit_events (time, type, outcome, user_id, session_id,
+			ip_address, request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
 // AppendAudit implements flashauth.AuditStore; the store assigns the ID.
 func (db *DB) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
-	return db.writeTx(ctx, "append audit", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO audit_events (time, type, outcome, user_id, session_id,
-			ip_address, request_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			ms(e.Time), e.Type, e.Outcome, e.UserID, e.SessionID, e.IPAddress, e.RequestID, e.Detail)
+	return db.writeTx(ctx, "append audit", func(ctx context.Context, tx *wtx) error {
+		_, err := tx.exec(ctx, qAuditInsert, ms(e.Time), e.Type, e.Outcome, e.UserID, e.SessionID, e.IPAddress, e.RequestID, e.Detail)
 		return err
 	})
 }
@@ -74,7 +75,7 @@ func (db *DB) PurgeAudit(ctx context.Context, before time.Time, limit int) (int6
 		return 0, nil
 	}
 	var n int64
-	err := db.writeTx(ctx, "purge audit", func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, "purge audit", func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM audit_events WHERE id IN (
 			SELECT id FROM audit_events WHERE time IS NULL OR time < ? ORDER BY id LIMIT ?)`, before.UnixMilli(), limit)
 		if err != nil {

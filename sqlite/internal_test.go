@@ -232,7 +232,7 @@ func TestWriteTxPanicReleasesWriter(t *testing.T) {
 				t.Fatal("the panic did not propagate")
 			}
 		}()
-		_ = db.writeTx(t.Context(), "panicking", func(tx *sql.Tx) error {
+		_ = db.writeTx(t.Context(), "panicking", func(ctx context.Context, tx *wtx) error {
 			if _, err := tx.ExecContext(t.Context(), `INSERT INTO audit_events (time, type, outcome, user_id, session_id, ip_address, request_id, detail)
 				VALUES (1, 'x', 'x', '', '', '', '', '')`); err != nil {
 				t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 // InsertSigningKey implements flashauth.KeyStore. UNIQUE(generation) makes
 // the replica that rotates second get ErrConflict.
 func (db *DB) InsertSigningKey(ctx context.Context, k flashauth.SigningKey) error {
-	return db.writeTx(ctx, "insert signing key", func(tx *sql.Tx) error {
+	return db.writeTx(ctx, "insert signing key", func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (id, generation, algorithm, public_key,
 			private_key, sealed, created_at, retire_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			k.ID, k.Generation, k.Algorithm, k.PublicKey, k.PrivateKey, boolInt(k.Sealed),
@@ -23,7 +23,7 @@ func (db *DB) InsertSigningKey(ctx context.Context, k flashauth.SigningKey) erro
 
 // UpdateSigningKey implements flashauth.KeyStore.
 func (db *DB) UpdateSigningKey(ctx context.Context, k flashauth.SigningKey, prev []byte) error {
-	return db.writeTx(ctx, "update signing key", func(tx *sql.Tx) error {
+	return db.writeTx(ctx, "update signing key", func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE signing_keys SET private_key = ?, sealed = ?, retire_at = ?,
 			expires_at = ? WHERE id = ? AND private_key = ?`,
 			k.PrivateKey, boolInt(k.Sealed), ms(k.RetireAt), ms(k.ExpiresAt), k.ID, prev)
@@ -68,7 +68,7 @@ func (db *DB) ListSigningKeys(ctx context.Context) ([]flashauth.SigningKey, erro
 // never expires.
 func (db *DB) DeleteSigningKeys(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	err := db.writeTx(ctx, "delete signing keys", func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, "delete signing keys", func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM signing_keys WHERE expires_at <= ?`, now.UnixMilli())
 		if err != nil {
 			return err

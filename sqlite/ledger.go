@@ -13,6 +13,20 @@ import (
 
 const ledgerColumns = `kind, key, claim_id, state, lease_until, sealed, expires_at, created_at`
 
+// The ledger's statements, prepared once (stmts.go).
+const (
+	qLedgerSelect = `SELECT ` + ledgerColumns + ` FROM ledger WHERE kind = ? AND key = ?`
+	qLedgerClaim  = `INSERT INTO ledger (` + ledgerColumns + `)
+			VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)
+			ON CONFLICT (kind, key) DO UPDATE SET
+				claim_id = excluded.claim_id, state = excluded.state,
+				lease_until = excluded.lease_until, sealed = NULL,
+				expires_at = NULL, created_at = excluded.created_at`
+	qLedgerComplete = `UPDATE ledger SET state = ?, sealed = ?, expires_at = ?
+			WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`
+	qLedgerRelease = `DELETE FROM ledger WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`
+)
+
 type rowScanner interface {
 	Scan(dest ...any) error
 }
@@ -34,9 +48,8 @@ func scanLedger(r rowScanner) (flashauth.LedgerEntry, error) {
 // another, can slip in between "is there a live entry?" and "take it".
 func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (flashauth.LedgerEntry, bool, error) {
 	var entry flashauth.LedgerEntry
-	err := db.writeTx(ctx, "claim ledger", func(tx *sql.Tx) error {
-		cur, err := scanLedger(tx.QueryRowContext(ctx,
-			`SELECT `+ledgerColumns+` FROM ledger WHERE kind = ? AND key = ?`, kind, key))
+	err := db.writeTx(ctx, "claim ledger", func(ctx context.Context, tx *wtx) error {
+		cur, err := scanLedger(tx.queryRow(ctx, qLedgerSelect, kind, key))
 		switch {
 		case err == nil && ledgerLive(cur, now):
 			entry = cur
@@ -49,13 +62,7 @@ func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID 
 			Kind: kind, Key: bytes.Clone(key), ClaimID: claimID, State: flashauth.LedgerPending,
 			LeaseUntil: leaseUntil, CreatedAt: now,
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO ledger (`+ledgerColumns+`)
-			VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)
-			ON CONFLICT (kind, key) DO UPDATE SET
-				claim_id = excluded.claim_id, state = excluded.state,
-				lease_until = excluded.lease_until, sealed = NULL,
-				expires_at = NULL, created_at = excluded.created_at`,
-			kind, key, claimID, flashauth.LedgerPending, ms(leaseUntil), ms(now))
+		_, err = tx.exec(ctx, qLedgerClaim, kind, key, claimID, flashauth.LedgerPending, ms(leaseUntil), ms(now))
 		return err
 	})
 	if err != nil {
@@ -85,10 +92,8 @@ func roundMS(t time.Time) time.Time {
 
 // CompleteLedger implements flashauth.LedgerStore.
 func (db *DB) CompleteLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, expiresAt time.Time, lineage []flashauth.Lineage) error {
-	return db.writeTx(ctx, "complete ledger", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE ledger SET state = ?, sealed = ?, expires_at = ?
-			WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`,
-			flashauth.LedgerDone, sealed, ms(expiresAt), kind, key, claimID, flashauth.LedgerPending)
+	return db.writeTx(ctx, "complete ledger", func(ctx context.Context, tx *wtx) error {
+		res, err := tx.exec(ctx, qLedgerComplete, flashauth.LedgerDone, sealed, ms(expiresAt), kind, key, claimID, flashauth.LedgerPending)
 		if err != nil {
 			return err
 		}
@@ -108,17 +113,15 @@ func (db *DB) CompleteLedger(ctx context.Context, kind string, key []byte, claim
 
 // ReleaseLedger implements flashauth.LedgerStore.
 func (db *DB) ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error {
-	return db.writeTx(ctx, "release ledger", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM ledger WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`,
-			kind, key, claimID, flashauth.LedgerPending)
+	return db.writeTx(ctx, "release ledger", func(ctx context.Context, tx *wtx) error {
+		_, err := tx.exec(ctx, qLedgerRelease, kind, key, claimID, flashauth.LedgerPending)
 		return err
 	})
 }
 
 // GetLedger implements flashauth.LedgerStore.
 func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth.LedgerEntry, error) {
-	e, err := scanLedger(db.read.QueryRowContext(ctx,
-		`SELECT `+ledgerColumns+` FROM ledger WHERE kind = ? AND key = ?`, kind, key))
+	e, err := scanLedger(db.readRow(ctx, qLedgerSelect, kind, key))
 	if err != nil {
 		return flashauth.LedgerEntry{}, db.fail("get ledger", err)
 	}
@@ -129,7 +132,7 @@ func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth
 // passed, as in ledgerLive: such a row could never be replayed or held.
 func (db *DB) PurgeLedger(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	err := db.writeTx(ctx, "purge ledger", func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, "purge ledger", func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM ledger
 			WHERE (state = ? AND (expires_at IS NULL OR expires_at <= ?))
 			   OR (state = ? AND (lease_until IS NULL OR lease_until <= ?))`,

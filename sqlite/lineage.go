@@ -8,34 +8,33 @@ import (
 	"github.com/flashbacktech/flashauth"
 )
 
-// execer is what both *sql.Tx and *sql.DB offer for writes.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 // errEmptyHash rejects a lineage record without its key before SQLite does,
 // with a message that says what is wrong.
 var errEmptyHash = errors.New("lineage token hash is empty")
 
-func putLineage(ctx context.Context, tx execer, l flashauth.Lineage) error {
-	if len(l.TokenHash) == 0 {
-		return errEmptyHash
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO lineage
+const qLineagePut = `INSERT INTO lineage
 		(token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (token_hash) DO UPDATE SET
 			parent_hash = excluded.parent_hash, user_id = excluded.user_id,
 			replaced_by = excluded.replaced_by, created_at = excluded.created_at,
-			rotated_at = excluded.rotated_at, expires_at = excluded.expires_at`,
-		l.TokenHash, blob(l.ParentHash), l.UserID, blob(l.ReplacedBy),
+			rotated_at = excluded.rotated_at, expires_at = excluded.expires_at`
+
+const qLineageGet = `SELECT token_hash, parent_hash, user_id, replaced_by,
+		created_at, rotated_at, expires_at FROM lineage WHERE token_hash = ?`
+
+func putLineage(ctx context.Context, tx *wtx, l flashauth.Lineage) error {
+	if len(l.TokenHash) == 0 {
+		return errEmptyHash
+	}
+	_, err := tx.exec(ctx, qLineagePut, l.TokenHash, blob(l.ParentHash), l.UserID, blob(l.ReplacedBy),
 		ms(l.CreatedAt), ms(l.RotatedAt), ms(l.ExpiresAt))
 	return err
 }
 
 // PutLineage implements flashauth.LineageStore.
 func (db *DB) PutLineage(ctx context.Context, l flashauth.Lineage) error {
-	return db.writeTx(ctx, "put lineage", func(tx *sql.Tx) error {
+	return db.writeTx(ctx, "put lineage", func(ctx context.Context, tx *wtx) error {
 		return putLineage(ctx, tx, l)
 	})
 }
@@ -46,8 +45,7 @@ func (db *DB) GetLineage(ctx context.Context, tokenHash []byte) (flashauth.Linea
 		l                         flashauth.Lineage
 		created, rotated, expires sql.NullInt64
 	)
-	err := db.read.QueryRowContext(ctx, `SELECT token_hash, parent_hash, user_id, replaced_by,
-		created_at, rotated_at, expires_at FROM lineage WHERE token_hash = ?`, tokenHash).
+	err := db.readRow(ctx, qLineageGet, tokenHash).
 		Scan(&l.TokenHash, &l.ParentHash, &l.UserID, &l.ReplacedBy, &created, &rotated, &expires)
 	if err != nil {
 		return flashauth.Lineage{}, db.fail("get lineage", err)

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -72,7 +71,7 @@ func LatestVersion() int { return len(migrations) }
 // several processes opening the same new file at once apply each migration
 // once, and a failure leaves the schema as it was.
 func (db *DB) migrate(ctx context.Context, now time.Time) error {
-	return db.writeTx(ctx, "migrate", func(tx *sql.Tx) error {
+	return db.writeTx(ctx, "migrate", func(ctx context.Context, tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER NOT NULL PRIMARY KEY,
 			name       TEXT    NOT NULL,

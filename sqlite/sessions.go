@@ -34,7 +34,7 @@ func scanSession(r rowScanner, extra ...any) (flashauth.Session, error) {
 // CreateSession implements flashauth.SessionStore. The refresh token is
 // recorded with the session's CreatedAt.
 func (db *DB) CreateSession(ctx context.Context, s flashauth.Session, refreshHash []byte) error {
-	return db.writeTx(ctx, "create session", func(tx *sql.Tx) error {
+	return db.writeTx(ctx, "create session", func(ctx context.Context, tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, user_id, provider, device_info,
 			ip_address, user_agent, created_at, last_used_at, expires_at, revoked_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -50,7 +50,7 @@ func (db *DB) CreateSession(ctx context.Context, s flashauth.Session, refreshHas
 
 // GetSession implements flashauth.SessionStore.
 func (db *DB) GetSession(ctx context.Context, id string) (flashauth.Session, error) {
-	s, err := scanSession(db.read.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.id = ?`, id))
+	s, err := scanSession(db.readRow(ctx, `SELECT `+sessionColumns+` FROM sessions s WHERE s.id = ?`, id))
 	if err != nil {
 		return flashauth.Session{}, db.fail("get session", err)
 	}
@@ -60,7 +60,7 @@ func (db *DB) GetSession(ctx context.Context, id string) (flashauth.Session, err
 // FindSessionByRefresh implements flashauth.SessionStore.
 func (db *DB) FindSessionByRefresh(ctx context.Context, refreshHash []byte) (flashauth.Session, bool, error) {
 	var current bool
-	s, err := scanSession(db.read.QueryRowContext(ctx, `SELECT `+sessionColumns+`, t.current
+	s, err := scanSession(db.readRow(ctx, `SELECT `+sessionColumns+`, t.current
 		FROM session_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = ?`, refreshHash), &current)
 	if err != nil {
 		return flashauth.Session{}, false, db.fail("find session by refresh", err)
@@ -68,20 +68,30 @@ func (db *DB) FindSessionByRefresh(ctx context.Context, refreshHash []byte) (fla
 	return s, current, nil
 }
 
+// The session refresh's statements, prepared once (stmts.go).
+const (
+	qSessionRevokedAt   = `SELECT revoked_at FROM sessions WHERE id = ?`
+	qSessionTokenRetire = `UPDATE session_tokens SET current = 0
+			WHERE hash = ? AND session_id = ? AND current = 1`
+	qSessionTokenInsert = `INSERT INTO session_tokens (hash, session_id, current, created_at)
+			VALUES (?, ?, 1, ?)`
+	qSessionRotate = `UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?`
+	qSessionTouch  = `UPDATE sessions SET last_used_at = ? WHERE id = ?`
+)
+
 // RotateSession implements flashauth.SessionStore: the compare-and-swap is
 // the UPDATE of the old hash's current flag, which only one of several
 // concurrent rotations can win. ErrNotFound for an unknown session.
 func (db *DB) RotateSession(ctx context.Context, id string, oldHash, newHash []byte, now, expiresAt time.Time) error {
-	return db.writeTx(ctx, "rotate session", func(tx *sql.Tx) error {
+	return db.writeTx(ctx, "rotate session", func(ctx context.Context, tx *wtx) error {
 		var revoked sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM sessions WHERE id = ?`, id).Scan(&revoked); err != nil {
+		if err := tx.queryRow(ctx, qSessionRevokedAt, id).Scan(&revoked); err != nil {
 			return err
 		}
 		if revoked.Valid {
 			return flashauth.ErrConflict
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE session_tokens SET current = 0
-			WHERE hash = ? AND session_id = ? AND current = 1`, oldHash, id)
+		res, err := tx.exec(ctx, qSessionTokenRetire, oldHash, id)
 		if err != nil {
 			return err
 		}
@@ -90,20 +100,18 @@ func (db *DB) RotateSession(ctx context.Context, id string, oldHash, newHash []b
 		} else if n == 0 {
 			return flashauth.ErrConflict
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO session_tokens (hash, session_id, current, created_at)
-			VALUES (?, ?, 1, ?)`, newHash, id, ms(now)); err != nil {
+		if _, err := tx.exec(ctx, qSessionTokenInsert, newHash, id, ms(now)); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?`,
-			ms(now), ms(expiresAt), id)
+		_, err = tx.exec(ctx, qSessionRotate, ms(now), ms(expiresAt), id)
 		return err
 	})
 }
 
 // TouchSession implements flashauth.SessionStore; ErrNotFound for an unknown id.
 func (db *DB) TouchSession(ctx context.Context, id string, now time.Time) error {
-	return db.writeTx(ctx, "touch session", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET last_used_at = ? WHERE id = ?`, ms(now), id)
+	return db.writeTx(ctx, "touch session", func(ctx context.Context, tx *wtx) error {
+		res, err := tx.exec(ctx, qSessionTouch, ms(now), id)
 		if err != nil {
 			return err
 		}
@@ -113,7 +121,7 @@ func (db *DB) TouchSession(ctx context.Context, id string, now time.Time) error 
 
 // RevokeSession implements flashauth.SessionStore.
 func (db *DB) RevokeSession(ctx context.Context, id string, now time.Time) error {
-	return db.writeTx(ctx, "revoke session", func(tx *sql.Tx) error {
+	return db.writeTx(ctx, "revoke session", func(ctx context.Context, tx *wtx) error {
 		// Touching the row even when it is already revoked (keeping the
 		// first RevokedAt) tells "unknown" from "already revoked" in one
 		// statement.
@@ -130,7 +138,7 @@ func (db *DB) RevokeSession(ctx context.Context, id string, now time.Time) error
 // sessions that are active at now and counts them.
 func (db *DB) RevokeUserSessions(ctx context.Context, userID string, now time.Time) (int64, error) {
 	var n int64
-	err := db.writeTx(ctx, "revoke user sessions", func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, "revoke user sessions", func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?
 			WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ?`,
 			now.UnixMilli(), userID, now.UnixMilli())

@@ -6,7 +6,9 @@
 // transactions are BEGIN IMMEDIATE, so writers in this process queue in Go
 // instead of failing with SQLITE_BUSY, and writers in other processes wait on
 // the file lock (busy_timeout). Reads use a separate query_only pool and
-// never block the writer.
+// never block the writer. Concurrent writes are group-committed: one writer
+// goroutine runs all that are queued in one transaction (see batch.go), and
+// the hot statements are prepared once per connection (see stmts.go).
 package sqlite
 
 import (
@@ -19,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +40,10 @@ type DB struct {
 	read   *sql.DB // query_only connections
 	file   os.FileInfo
 	closed atomic.Bool
+
+	w        *writer
+	prepared map[string]*sql.Stmt // hot writes, on the writer connection
+	reads    sync.Map             // query -> *sql.Stmt on the read pool
 }
 
 type options struct {
@@ -120,8 +127,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	}
 	db.read.SetMaxOpenConns(o.readConns)
 	db.read.SetMaxIdleConns(o.readConns)
+	db.w = newWriter()
+	go db.loop()
 
 	if err := db.setup(ctx, o); err != nil {
+		db.closeWriter()
+		db.closeStmts()
 		db.write.Close()
 		db.read.Close()
 		return nil, err
@@ -145,6 +156,9 @@ func (db *DB) setup(ctx context.Context, o options) error {
 		}
 	} else if err := db.migrate(ctx, o.clock.Now()); err != nil {
 		return err
+	}
+	if err := db.prepareWrites(ctx); err != nil {
+		return db.fail("prepare", err)
 	}
 	fi, err := os.Stat(db.path)
 	if err != nil {
@@ -187,12 +201,15 @@ func dsn(path string, o options, reader bool) string {
 // Path returns the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
 
-// Close closes both pools. The last connection to close checkpoints the WAL
-// into the database file.
+// Close stops taking writes, lets every write already queued commit (they
+// are answered as usual), and closes both pools. The last connection to
+// close checkpoints the WAL into the database file.
 func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return nil
 	}
+	db.closeWriter()
+	db.closeStmts()
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
@@ -220,7 +237,7 @@ func (db *DB) Ping(ctx context.Context) error {
 	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 		return pingFailed(db.fail("ping", err))
 	}
-	err = db.writeTx(ctx, "ping", func(tx *sql.Tx) error {
+	err = db.writeTx(ctx, "ping", func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO readiness (id, checks) VALUES (1, 1)
 			ON CONFLICT (id) DO UPDATE SET checks = readiness.checks + 1`)
 		return err
@@ -240,29 +257,6 @@ func pingFailed(err error) error {
 		return err
 	}
 	return unavailable(err)
-}
-
-// writeTx runs fn in a BEGIN IMMEDIATE transaction on the writer and commits
-// it; any error or panic rolls it back, and errors are mapped by fail.
-func (db *DB) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	if db.closed.Load() {
-		return db.fail(op, sql.ErrConnDone)
-	}
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return db.fail(op, err)
-	}
-	// Also on a panic in fn: the writer pool has one connection, and a
-	// transaction left open on it would block every later write. After a
-	// commit this is a no-op.
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return db.fail(op, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return db.fail(op, err)
-	}
-	return nil
 }
 
 // pingNew opens the first writer connection. Switching a new file to WAL

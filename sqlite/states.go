@@ -11,7 +11,7 @@ import (
 // PutOAuthState implements flashauth.StateStore; ErrConflict when the hash
 // exists.
 func (db *DB) PutOAuthState(ctx context.Context, s flashauth.OAuthState) error {
-	return db.writeTx(ctx, "put oauth state", func(tx *sql.Tx) error {
+	return db.writeTx(ctx, "put oauth state", func(ctx context.Context, tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO oauth_states (hash, verifier, redirect_uri, created_at, expires_at)
 			VALUES (?, ?, ?, ?, ?)`, s.Hash, s.Verifier, s.RedirectURI, ms(s.CreatedAt), ms(s.ExpiresAt))
 		return err
@@ -42,7 +42,7 @@ func (db *DB) GetOAuthState(ctx context.Context, hash []byte, now time.Time) (fl
 // expired state is deleted too, as it can never be used.
 func (db *DB) TakeOAuthState(ctx context.Context, hash []byte, now time.Time) (flashauth.OAuthState, error) {
 	var s flashauth.OAuthState
-	err := db.writeTx(ctx, "take oauth state", func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, "take oauth state", func(ctx context.Context, tx *wtx) error {
 		var created, expires sql.NullInt64
 		if err := tx.QueryRowContext(ctx, `DELETE FROM oauth_states WHERE hash = ?
 			RETURNING hash, verifier, redirect_uri, created_at, expires_at`, hash).
@@ -67,7 +67,7 @@ func (db *DB) TakeOAuthState(ctx context.Context, hash []byte, now time.Time) (f
 // expiry are purged too.
 func (db *DB) PurgeOAuthStates(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	err := db.writeTx(ctx, "purge oauth states", func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, "purge oauth states", func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM oauth_states WHERE expires_at IS NULL OR expires_at <= ?`, now.UnixMilli())
 		if err != nil {
 			return err

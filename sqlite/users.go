@@ -28,7 +28,7 @@ func (db *DB) UpsertGitHubUser(ctx context.Context, u flashauth.User, org flasha
 		out     flashauth.User
 		created bool
 	)
-	err := db.writeTx(ctx, "upsert github user", func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, "upsert github user", func(ctx context.Context, tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET login = ?, email = ?, name = ?, image_url = ?, updated_at = ?
 			WHERE github_id = ?`, u.Login, u.Email, u.Name, u.ImageURL, ms(u.UpdatedAt), u.GitHubID)
 		if err != nil {
@@ -38,8 +38,8 @@ func (db *DB) UpsertGitHubUser(ctx context.Context, u flashauth.User, org flasha
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			created = true
+		created = n == 0 // the body may run again (batch.go)
+		if created {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)`,
 				org.ID, org.Name, ms(org.CreatedAt)); err != nil {
 				return err
@@ -60,7 +60,7 @@ func (db *DB) UpsertGitHubUser(ctx context.Context, u flashauth.User, org flasha
 
 // GetUser implements flashauth.UserStore.
 func (db *DB) GetUser(ctx context.Context, id string) (flashauth.User, error) {
-	u, err := scanUser(db.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	u, err := scanUser(db.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
 	if err != nil {
 		return flashauth.User{}, db.fail("get user", err)
 	}

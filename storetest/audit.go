@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 )
 
 func testAudit(t *testing.T, open func(*testing.T) flashauth.Store) {
@@ -13,7 +14,7 @@ func testAudit(t *testing.T, open func(*testing.T) flashauth.Store) {
 	var events []flashauth.AuditEvent
 	for i := range 5 {
 		e := flashauth.AuditEvent{
-			Time: at(time.Duration(i) * time.Second), Type: "github_refresh", Outcome: "ok",
+			Time: at(time.Duration(i) * time.Second), Type: audit.TypeGitHubRefresh, Outcome: audit.OutcomeOK,
 			UserID: fmt.Sprintf("u%d", i), SessionID: fmt.Sprintf("s%d", i), IPAddress: "198.51.100.1",
 			RequestID: fmt.Sprintf("req-%d", i), Detail: fmt.Sprintf("event %d", i),
 		}
@@ -54,14 +55,14 @@ func testAuditQuery(t *testing.T, open func(*testing.T) flashauth.Store) {
 	var events []flashauth.AuditEvent
 	for i := range 6 {
 		e := flashauth.AuditEvent{
-			Time: at(time.Duration(i) * time.Minute), Type: "signin", Outcome: "ok",
+			Time: at(time.Duration(i) * time.Minute), Type: audit.TypeSignIn, Outcome: audit.OutcomeOK,
 			UserID: []string{"alice", "bob"}[i%2], RequestID: fmt.Sprintf("req-%d", i),
 		}
 		must(t, "AppendAudit", st.AppendAudit(t.Context(), e))
 		events = append(events, e)
 	}
 	// An event recorded without a time matches no Since.
-	must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{Type: "revoke", Outcome: "ok", UserID: "alice", RequestID: "req-untimed"}))
+	must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: audit.OutcomeOK, UserID: "alice", RequestID: "req-untimed"}))
 	rows := []struct {
 		name string
 		f    flashauth.AuditFilter
@@ -105,10 +106,10 @@ func testPurgeAudit(t *testing.T, open func(*testing.T) flashauth.Store) {
 	// Events at 0s..5s, and one without a time.
 	for i := range 6 {
 		must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{
-			Time: at(time.Duration(i) * time.Second), Type: "github_refresh", Outcome: "ok", RequestID: fmt.Sprintf("req-%d", i),
+			Time: at(time.Duration(i) * time.Second), Type: audit.TypeGitHubRefresh, Outcome: audit.OutcomeOK, RequestID: fmt.Sprintf("req-%d", i),
 		}))
 	}
-	must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{Type: "signin", Outcome: "ok", RequestID: "req-no-time"}))
+	must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: audit.OutcomeOK, RequestID: "req-no-time"}))
 	left := func() []string {
 		t.Helper()
 		got, err := st.ListAudit(t.Context(), 100)

@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -269,15 +268,10 @@ func testLedgerConcurrency(t *testing.T, open func(*testing.T) flashauth.Store) 
 		held  bool
 		err   error
 	}
-	results := make([]result, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			e, held, err := st.ClaimLedger(t.Context(), kind, key, fmt.Sprintf("claim-%02d", i), base, at(lease))
-			results[i] = result{e, held, err}
-		})
-	}
-	wg.Wait()
+	results := concurrently(n, func(i int) result {
+		e, held, err := st.ClaimLedger(t.Context(), kind, key, fmt.Sprintf("claim-%02d", i), base, at(lease))
+		return result{e, held, err}
+	})
 	winner := ""
 	for i, r := range results {
 		if r.err != nil {

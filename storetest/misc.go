@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -83,4 +84,16 @@ func testNotFound(t *testing.T, open func(*testing.T) flashauth.Store) {
 func testPing(t *testing.T, open func(*testing.T) flashauth.Store) {
 	st := open(t)
 	must(t, "Ping", st.Ping(t.Context()))
+}
+
+// concurrently runs f(0), ..., f(n-1) at the same time and returns their
+// results in order: the races the conformance suite holds a store to.
+func concurrently[R any](n int, f func(i int) R) []R {
+	results := make([]R, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = f(i) })
+	}
+	wg.Wait()
+	return results
 }

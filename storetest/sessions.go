@@ -3,7 +3,6 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -219,14 +218,9 @@ func testSessionConcurrency(t *testing.T, open func(*testing.T) flashauth.Store)
 	fixtureUser(t, st, "u1", 1)
 	createSession(t, st, newSession("s1", "u1", base))
 	const n = 20
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			errs[i] = st.RotateSession(t.Context(), "s1", seal.Hash("rt-s1"), seal.Hash(fmt.Sprintf("rt-new-%d", i)), at(time.Minute), at(sessionTTL))
-		})
-	}
-	wg.Wait()
+	errs := concurrently(n, func(i int) error {
+		return st.RotateSession(t.Context(), "s1", seal.Hash("rt-s1"), seal.Hash(fmt.Sprintf("rt-new-%d", i)), at(time.Minute), at(sessionTTL))
+	})
 	winner := -1
 	for i, err := range errs {
 		switch {

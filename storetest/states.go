@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -115,14 +114,10 @@ func testStates(t *testing.T, open func(*testing.T) flashauth.Store) {
 		st := open(t)
 		put(t, st, s)
 		const n = 10
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				_, errs[i] = st.TakeOAuthState(t.Context(), s.Hash, at(time.Minute))
-			})
-		}
-		wg.Wait()
+		errs := concurrently(n, func(int) error {
+			_, err := st.TakeOAuthState(t.Context(), s.Hash, at(time.Minute))
+			return err
+		})
 		taken := 0
 		for i, err := range errs {
 			switch {

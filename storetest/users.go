@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -85,18 +84,13 @@ func testUsers(t *testing.T, open func(*testing.T) flashauth.Store) {
 			created bool
 			err     error
 		}
-		results := make([]result, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				u := first
-				u.ID = fmt.Sprintf("u-%02d", i)
-				o := flashauth.Organization{ID: fmt.Sprintf("o-%02d", i), Name: "GitHub", CreatedAt: base}
-				got, created, err := st.UpsertGitHubUser(t.Context(), u, o)
-				results[i] = result{got, created, err}
-			})
-		}
-		wg.Wait()
+		results := concurrently(n, func(i int) result {
+			u := first
+			u.ID = fmt.Sprintf("u-%02d", i)
+			o := flashauth.Organization{ID: fmt.Sprintf("o-%02d", i), Name: "GitHub", CreatedAt: base}
+			got, created, err := st.UpsertGitHubUser(t.Context(), u, o)
+			return result{got, created, err}
+		})
 		winner := -1
 		for i, r := range results {
 			if r.err != nil {

@@ -27,15 +27,7 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 	default:
 		return fmt.Errorf("sessions: unexpected argument %q (usage: sessions [revoke ID])", args[0])
 	}
-	path, err := statePath(getenv)
-	if err != nil {
-		return err
-	}
-	st, err := loadState(path)
-	if err != nil {
-		return err
-	}
-	c, err := newCLIClient(st.Server)
+	path, st, c, err := signedIn(getenv)
 	if err != nil {
 		return err
 	}
@@ -129,15 +121,7 @@ func runLogout(ctx context.Context, args []string, getenv func(string) string, s
 	if len(args) > 0 {
 		return fmt.Errorf("logout takes no arguments, got %q", args[0])
 	}
-	path, err := statePath(getenv)
-	if err != nil {
-		return err
-	}
-	st, err := loadState(path)
-	if err != nil {
-		return err
-	}
-	c, err := newCLIClient(st.Server)
+	path, st, c, err := signedIn(getenv)
 	if err != nil {
 		return err
 	}

@@ -162,6 +162,21 @@ func updateState(path string, change func(*cliState)) error {
 // cliHTTPClient is the HTTP client of the CLI's calls to flashauth.
 func cliHTTPClient() *http.Client { return &http.Client{Timeout: 30 * time.Second} }
 
+// signedIn loads the session file getenv points at: its path, its content,
+// and an SDK client for the server it names.
+func signedIn(getenv func(string) string) (path string, st *cliState, c *client.Client, err error) {
+	if path, err = statePath(getenv); err != nil {
+		return "", nil, nil, err
+	}
+	if st, err = loadState(path); err != nil {
+		return "", nil, nil, err
+	}
+	if c, err = newCLIClient(st.Server); err != nil {
+		return "", nil, nil, err
+	}
+	return path, st, c, nil
+}
+
 // newCLIClient returns an SDK client for server.
 func newCLIClient(server string) (*client.Client, error) {
 	return client.New(server, client.WithHTTPClient(cliHTTPClient()), client.WithUserAgent("flashauth-cli/"+versionString()))

@@ -42,15 +42,7 @@ func runGitHubToken(ctx context.Context, args []string, getenv func(string) stri
 // validGitHubToken loads the session file and returns a GitHub token valid
 // for at least a minute, refreshed (and the rotated pair stored) if needed.
 func validGitHubToken(ctx context.Context, getenv func(string) string) (client.Token, error) {
-	path, err := statePath(getenv)
-	if err != nil {
-		return client.Token{}, err
-	}
-	st, err := loadState(path)
-	if err != nil {
-		return client.Token{}, err
-	}
-	c, err := newCLIClient(st.Server)
+	path, st, c, err := signedIn(getenv)
 	if err != nil {
 		return client.Token{}, err
 	}

@@ -67,10 +67,38 @@ func flagName(env string) string {
 	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "FLASHAUTH_")), "_", "-")
 }
 
-// parseConfig reads the settings from getenv and args.
+// parseConfig reads the settings from getenv and args and checks them, one
+// concern at a time; an error names the variable and quotes no secret.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.Config, error) {
+	v, err := readSettings(args, getenv, out)
+	if err != nil {
+		return app.Config{}, err
+	}
+	var c app.Config
+	for _, parse := range []func(*app.Config, settingValues) error{
+		parseGitHub,
+		parseDatabase,
+		parseRefresh,
+		parseLogging,
+		parseLimits,
+		parseListen,
+		parseSessions,
+	} {
+		if err := parse(&c, v); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// settingValues are the settings as given, by variable name.
+type settingValues map[string]*string
+
+// readSettings takes each setting from its flag, else its variable, else
+// its default.
+func readSettings(args []string, getenv func(string) string, out io.Writer) (settingValues, error) {
 	fs := newFlagSet("serve", out)
-	vals := make(map[string]*string, len(settings))
+	vals := make(settingValues, len(settings))
 	for _, s := range settings {
 		v := getenv(s.env)
 		if v == "" {
@@ -87,158 +115,242 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (app.
 		vals[s.env] = p
 	}
 	if err := fs.Parse(args); err != nil {
-		return app.Config{}, err
+		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return app.Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	get := func(env string) string { return strings.TrimSpace(*vals[env]) }
-	var c app.Config
-	var err error
-	c.Addr = get("FLASHAUTH_ADDR")
-	c.DatabaseURL = get("FLASHAUTH_DATABASE_URL")
-	c.ClientID = get("GITHUB_CLIENT_ID")
-	c.GitHubURL = get("GITHUB_URL")
-	c.GitHubAPIURL = get("GITHUB_API_URL")
-	c.LogFormat = get("FLASHAUTH_LOG_FORMAT")
-	c.LogLevel = get("FLASHAUTH_LOG_LEVEL")
-	c.TLSCert, c.TLSKey = get("FLASHAUTH_TLS_CERT"), get("FLASHAUTH_TLS_KEY")
-	c.Issuer, c.Audience = get("FLASHAUTH_ISSUER"), get("FLASHAUTH_AUDIENCE")
+	return vals, nil
+}
 
+// parseGitHub reads the GitHub App's credentials, GitHub's URLs, and how
+// flashauth calls GitHub (timeout, circuit breaker).
+func parseGitHub(c *app.Config, v settingValues) error {
+	c.ClientID = v.get("GITHUB_CLIENT_ID")
 	if c.ClientID == "" {
-		return c, errors.New("GITHUB_CLIENT_ID is required")
+		return errors.New("GITHUB_CLIENT_ID is required")
 	}
-	c.ClientSecret = *vals["GITHUB_CLIENT_SECRET"]
-	if file := get("GITHUB_CLIENT_SECRET_FILE"); file != "" {
+	c.ClientSecret = *v["GITHUB_CLIENT_SECRET"]
+	if file := v.get("GITHUB_CLIENT_SECRET_FILE"); file != "" {
 		if c.ClientSecret != "" {
-			return c, errors.New("set only one of GITHUB_CLIENT_SECRET and GITHUB_CLIENT_SECRET_FILE")
+			return errors.New("set only one of GITHUB_CLIENT_SECRET and GITHUB_CLIENT_SECRET_FILE")
 		}
+		var err error
 		if c.ClientSecret, err = readSecretFile("GITHUB_CLIENT_SECRET_FILE", file); err != nil {
-			return c, err
+			return err
 		}
 	}
 	if c.ClientSecret == "" {
-		return c, errors.New("GITHUB_CLIENT_SECRET (or GITHUB_CLIENT_SECRET_FILE) is required")
+		return errors.New("GITHUB_CLIENT_SECRET (or GITHUB_CLIENT_SECRET_FILE) is required")
 	}
-	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
-		return c, fmt.Errorf("FLASHAUTH_DATABASE_URL: want sqlite:PATH or postgres://..., got %q", app.RedactURL(c.DatabaseURL))
-	}
+	c.GitHubURL, c.GitHubAPIURL = v.get("GITHUB_URL"), v.get("GITHUB_API_URL")
 	for _, u := range []struct{ env, v string }{{"GITHUB_URL", c.GitHubURL}, {"GITHUB_API_URL", c.GitHubAPIURL}} {
 		// The GitHub client checks the same, but its error cannot name the variable.
-		p, err := url.Parse(u.v)
-		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Opaque != "" ||
-			p.User != nil || p.RawQuery != "" || p.ForceQuery || p.Fragment != "" {
-			return c, fmt.Errorf("%s: want an absolute http(s) URL without credentials, query or fragment, got %q", u.env, app.RedactURL(u.v))
+		if !baseURL(u.v) {
+			return fmt.Errorf("%s: want an absolute http(s) URL without credentials, query or fragment, got %q", u.env, app.RedactURL(u.v))
 		}
 	}
-	durations := []struct {
-		env string
-		dst *time.Duration
-	}{
-		{"FLASHAUTH_REPLAY_WINDOW", &c.ReplayWindow},
-		{"FLASHAUTH_UPSTREAM_TIMEOUT", &c.UpstreamTimeout},
-		{"FLASHAUTH_BREAKER_COOLDOWN", &c.BreakerCooldown},
-		{"FLASHAUTH_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout},
-		{"FLASHAUTH_ACCESS_TTL", &c.SessionAccessTTL},
-		{"FLASHAUTH_SESSION_TTL", &c.SessionTTL},
-		{"FLASHAUTH_REUSE_INTERVAL", &c.ReuseInterval},
-		{"FLASHAUTH_KEY_ROTATION", &c.KeyRotation},
-		{"FLASHAUTH_AUDIT_RETENTION", &c.AuditRetention},
+	if err := v.durations(
+		durationSetting{"FLASHAUTH_UPSTREAM_TIMEOUT", &c.UpstreamTimeout},
+		durationSetting{"FLASHAUTH_BREAKER_COOLDOWN", &c.BreakerCooldown},
+	); err != nil {
+		return err
 	}
-	for _, d := range durations {
-		if *d.dst, err = time.ParseDuration(get(d.env)); err != nil || *d.dst <= 0 {
-			return c, fmt.Errorf("%s: want a positive duration such as 60s, got %q", d.env, get(d.env))
-		}
+	var err error
+	if c.BreakerFailures, err = strconv.Atoi(v.get("FLASHAUTH_BREAKER_FAILURES")); err != nil || c.BreakerFailures < 1 {
+		return fmt.Errorf("FLASHAUTH_BREAKER_FAILURES: want a whole number >= 1, got %q", v.get("FLASHAUTH_BREAKER_FAILURES"))
 	}
-	if c.RefreshAuth, err = refresh.ParsePolicy(get("FLASHAUTH_GITHUB_REFRESH_AUTH")); err != nil {
-		return c, fmt.Errorf("FLASHAUTH_GITHUB_REFRESH_AUTH: %v", err)
+	return nil
+}
+
+// parseDatabase reads which store to open.
+func parseDatabase(c *app.Config, v settingValues) error {
+	c.DatabaseURL = v.get("FLASHAUTH_DATABASE_URL")
+	if !strings.HasPrefix(c.DatabaseURL, "sqlite:") && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return fmt.Errorf("FLASHAUTH_DATABASE_URL: want sqlite:PATH or postgres://..., got %q", app.RedactURL(c.DatabaseURL))
 	}
+	return nil
+}
+
+// parseRefresh reads the GitHub refresh's policies: how long a result is
+// replayed, who may refresh a token, what a stale token's return costs.
+func parseRefresh(c *app.Config, v settingValues) error {
+	if err := v.durations(durationSetting{"FLASHAUTH_REPLAY_WINDOW", &c.ReplayWindow}); err != nil {
+		return err
+	}
+	var err error
+	if c.RefreshAuth, err = refresh.ParsePolicy(v.get("FLASHAUTH_GITHUB_REFRESH_AUTH")); err != nil {
+		return fmt.Errorf("FLASHAUTH_GITHUB_REFRESH_AUTH: %v", err)
+	}
+	return v.boolean("FLASHAUTH_REUSE_REVOKES_SESSIONS", &c.ReuseRevokesSessions)
+}
+
+// parseLogging reads the log's shape and how long the audit trail is kept.
+func parseLogging(c *app.Config, v settingValues) error {
+	c.LogLevel, c.LogFormat = v.get("FLASHAUTH_LOG_LEVEL"), v.get("FLASHAUTH_LOG_FORMAT")
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		return c, fmt.Errorf("FLASHAUTH_LOG_FORMAT: want json or text, got %q", c.LogFormat)
+		return fmt.Errorf("FLASHAUTH_LOG_FORMAT: want json or text, got %q", c.LogFormat)
 	}
-	rates := []struct {
+	return v.durations(durationSetting{"FLASHAUTH_AUDIT_RETENTION", &c.AuditRetention})
+}
+
+// parseLimits reads the rate limits.
+func parseLimits(c *app.Config, v settingValues) error {
+	for _, r := range []struct {
 		env string
 		dst *float64
-	}{{"FLASHAUTH_RATE_IP", &c.RateIPPerMinute}, {"FLASHAUTH_RATE_TOKEN", &c.RateTokenPerMin}, {"FLASHAUTH_RATE_USER", &c.RateUserPerMin}}
-	for _, r := range rates {
+	}{{"FLASHAUTH_RATE_IP", &c.RateIPPerMinute}, {"FLASHAUTH_RATE_TOKEN", &c.RateTokenPerMin}, {"FLASHAUTH_RATE_USER", &c.RateUserPerMin}} {
 		// ParseFloat takes NaN and Inf, which would wreck the token buckets.
-		if *r.dst, err = strconv.ParseFloat(get(r.env), 64); err != nil || !(*r.dst >= 0) || math.IsInf(*r.dst, 0) {
-			return c, fmt.Errorf("%s: want a number of requests per minute (0 disables), got %q", r.env, get(r.env))
+		rate, err := strconv.ParseFloat(v.get(r.env), 64)
+		if err != nil || !(rate >= 0) || math.IsInf(rate, 0) {
+			return fmt.Errorf("%s: want a number of requests per minute (0 disables), got %q", r.env, v.get(r.env))
 		}
+		*r.dst = rate
 	}
-	if c.BreakerFailures, err = strconv.Atoi(get("FLASHAUTH_BREAKER_FAILURES")); err != nil || c.BreakerFailures < 1 {
-		return c, fmt.Errorf("FLASHAUTH_BREAKER_FAILURES: want a whole number >= 1, got %q", get("FLASHAUTH_BREAKER_FAILURES"))
+	return nil
+}
+
+// parseListen reads how the HTTP server listens and whom it believes: the
+// address, TLS, the shutdown grace, trusted proxies, CORS origins, and the
+// public URL.
+func parseListen(c *app.Config, v settingValues) error {
+	c.Addr = v.get("FLASHAUTH_ADDR")
+	if err := parseTLS(c, v); err != nil {
+		return err
 	}
-	for _, p := range splitList(get("FLASHAUTH_TRUSTED_PROXIES")) {
+	if err := v.durations(durationSetting{"FLASHAUTH_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout}); err != nil {
+		return err
+	}
+	for _, p := range splitList(v.get("FLASHAUTH_TRUSTED_PROXIES")) {
 		pfx, err := netip.ParsePrefix(p)
 		if err != nil {
 			a, aerr := netip.ParseAddr(p)
 			if aerr != nil {
-				return c, fmt.Errorf("FLASHAUTH_TRUSTED_PROXIES: %q is not a CIDR or an address", p)
+				return fmt.Errorf("FLASHAUTH_TRUSTED_PROXIES: %q is not a CIDR or an address", p)
 			}
 			pfx = netip.PrefixFrom(a, a.BitLen())
 		}
 		c.TrustedProxies = append(c.TrustedProxies, pfx.Masked())
 	}
-	for _, o := range splitList(get("FLASHAUTH_CORS_ORIGINS")) {
+	for _, o := range splitList(v.get("FLASHAUTH_CORS_ORIGINS")) {
 		origin, ok := parseOrigin(o)
 		if !ok {
-			return c, fmt.Errorf("FLASHAUTH_CORS_ORIGINS: %q is not an origin such as https://app.example or http://localhost:3000 (no path, no trailing slash, no wildcard)", app.RedactURL(o))
+			return fmt.Errorf("FLASHAUTH_CORS_ORIGINS: %q is not an origin such as https://app.example or http://localhost:3000 (no path, no trailing slash, no wildcard)", app.RedactURL(o))
 		}
 		c.CORSOrigins = append(c.CORSOrigins, origin)
 	}
-	for _, u := range splitList(get("FLASHAUTH_REDIRECT_URIS")) {
-		pu, perr := url.Parse(u)
-		if perr != nil || !pu.IsAbs() || pu.Host == "" || pu.Fragment != "" {
-			return c, fmt.Errorf("FLASHAUTH_REDIRECT_URIS: %q is not an absolute URL such as https://app.example/callback", u)
-		}
-		c.RedirectURIs = append(c.RedirectURIs, u)
-	}
-	if pub := get("FLASHAUTH_PUBLIC_URL"); pub != "" {
-		p, perr := url.Parse(pub)
-		if perr != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || p.Opaque != "" ||
-			p.User != nil || p.RawQuery != "" || p.ForceQuery || p.Fragment != "" {
-			return c, fmt.Errorf("FLASHAUTH_PUBLIC_URL: want an absolute http(s) URL such as https://auth.example.com, without credentials, query or fragment, got %q", app.RedactURL(pub))
+	if pub := v.get("FLASHAUTH_PUBLIC_URL"); pub != "" {
+		if !baseURL(pub) {
+			return fmt.Errorf("FLASHAUTH_PUBLIC_URL: want an absolute http(s) URL such as https://auth.example.com, without credentials, query or fragment, got %q", app.RedactURL(pub))
 		}
 		c.PublicURL = strings.TrimRight(pub, "/")
 	}
-	if c.SignInRequirePKCE, err = strconv.ParseBool(get("FLASHAUTH_SIGNIN_REQUIRE_PKCE")); err != nil {
-		return c, fmt.Errorf("FLASHAUTH_SIGNIN_REQUIRE_PKCE: want true or false, got %q", get("FLASHAUTH_SIGNIN_REQUIRE_PKCE"))
-	}
-	if c.ReuseRevokesSessions, err = strconv.ParseBool(get("FLASHAUTH_REUSE_REVOKES_SESSIONS")); err != nil {
-		return c, fmt.Errorf("FLASHAUTH_REUSE_REVOKES_SESSIONS: want true or false, got %q", get("FLASHAUTH_REUSE_REVOKES_SESSIONS"))
-	}
+	return nil
+}
+
+// parseTLS reads the certificate and key, which go together, and loads them
+// once: the server loads the pair only after listening, so fail here, by
+// name. The error names files and PEM problems, never key material.
+func parseTLS(c *app.Config, v settingValues) error {
+	c.TLSCert, c.TLSKey = v.get("FLASHAUTH_TLS_CERT"), v.get("FLASHAUTH_TLS_KEY")
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return c, errors.New("FLASHAUTH_TLS_CERT and FLASHAUTH_TLS_KEY must be set together")
+		return errors.New("FLASHAUTH_TLS_CERT and FLASHAUTH_TLS_KEY must be set together")
 	}
 	if c.TLSCert != "" {
-		// The server loads the pair only after listening; fail here, by name.
-		// The error names files and PEM problems, never key material.
 		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
-			return c, fmt.Errorf("FLASHAUTH_TLS_CERT: cannot load it with FLASHAUTH_TLS_KEY: %v", err)
+			return fmt.Errorf("FLASHAUTH_TLS_CERT: cannot load it with FLASHAUTH_TLS_KEY: %v", err)
 		}
 	}
-	key, err := secretSetting(vals, "FLASHAUTH_SECRET_KEY")
+	return nil
+}
+
+// parseSessions reads flashauth's own sessions: the access tokens' claims
+// and lifetimes, the signing keys' rotation and the secret key sealing
+// them, and what sign-in accepts.
+func parseSessions(c *app.Config, v settingValues) error {
+	c.Issuer, c.Audience = v.get("FLASHAUTH_ISSUER"), v.get("FLASHAUTH_AUDIENCE")
+	if err := v.durations(
+		durationSetting{"FLASHAUTH_ACCESS_TTL", &c.SessionAccessTTL},
+		durationSetting{"FLASHAUTH_SESSION_TTL", &c.SessionTTL},
+		durationSetting{"FLASHAUTH_REUSE_INTERVAL", &c.ReuseInterval},
+		durationSetting{"FLASHAUTH_KEY_ROTATION", &c.KeyRotation},
+	); err != nil {
+		return err
+	}
+	for _, u := range splitList(v.get("FLASHAUTH_REDIRECT_URIS")) {
+		pu, perr := url.Parse(u)
+		if perr != nil || !pu.IsAbs() || pu.Host == "" || pu.Fragment != "" {
+			return fmt.Errorf("FLASHAUTH_REDIRECT_URIS: %q is not an absolute URL such as https://app.example/callback", u)
+		}
+		c.RedirectURIs = append(c.RedirectURIs, u)
+	}
+	if err := v.boolean("FLASHAUTH_SIGNIN_REQUIRE_PKCE", &c.SignInRequirePKCE); err != nil {
+		return err
+	}
+	return parseSecretKeys(c, v)
+}
+
+// parseSecretKeys reads the secret key (required) and the previous one.
+func parseSecretKeys(c *app.Config, v settingValues) error {
+	key, err := secretSetting(v, "FLASHAUTH_SECRET_KEY")
 	if err != nil {
-		return c, err
+		return err
 	}
 	if key == "" {
-		return c, errors.New("FLASHAUTH_SECRET_KEY (or FLASHAUTH_SECRET_KEY_FILE) is required: it seals the signing keys in the database; generate one with `openssl rand -base64 48`")
+		return errors.New("FLASHAUTH_SECRET_KEY (or FLASHAUTH_SECRET_KEY_FILE) is required: it seals the signing keys in the database; generate one with `openssl rand -base64 48`")
 	}
-	old, err := secretSetting(vals, "FLASHAUTH_SECRET_KEY_OLD")
+	old, err := secretSetting(v, "FLASHAUTH_SECRET_KEY_OLD")
 	if err != nil {
-		return c, err
+		return err
 	}
 	c.SecretKey = []byte(key)
 	if old != "" {
 		c.OldSecretKeys = [][]byte{[]byte(old)}
 	}
-	return c, nil
+	return nil
+}
+
+// get is env's value, surrounding whitespace trimmed.
+func (v settingValues) get(env string) string { return strings.TrimSpace(*v[env]) }
+
+// durationSetting is a variable holding a duration and where it goes.
+type durationSetting struct {
+	env string
+	dst *time.Duration
+}
+
+// durations parses each setting as a positive duration; the first that is
+// not one is the error.
+func (v settingValues) durations(ds ...durationSetting) error {
+	for _, d := range ds {
+		var err error
+		if *d.dst, err = time.ParseDuration(v.get(d.env)); err != nil || *d.dst <= 0 {
+			return fmt.Errorf("%s: want a positive duration such as 60s, got %q", d.env, v.get(d.env))
+		}
+	}
+	return nil
+}
+
+// boolean parses env as true or false into dst.
+func (v settingValues) boolean(env string, dst *bool) error {
+	var err error
+	if *dst, err = strconv.ParseBool(v.get(env)); err != nil {
+		return fmt.Errorf("%s: want true or false, got %q", env, v.get(env))
+	}
+	return nil
+}
+
+// baseURL reports whether s is an absolute http(s) URL without
+// credentials, query or fragment: a base other URLs are built on.
+func baseURL(s string) bool {
+	p, err := url.Parse(s)
+	return err == nil && (p.Scheme == "http" || p.Scheme == "https") && p.Host != "" && p.Opaque == "" &&
+		p.User == nil && p.RawQuery == "" && !p.ForceQuery && p.Fragment == ""
 }
 
 // secretSetting reads the secret key env names from its variable or from
 // the file env_FILE names (set at most one), and checks its length.
-func secretSetting(vals map[string]*string, env string) (string, error) {
+func secretSetting(vals settingValues, env string) (string, error) {
 	return secretKey(env, *vals[env], strings.TrimSpace(*vals[env+"_FILE"]))
 }
 
@@ -267,8 +379,7 @@ func secretKey(env, value, file string) (string, error) {
 // or a trailing slash would silently never match.
 func parseOrigin(s string) (string, bool) {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" ||
-		u.User != nil || u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(u.Host, "*") {
+	if err != nil || !baseURL(s) || u.Path != "" || strings.Contains(u.Host, "*") {
 		return "", false
 	}
 	return strings.ToLower(u.Scheme + "://" + u.Host), true

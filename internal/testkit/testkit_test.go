@@ -1,6 +1,7 @@
 package testkit_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -100,5 +101,48 @@ func TestSyncBufferTail(t *testing.T) {
 				t.Fatalf("String = %q, want %q", got, tc.written)
 			}
 		})
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records instead of stopping
+// the test.
+type fatalRecorder struct {
+	testing.TB
+	failed bool
+}
+
+func (f *fatalRecorder) Helper()               {}
+func (f *fatalRecorder) Fatalf(string, ...any) { f.failed = true }
+
+func TestWantCode(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		wantFail bool
+	}{
+		{"the code", flashauth.Errorf(flashauth.CodeNotFound, "x"), false},
+		{"the code, wrapped", fmt.Errorf("op: %w", flashauth.Errorf(flashauth.CodeNotFound, "x")), false},
+		{"another code", flashauth.Errorf(flashauth.CodeInvalidRequest, "x"), true},
+		{"not a flashauth error", errors.New("x"), true},
+		{"nil", nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fatalRecorder{TB: t}
+			testkit.WantCode(f, tc.err, flashauth.CodeNotFound)
+			if f.failed != tc.wantFail {
+				t.Fatalf("failed = %v, want %v", f.failed, tc.wantFail)
+			}
+		})
+	}
+}
+
+func TestRandomHex(t *testing.T) {
+	a, b := testkit.RandomHex(t, 8), testkit.RandomHex(t, 8)
+	if len(a) != 16 || strings.Trim(a, "0123456789abcdef") != "" {
+		t.Fatalf("RandomHex(8) = %q, want 16 hex digits", a)
+	}
+	if a == b {
+		t.Fatalf("two RandomHex(8) are equal: %q", a)
 	}
 }

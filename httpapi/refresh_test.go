@@ -1,4 +1,4 @@
-package app_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -10,15 +10,16 @@ import (
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/app/apptest"
 	"github.com/flashbacktech/flashauth/githubemu"
 	"github.com/flashbacktech/flashauth/seal"
 )
 
 func TestRefreshSuccessBody(t *testing.T) {
-	h := newHarness(t)
-	g := h.grant()
-	start := h.clock.Now()
-	r := h.refresh(g.RefreshToken)
+	h := apptest.New(t)
+	g := h.Grant()
+	start := h.Clock.Now()
+	r := h.Refresh(g.RefreshToken)
 	if r.Status != http.StatusOK {
 		t.Fatalf("status %d: %s", r.Status, r.Body)
 	}
@@ -31,7 +32,7 @@ func TestRefreshSuccessBody(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	m := r.json(t)
+	m := r.JSON(t)
 	wantTypes := map[string]string{
 		"success": "bool", "token": "string", "accessToken": "string", "refreshToken": "string",
 		"expiresAt": "number", "expiresIn": "number", "refreshTokenExpiresAt": "number",
@@ -81,19 +82,19 @@ func TestRefreshSuccessBody(t *testing.T) {
 		t.Errorf("tokenType/scope = %v/%v", m["tokenType"], m["scope"])
 	}
 	// The lineage of the rotation is recorded, by hash only.
-	lin, err := h.app.Store.GetLineage(context.Background(), seal.Hash(rt))
+	lin, err := h.App.Store.GetLineage(context.Background(), seal.Hash(rt))
 	if err != nil || !bytes.Equal(lin.ParentHash, seal.Hash(g.RefreshToken)) {
 		t.Errorf("lineage of the new token = %+v, %v; want parent = old token's hash", lin, err)
 	}
-	old, err := h.app.Store.GetLineage(context.Background(), seal.Hash(g.RefreshToken))
+	old, err := h.App.Store.GetLineage(context.Background(), seal.Hash(g.RefreshToken))
 	if err != nil || !bytes.Equal(old.ReplacedBy, seal.Hash(rt)) {
 		t.Errorf("lineage of the old token = %+v, %v; want ReplacedBy = new token's hash", old, err)
 	}
 	// The new refresh token is a real one: it refreshes again.
-	if r2 := h.refresh(rt); r2.Status != http.StatusOK {
+	if r2 := h.Refresh(rt); r2.Status != http.StatusOK {
 		t.Fatalf("refresh with the rotated token: %d %s", r2.Status, r2.Body)
 	}
-	if c := h.emu.Calls().TokenRefresh; c != 2 {
+	if c := h.Emu.Calls().TokenRefresh; c != 2 {
 		t.Errorf("upstream refreshes = %d, want 2", c)
 	}
 }
@@ -107,45 +108,45 @@ func keys[V any](m map[string]V) []string {
 }
 
 func TestRefreshReplayWithinWindow(t *testing.T) {
-	h := newHarness(t)
-	g := h.grant()
-	first := h.refresh(g.RefreshToken)
+	h := apptest.New(t)
+	g := h.Grant()
+	first := h.Refresh(g.RefreshToken)
 	if first.Status != 200 {
 		t.Fatalf("first: %d %s", first.Status, first.Body)
 	}
-	h.clock.Advance(59 * time.Second)
-	again := h.refresh(g.RefreshToken)
+	h.Clock.Advance(59 * time.Second)
+	again := h.Refresh(g.RefreshToken)
 	if again.Status != 200 || !bytes.Equal(again.Body, first.Body) {
 		t.Fatalf("retry inside the window: %d, body differs: %v", again.Status, !bytes.Equal(again.Body, first.Body))
 	}
-	if c := h.emu.Calls().TokenRefresh; c != 1 {
+	if c := h.Emu.Calls().TokenRefresh; c != 1 {
 		t.Fatalf("upstream refreshes = %d after a replay, want 1", c)
 	}
-	h.clock.Advance(2 * time.Second)
-	late := h.refresh(g.RefreshToken)
-	wantError(t, late, http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
-	if c := h.emu.Calls().TokenRefresh; c != 2 {
+	h.Clock.Advance(2 * time.Second)
+	late := h.Refresh(g.RefreshToken)
+	apptest.WantError(t, late, http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
+	if c := h.Emu.Calls().TokenRefresh; c != 2 {
 		t.Fatalf("upstream refreshes = %d, want 2 (after the window GitHub is asked and says no)", c)
 	}
 	// A definitive rejection is replayed too, without asking GitHub again.
-	wantError(t, h.refresh(g.RefreshToken), http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
-	if c := h.emu.Calls().TokenRefresh; c != 2 {
+	apptest.WantError(t, h.Refresh(g.RefreshToken), http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
+	if c := h.Emu.Calls().TokenRefresh; c != 2 {
 		t.Fatalf("upstream refreshes = %d, want 2 (rejection replayed)", c)
 	}
 }
 
 func TestRefreshConcurrentExactlyOnce(t *testing.T) {
-	h := newHarness(t)
-	g := h.grant()
-	h.emu.SetLatency(100 * time.Millisecond) // keep the first call in flight while the others arrive
+	h := apptest.New(t)
+	g := h.Grant()
+	h.Emu.SetLatency(100 * time.Millisecond) // keep the first call in flight while the others arrive
 	const n = 100
-	statuses, bodies := h.concurrentPosts(t, "/auth/github/refresh", `{"refresh_token":"`+g.RefreshToken+`"}`, n)
+	statuses, bodies := h.ConcurrentPosts(t, "/auth/github/refresh", `{"refresh_token":"`+g.RefreshToken+`"}`, n)
 	for i := range n {
 		if statuses[i] != 200 || !bytes.Equal(bodies[i], bodies[0]) {
 			t.Fatalf("request %d: status %d, identical body %v", i, statuses[i], bytes.Equal(bodies[i], bodies[0]))
 		}
 	}
-	if c := h.emu.Calls().TokenRefresh; c != 1 {
+	if c := h.Emu.Calls().TokenRefresh; c != 1 {
 		t.Fatalf("upstream refreshes = %d for %d concurrent requests, want 1", c, n)
 	}
 }
@@ -155,8 +156,8 @@ func TestRefreshConcurrentExactlyOnce(t *testing.T) {
 func TestRefreshErrorRows(t *testing.T) {
 	type row struct {
 		name       string
-		opts       []option
-		setup      func(h *harness) string // returns the token to present
+		opts       []apptest.Option
+		setup      func(h *apptest.Harness) string // returns the token to present
 		status     int
 		code       string
 		retryAfter string // exact Retry-After when known
@@ -164,78 +165,78 @@ func TestRefreshErrorRows(t *testing.T) {
 	}
 	rows := []row{
 		{
-			name: "unknown token", setup: func(h *harness) string { return "ghr_" + strings.Repeat("x", 76) },
+			name: "unknown token", setup: func(h *apptest.Harness) string { return "ghr_" + strings.Repeat("x", 76) },
 			status: 401, code: flashauth.CodeInvalidRefreshToken, upstream: 1,
 		},
 		{
 			name: "reused token after the window",
-			setup: func(h *harness) string {
-				g := h.grant()
-				if r := h.refresh(g.RefreshToken); r.Status != 200 {
-					h.t.Fatalf("setup refresh: %d", r.Status)
+			setup: func(h *apptest.Harness) string {
+				g := h.Grant()
+				if r := h.Refresh(g.RefreshToken); r.Status != 200 {
+					h.T.Fatalf("setup refresh: %d", r.Status)
 				}
-				h.clock.Advance(61 * time.Second)
+				h.Clock.Advance(61 * time.Second)
 				return g.RefreshToken
 			},
 			status: 401, code: flashauth.CodeInvalidRefreshToken, upstream: 2,
 		},
 		{
 			name: "GitHub 5xx",
-			setup: func(h *harness) string {
-				h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: 502, Count: 1})
-				return h.grant().RefreshToken
+			setup: func(h *apptest.Harness) string {
+				h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: 502, Count: 1})
+				return h.Grant().RefreshToken
 			},
 			status: 503, code: flashauth.CodeUpstreamUnavailable, upstream: 1,
 		},
 		{
 			name: "GitHub HTML 429 with Retry-After",
-			setup: func(h *harness) string {
-				h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultRateLimitHTML, Status: 429, RetryAfter: 42 * time.Second, Count: 1})
-				return h.grant().RefreshToken
+			setup: func(h *apptest.Harness) string {
+				h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultRateLimitHTML, Status: 429, RetryAfter: 42 * time.Second, Count: 1})
+				return h.Grant().RefreshToken
 			},
 			status: 503, code: flashauth.CodeUpstreamUnavailable, retryAfter: "42", upstream: 1,
 		},
 		{
 			name: "GitHub truncated JSON",
-			setup: func(h *harness) string {
-				h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultTruncatedJSON, Count: 1})
-				return h.grant().RefreshToken
+			setup: func(h *apptest.Harness) string {
+				h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultTruncatedJSON, Count: 1})
+				return h.Grant().RefreshToken
 			},
 			status: 502, code: flashauth.CodeUpstreamBadResponse, upstream: 1,
 		},
 		{
 			name: "GitHub hangs past the upstream timeout",
-			opts: []option{func(c *app.Config) { c.UpstreamTimeout = 300 * time.Millisecond }},
-			setup: func(h *harness) string {
-				h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultHang, Count: 1})
-				return h.grant().RefreshToken
+			opts: []apptest.Option{func(c *app.Config) { c.UpstreamTimeout = 300 * time.Millisecond }},
+			setup: func(h *apptest.Harness) string {
+				h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultHang, Count: 1})
+				return h.Grant().RefreshToken
 			},
 			status: 503, code: flashauth.CodeUpstreamUnavailable, upstream: 1,
 		},
 		{
 			name:   "GitHub unreachable",
-			opts:   []option{func(c *app.Config) { c.GitHubURL = "http://127.0.0.1:1" }},
-			setup:  func(h *harness) string { return h.grant().RefreshToken },
+			opts:   []apptest.Option{func(c *app.Config) { c.GitHubURL = "http://127.0.0.1:1" }},
+			setup:  func(h *apptest.Harness) string { return h.Grant().RefreshToken },
 			status: 503, code: flashauth.CodeUpstreamUnavailable, upstream: 0,
 		},
 		{
 			name:   "wrong client secret",
-			opts:   []option{func(c *app.Config) { c.ClientSecret = "not-the-secret" }},
-			setup:  func(h *harness) string { return h.grant().RefreshToken },
+			opts:   []apptest.Option{func(c *app.Config) { c.ClientSecret = "not-the-secret" }},
+			setup:  func(h *apptest.Harness) string { return h.Grant().RefreshToken },
 			status: 500, code: flashauth.CodeUpstreamCredentials, upstream: 1,
 		},
 		{
 			name: "per-token rate limit",
-			opts: []option{func(c *app.Config) { c.RateTokenPerMin = 1 }},
-			setup: func(h *harness) string {
-				tok := h.grant().RefreshToken
+			opts: []apptest.Option{func(c *app.Config) { c.RateTokenPerMin = 1 }},
+			setup: func(h *apptest.Harness) string {
+				tok := h.Grant().RefreshToken
 				// burstOf(1) = 5: five attempts reach GitHub and fail
 				// transiently (nothing is committed, so each retry is an
 				// attempt of its own); replays would not count.
-				h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: 502, Count: 5})
+				h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: 502, Count: 5})
 				for range 5 {
-					if r := h.refresh(tok); r.Status != http.StatusServiceUnavailable {
-						h.t.Fatalf("setup refresh: %d %s", r.Status, r.Body)
+					if r := h.Refresh(tok); r.Status != http.StatusServiceUnavailable {
+						h.T.Fatalf("setup refresh: %d %s", r.Status, r.Body)
 					}
 				}
 				return tok
@@ -244,25 +245,25 @@ func TestRefreshErrorRows(t *testing.T) {
 		},
 		{
 			name: "store unavailable",
-			setup: func(h *harness) string {
-				g := h.grant()
-				_ = h.app.Store.Close()
+			setup: func(h *apptest.Harness) string {
+				g := h.Grant()
+				_ = h.App.Store.Close()
 				return g.RefreshToken
 			},
 			status: 503, code: flashauth.CodeStoreUnavailable, upstream: 0,
 		},
 		{
 			name: "committed outcome cannot be opened",
-			setup: func(h *harness) string {
-				g := h.grant()
+			setup: func(h *apptest.Harness) string {
+				g := h.Grant()
 				ctx := context.Background()
 				key := seal.Hash(g.RefreshToken)
-				now := h.clock.Now()
-				if _, ok, err := h.app.Store.ClaimLedger(ctx, flashauth.LedgerGitHubRefresh, key, "x", now, now.Add(time.Minute)); !ok || err != nil {
-					h.t.Fatalf("claim: %v %v", ok, err)
+				now := h.Clock.Now()
+				if _, ok, err := h.App.Store.ClaimLedger(ctx, flashauth.LedgerGitHubRefresh, key, "x", now, now.Add(time.Minute)); !ok || err != nil {
+					h.T.Fatalf("claim: %v %v", ok, err)
 				}
-				if err := h.app.Store.CompleteLedger(ctx, flashauth.LedgerGitHubRefresh, key, "x", []byte("garbage"), now.Add(time.Minute), nil); err != nil {
-					h.t.Fatal(err)
+				if err := h.App.Store.CompleteLedger(ctx, flashauth.LedgerGitHubRefresh, key, "x", []byte("garbage"), now.Add(time.Minute), nil); err != nil {
+					h.T.Fatal(err)
 				}
 				return g.RefreshToken
 			},
@@ -271,15 +272,15 @@ func TestRefreshErrorRows(t *testing.T) {
 	}
 	for _, tc := range rows {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, tc.opts...)
+			h := apptest.New(t, tc.opts...)
 			tok := tc.setup(h)
-			r := h.refresh(tok)
-			wantError(t, r, tc.status, tc.code)
+			r := h.Refresh(tok)
+			apptest.WantError(t, r, tc.status, tc.code)
 			if tc.retryAfter != "" && r.Header.Get("Retry-After") != tc.retryAfter {
 				t.Errorf("Retry-After = %q, want %q", r.Header.Get("Retry-After"), tc.retryAfter)
 			}
 			if tc.upstream >= 0 {
-				if c := h.emu.Calls().TokenRefresh; c != int64(tc.upstream) {
+				if c := h.Emu.Calls().TokenRefresh; c != int64(tc.upstream) {
 					t.Errorf("upstream refresh calls = %d, want %d", c, tc.upstream)
 				}
 			}
@@ -290,17 +291,17 @@ func TestRefreshErrorRows(t *testing.T) {
 // Transient failures are never cached: once GitHub recovers, the same token
 // refreshes.
 func TestRefreshTransientNotCached(t *testing.T) {
-	h := newHarness(t)
-	g := h.grant()
-	h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: 503, Count: 1})
-	wantError(t, h.refresh(g.RefreshToken), 503, flashauth.CodeUpstreamUnavailable)
-	if r := h.refresh(g.RefreshToken); r.Status != 200 {
+	h := apptest.New(t)
+	g := h.Grant()
+	h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: 503, Count: 1})
+	apptest.WantError(t, h.Refresh(g.RefreshToken), 503, flashauth.CodeUpstreamUnavailable)
+	if r := h.Refresh(g.RefreshToken); r.Status != 200 {
 		t.Fatalf("after GitHub recovered: %d %s", r.Status, r.Body)
 	}
 }
 
 func TestRefreshBadInput(t *testing.T) {
-	h := newHarness(t)
+	h := apptest.New(t)
 	long := strings.Repeat("a", 5000)
 	rows := []struct {
 		name, contentType, body string
@@ -330,60 +331,60 @@ func TestRefreshBadInput(t *testing.T) {
 	}
 	for _, tc := range rows {
 		t.Run(tc.name, func(t *testing.T) {
-			r := h.do(http.MethodPost, "/auth/github/refresh", tc.contentType, strings.NewReader(tc.body))
-			wantError(t, r, tc.status, tc.code)
+			r := h.Do(http.MethodPost, "/auth/github/refresh", tc.contentType, strings.NewReader(tc.body))
+			apptest.WantError(t, r, tc.status, tc.code)
 		})
 	}
 	// A charset parameter is fine, and unknown fields are ignored.
-	g := h.grant()
-	r := h.do(http.MethodPost, "/auth/github/refresh", "application/json; charset=utf-8",
+	g := h.Grant()
+	r := h.Do(http.MethodPost, "/auth/github/refresh", "application/json; charset=utf-8",
 		strings.NewReader(`{"refresh_token":"`+g.RefreshToken+`","deviceInfo":{"os":"x"},"activationUid":"u"}`))
 	if r.Status != 200 {
 		t.Fatalf("charset + unknown fields: %d %s", r.Status, r.Body)
 	}
-	if c := h.emu.Calls().TokenRefresh; c != 1 {
+	if c := h.Emu.Calls().TokenRefresh; c != 1 {
 		t.Fatalf("upstream calls = %d: bad input must never reach GitHub", c)
 	}
 }
 
 func TestRoutingErrors(t *testing.T) {
-	h := newHarness(t)
-	r := h.do(http.MethodGet, "/auth/github/refresh", "", nil)
-	wantError(t, r, 405, flashauth.CodeMethodNotAllowed)
+	h := apptest.New(t)
+	r := h.Do(http.MethodGet, "/auth/github/refresh", "", nil)
+	apptest.WantError(t, r, 405, flashauth.CodeMethodNotAllowed)
 	if allow := r.Header.Get("Allow"); !strings.Contains(allow, "POST") {
 		t.Errorf("Allow = %q", allow)
 	}
-	wantError(t, h.do(http.MethodGet, "/nope", "", nil), 404, flashauth.CodeNotFound)
-	wantError(t, h.do(http.MethodPost, "/api/v1/auth/github/refresh", "application/json", strings.NewReader("{}")), 404, flashauth.CodeNotFound)
+	apptest.WantError(t, h.Do(http.MethodGet, "/nope", "", nil), 404, flashauth.CodeNotFound)
+	apptest.WantError(t, h.Do(http.MethodPost, "/api/v1/auth/github/refresh", "application/json", strings.NewReader("{}")), 404, flashauth.CodeNotFound)
 
 	// The caller's sane request id is echoed; an insane one is replaced.
-	r = h.do(http.MethodGet, "/healthz", "", nil, "X-Request-Id", "abc-123")
+	r = h.Do(http.MethodGet, "/healthz", "", nil, "X-Request-Id", "abc-123")
 	if r.Header.Get("X-Request-Id") != "abc-123" || r.Status != 200 {
 		t.Errorf("sane request id not echoed: %q", r.Header.Get("X-Request-Id"))
 	}
-	r = h.do(http.MethodGet, "/healthz", "", nil, "X-Request-Id", "bad id\twith spaces")
+	r = h.Do(http.MethodGet, "/healthz", "", nil, "X-Request-Id", "bad id\twith spaces")
 	if id := r.Header.Get("X-Request-Id"); id == "" || strings.Contains(id, " ") {
 		t.Errorf("insane request id kept: %q", id)
 	}
-	if !strings.Contains(h.logs.String(), `"request_id":"abc-123"`) {
+	if !strings.Contains(h.Logs.String(), `"request_id":"abc-123"`) {
 		t.Errorf("logs do not carry the request id")
 	}
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	h := newHarness(t)
-	if r := h.do(http.MethodGet, "/healthz", "", nil); r.Status != 200 || r.json(t)["success"] != true {
+	h := apptest.New(t)
+	if r := h.Do(http.MethodGet, "/healthz", "", nil); r.Status != 200 || r.JSON(t)["success"] != true {
 		t.Fatalf("healthz: %d %s", r.Status, r.Body)
 	}
-	if r := h.do(http.MethodGet, "/readyz", "", nil); r.Status != 200 {
+	if r := h.Do(http.MethodGet, "/readyz", "", nil); r.Status != 200 {
 		t.Fatalf("readyz: %d %s", r.Status, r.Body)
 	}
-	if r := h.do(http.MethodGet, "/metrics", "", nil); r.Status != 200 || !bytes.Contains(r.Body, []byte("flashauth_http_requests_total")) {
+	if r := h.Do(http.MethodGet, "/metrics", "", nil); r.Status != 200 || !bytes.Contains(r.Body, []byte("flashauth_http_requests_total")) {
 		t.Fatalf("metrics: %d", r.Status)
 	}
-	_ = h.app.Store.Close()
-	wantError(t, h.do(http.MethodGet, "/readyz", "", nil), 503, flashauth.CodeStoreUnavailable)
-	if r := h.do(http.MethodGet, "/healthz", "", nil); r.Status != 200 {
+	_ = h.App.Store.Close()
+	apptest.WantError(t, h.Do(http.MethodGet, "/readyz", "", nil), 503, flashauth.CodeStoreUnavailable)
+	if r := h.Do(http.MethodGet, "/healthz", "", nil); r.Status != 200 {
 		t.Fatalf("healthz must not depend on the store: %d", r.Status)
 	}
 }

@@ -1,4 +1,4 @@
-package app_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -27,6 +27,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/app/apptest"
 	"github.com/flashbacktech/flashauth/githubemu"
 	"github.com/flashbacktech/flashauth/httpapi"
 )
@@ -149,15 +150,15 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 // is application/json; charset=utf-8, except /metrics") for the 302 of
 // GET /auth/github/authorize?redirect=1.
 func TestOpenAPIAuthorizeRedirectIsJSON(t *testing.T) {
-	h := newHarness(t)
+	h := apptest.New(t)
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(h.srv.URL + "/auth/github/authorize?redirect=1&redirect_uri=" + url.QueryEscape("https://app.example/cb"))
+	resp, err := c.Get(h.Srv.URL + "/auth/github/authorize?redirect=1&redirect_uri=" + url.QueryEscape("https://app.example/cb"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if loc, err := url.Parse(resp.Header.Get("Location")); err == nil {
-		h.see(loc.Query().Get("state"))
+		h.See(loc.Query().Get("state"))
 	}
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("status %d, want 302", resp.StatusCode)
@@ -195,7 +196,7 @@ func bearerSyntax(_ context.Context, in *openapi3filter.AuthenticationInput) err
 // the traffic reached.
 type specChecker struct {
 	t      *testing.T
-	h      *harness
+	h      *apptest.Harness
 	doc    *openapi3.T
 	router routers.Router
 	base   http.RoundTripper
@@ -241,12 +242,12 @@ func (c *specCoverage) uncovered(doc *openapi3.T, exempt map[string]string) (mis
 	return missing, stale
 }
 
-func newSpecChecker(t *testing.T, h *harness, doc *openapi3.T, cov *specCoverage) *specChecker {
+func newSpecChecker(t *testing.T, h *apptest.Harness, doc *openapi3.T, cov *specCoverage) *specChecker {
 	t.Helper()
 	// The document's server is relative ("/"): tools resolve it against the
 	// URL they fetched the document from, here the test server's.
 	routed := *doc
-	routed.Servers = openapi3.Servers{{URL: h.srv.URL + "/"}}
+	routed.Servers = openapi3.Servers{{URL: h.Srv.URL + "/"}}
 	router, err := legacy.NewRouter(&routed)
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +255,7 @@ func newSpecChecker(t *testing.T, h *harness, doc *openapi3.T, cov *specCoverage
 	// Schema errors quote the offending value; errorf redacts every secret
 	// the harness knows, which includes all the traffic's tokens.
 	opts := &openapi3filter.Options{IncludeResponseStatus: true, AuthenticationFunc: bearerSyntax}
-	return &specChecker{t: t, h: h, doc: doc, router: router, base: h.srv.Client().Transport, opts: opts, cov: cov}
+	return &specChecker{t: t, h: h, doc: doc, router: router, base: h.Srv.Client().Transport, opts: opts, cov: cov}
 }
 
 // RoundTrip sends a copy of req, then validates the exchange; the caller
@@ -292,20 +293,20 @@ func (c *specChecker) RoundTrip(req *http.Request) (*http.Response, error) {
 // harness's secret scan.
 func (c *specChecker) seeSecrets(req *http.Request, reqBody []byte, resp *http.Response, respBody []byte) {
 	if b, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok {
-		c.h.see(b)
+		c.h.See(b)
 	}
 	if loc, err := url.Parse(resp.Header.Get("Location")); err == nil {
-		c.h.see(loc.Query().Get("state"))
+		c.h.See(loc.Query().Get("state"))
 	}
-	c.h.seeJSON(reqBody)
-	c.h.seeJSON(respBody)
+	c.h.SeeJSON(reqBody)
+	c.h.SeeJSON(respBody)
 }
 
 // errorf reports a mismatch without secrets, cut to a readable length (a
 // 413 probe's body is 70 KiB).
 func (c *specChecker) errorf(format string, args ...any) {
 	c.t.Helper()
-	msg := c.h.redact(fmt.Sprintf(format, args...))
+	msg := c.h.Redact(fmt.Sprintf(format, args...))
 	if len(msg) > 3000 {
 		msg = msg[:3000] + " [...]"
 	}
@@ -390,10 +391,10 @@ type specCall struct {
 type specClient struct {
 	t  *testing.T
 	hc *http.Client
-	h  *harness
+	h  *apptest.Harness
 }
 
-func newSpecClient(t *testing.T, h *harness, doc *openapi3.T, cov *specCoverage) *specClient {
+func newSpecClient(t *testing.T, h *apptest.Harness, doc *openapi3.T, cov *specCoverage) *specClient {
 	t.Helper()
 	return &specClient{t: t, h: h, hc: &http.Client{
 		Transport: newSpecChecker(t, h, doc, cov),
@@ -403,7 +404,7 @@ func newSpecClient(t *testing.T, h *harness, doc *openapi3.T, cov *specCoverage)
 }
 
 // do sends call; only transport failures are fatal.
-func (c *specClient) do(call specCall) response {
+func (c *specClient) do(call specCall) apptest.Response {
 	c.t.Helper()
 	var body io.Reader
 	switch b := call.body.(type) {
@@ -423,7 +424,7 @@ func (c *specClient) do(call specCall) response {
 	if call.invalid {
 		ctx = context.WithValue(ctx, specInvalidKey{}, true)
 	}
-	req, err := http.NewRequestWithContext(ctx, call.method, c.h.srv.URL+call.path, body)
+	req, err := http.NewRequestWithContext(ctx, call.method, c.h.Srv.URL+call.path, body)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -439,7 +440,7 @@ func (c *specClient) do(call specCall) response {
 	for k, v := range call.header {
 		req.Header.Set(k, v)
 	}
-	r, err := send(c.hc, req)
+	r, err := apptest.Send(c.hc, req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", call.method, call.path, err)
 	}
@@ -447,14 +448,14 @@ func (c *specClient) do(call specCall) response {
 }
 
 // want sends call and requires status and, for an error, error_code code.
-func (c *specClient) want(call specCall, status int, code string) response {
+func (c *specClient) want(call specCall, status int, code string) apptest.Response {
 	c.t.Helper()
 	r := c.do(call)
 	if r.Status != status {
-		c.t.Fatalf("%s %s: status %d, want %d; body %.300s", call.method, call.path, r.Status, status, c.h.redact(string(r.Body)))
+		c.t.Fatalf("%s %s: status %d, want %d; body %.300s", call.method, call.path, r.Status, status, c.h.Redact(string(r.Body)))
 	}
 	if code != "" {
-		if got := r.json(c.t)["error_code"]; got != code {
+		if got := r.JSON(c.t)["error_code"]; got != code {
 			c.t.Fatalf("%s %s: error_code %v, want %s", call.method, call.path, got, code)
 		}
 	}
@@ -472,24 +473,24 @@ func (c *specClient) startLogin(redirect bool, userID int64) (code, state string
 		r := c.want(specCall{method: http.MethodGet, path: path + "&redirect=1"}, http.StatusFound, "")
 		raw = r.Header.Get("Location")
 	} else {
-		raw = c.want(specCall{method: http.MethodGet, path: path}, http.StatusOK, "").str(c.t, "url")
+		raw = c.want(specCall{method: http.MethodGet, path: path}, http.StatusOK, "").Str(c.t, "url")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		c.t.Fatalf("authorize URL: %v", err)
 	}
 	q := u.Query()
-	return c.h.approve(c.t, q, userID), q.Get("state")
+	return c.h.Approve(c.t, q, userID), q.Get("state")
 }
 
 // signIn completes a started login with POST /auth/github.
-func (c *specClient) signIn(code, state string) signedIn {
+func (c *specClient) signIn(code, state string) apptest.SignedIn {
 	c.t.Helper()
 	r := c.want(specCall{method: http.MethodPost, path: "/auth/github", body: map[string]any{
 		"code": code, "state": state, "redirect_uri": specRedirectURI,
 		"deviceInfo": map[string]any{"os": "linux", "app": "openapi-test"}, "activationUid": "ignored",
 	}}, http.StatusOK, "")
-	l := parseSignIn(c.t, r.Body)
+	l := apptest.ParseSignIn(c.t, r.Body)
 	l.Code = code
 	return l
 }
@@ -510,7 +511,7 @@ func TestOpenAPIContract(t *testing.T) {
 
 	// A per-token limit of one a minute (burst 5) makes the sixth attempt
 	// at GitHub with a token within the frozen clock a 429.
-	h := newHarness(t, func(c *app.Config) { c.RateTokenPerMin = 1 })
+	h := apptest.New(t, func(c *app.Config) { c.RateTokenPerMin = 1 })
 	c := newSpecClient(t, h, doc, cov)
 	specOperationsTraffic(t, c)
 	specRefreshTraffic(t, c)
@@ -520,8 +521,8 @@ func TestOpenAPIContract(t *testing.T) {
 
 	// A flashauth GitHub does not recognise, with a per-IP limit.
 	const wrongSecret = "wrong-client-secret-0123456789abcdef"
-	h2 := newHarness(t, func(c *app.Config) { c.ClientSecret = wrongSecret; c.RateIPPerMinute = 1 })
-	h2.see(wrongSecret)
+	h2 := apptest.New(t, func(c *app.Config) { c.ClientSecret = wrongSecret; c.RateIPPerMinute = 1 })
+	h2.See(wrongSecret)
 	specLimitTraffic(t, newSpecClient(t, h2, doc, cov))
 
 	missing, stale := cov.uncovered(doc, specExempt)
@@ -569,7 +570,7 @@ func specOperationsTraffic(t *testing.T, c *specClient) {
 func specRefreshTraffic(t *testing.T, c *specClient) {
 	h := c.h
 	// Success with a foreign Bearer and unknown fields, then the replay.
-	g := h.grant()
+	g := h.Grant()
 	first := c.want(specCall{method: http.MethodPost, path: "/auth/github/refresh", bearer: "gho_foreignTokenTheClientStillSends",
 		body: map[string]any{"refresh_token": g.RefreshToken, "deviceInfo": map[string]string{"os": "mac"}}}, http.StatusOK, "")
 	replay := c.want(specPost("/auth/github/refresh", map[string]string{"refresh_token": g.RefreshToken}), http.StatusOK, "")
@@ -596,28 +597,28 @@ func specRefreshTraffic(t *testing.T, c *specClient) {
 	}
 	// Five attempts while GitHub fails spend the per-token burst; the sixth
 	// is refused before GitHub.
-	flaky := map[string]string{"refresh_token": h.grant().RefreshToken}
-	h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Count: 5})
+	flaky := map[string]string{"refresh_token": h.Grant().RefreshToken}
+	h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Count: 5})
 	for range 5 {
 		c.want(specPost("/auth/github/refresh", flaky), http.StatusServiceUnavailable, "UPSTREAM_UNAVAILABLE")
 	}
 	c.want(specPost("/auth/github/refresh", flaky), http.StatusTooManyRequests, "RATE_LIMITED")
 
 	// GitHub misbehaving: 502 on a cut answer; 503 on a 5xx, not cached.
-	h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultTruncatedJSON, Count: 1})
-	c.want(specPost("/auth/github/refresh", map[string]string{"refresh_token": h.grant().RefreshToken}), http.StatusBadGateway, "UPSTREAM_BAD_RESPONSE")
-	g3 := h.grant()
-	h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Count: 1})
+	h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultTruncatedJSON, Count: 1})
+	c.want(specPost("/auth/github/refresh", map[string]string{"refresh_token": h.Grant().RefreshToken}), http.StatusBadGateway, "UPSTREAM_BAD_RESPONSE")
+	g3 := h.Grant()
+	h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Count: 1})
 	c.want(specPost("/auth/github/refresh", map[string]string{"refresh_token": g3.RefreshToken}), http.StatusServiceUnavailable, "UPSTREAM_UNAVAILABLE")
 	c.want(specPost("/auth/github/refresh", map[string]string{"refresh_token": g3.RefreshToken}), http.StatusOK, "")
 }
 
 // specSignInTraffic covers GET /auth/github/authorize and POST /auth/github,
 // and returns the sessions of two users, A and B.
-func specSignInTraffic(t *testing.T, c *specClient) (a, b signedIn) {
+func specSignInTraffic(t *testing.T, c *specClient) (a, b apptest.SignedIn) {
 	h := c.h
-	userA := h.emu.AddUser(githubemu.User{Login: "spec-a", Name: "Spec A"})
-	userB := h.emu.AddUser(githubemu.User{Login: "spec-b", Company: "@flashback"})
+	userA := h.Emu.AddUser(githubemu.User{Login: "spec-a", Name: "Spec A"})
+	userB := h.Emu.AddUser(githubemu.User{Login: "spec-b", Company: "@flashback"})
 	// A through the JSON answer of authorize; a retry replays.
 	code, state := c.startLogin(false, userA.ID)
 	a = c.signIn(code, state)
@@ -626,12 +627,12 @@ func specSignInTraffic(t *testing.T, c *specClient) (a, b signedIn) {
 	}
 	// B through the 302, after a 503 that does not spend the login.
 	code, state = c.startLogin(true, userB.ID)
-	h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Count: 1})
+	h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Count: 1})
 	c.want(specPost("/auth/github", map[string]string{"code": code, "state": state}), http.StatusServiceUnavailable, "UPSTREAM_UNAVAILABLE")
 	b = c.signIn(code, state)
 
 	code, state = c.startLogin(false, userA.ID)
-	h.emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultTruncatedJSON, Count: 1})
+	h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultTruncatedJSON, Count: 1})
 	c.want(specPost("/auth/github", map[string]string{"code": code, "state": state}), http.StatusBadGateway, "UPSTREAM_BAD_RESPONSE")
 	code, state = c.startLogin(false, userA.ID)
 	c.want(specPost("/auth/github", map[string]string{"code": code, "state": state, "redirect_uri": "https://elsewhere.example/cb"}),
@@ -639,7 +640,7 @@ func specSignInTraffic(t *testing.T, c *specClient) (a, b signedIn) {
 	c.want(specPost("/auth/github", map[string]string{"code": "neverIssuedCode0123456789", "state": "neverIssuedState0123456789"}),
 		http.StatusBadRequest, "INVALID_STATE")
 	c.want(specPost("/auth/github", map[string]string{"code": "neverIssuedCode9876543210"}), http.StatusUnauthorized, "INVALID_CODE")
-	unverified := h.emu.AddUser(githubemu.User{Login: "spec-unverified", Emails: []githubemu.Email{{Email: "u@example.com", Primary: true}}})
+	unverified := h.Emu.AddUser(githubemu.User{Login: "spec-unverified", Emails: []githubemu.Email{{Email: "u@example.com", Primary: true}}})
 	code, state = c.startLogin(false, unverified.ID)
 	c.want(specPost("/auth/github", map[string]string{"code": code, "state": state}), http.StatusForbidden, "EMAIL_NOT_VERIFIED")
 	for _, body := range []any{map[string]any{}, map[string]any{"code": 5}, map[string]any{"code": "x", "state": 7}} {
@@ -655,7 +656,7 @@ func specSignInTraffic(t *testing.T, c *specClient) (a, b signedIn) {
 
 // signedInTraffic covers ownership of GitHub refresh tokens and the
 // session endpoints. It revokes A's and B's sessions.
-func signedInTraffic(t *testing.T, c *specClient, a, b signedIn) {
+func signedInTraffic(t *testing.T, c *specClient, a, b apptest.SignedIn) {
 	// B's valid Bearer on A's GitHub refresh token; then A's own.
 	c.want(specCall{method: http.MethodPost, path: "/auth/github/refresh", bearer: b.JWT, body: map[string]string{"refresh_token": a.GHRefresh}},
 		http.StatusForbidden, "TOKEN_OWNER_MISMATCH")
@@ -663,7 +664,7 @@ func signedInTraffic(t *testing.T, c *specClient, a, b signedIn) {
 		http.StatusOK, "")
 
 	list := c.want(specCall{method: http.MethodGet, path: "/token", bearer: a.JWT}, http.StatusOK, "")
-	if toks, _ := list.json(t)["tokens"].([]any); len(toks) != 1 {
+	if toks, _ := list.JSON(t)["tokens"].([]any); len(toks) != 1 {
 		t.Errorf("GET /token lists %d sessions of A, want 1", len(toks))
 	}
 	c.want(specCall{method: http.MethodGet, path: "/token", invalid: true}, http.StatusUnauthorized, "AUTH_REQUIRED")
@@ -676,7 +677,7 @@ func signedInTraffic(t *testing.T, c *specClient, a, b signedIn) {
 	if again := c.want(specPost("/user/refresh", map[string]string{"refreshToken": b.SessionRT}), http.StatusOK, ""); !bytes.Equal(again.Body, rot.Body) {
 		t.Errorf("the same session refresh token within the reuse interval answered differently")
 	}
-	newRT := rot.str(t, "refreshToken")
+	newRT := rot.Str(t, "refreshToken")
 	for _, path := range []string{"/user/refresh", "/user/logout"} {
 		for _, body := range []any{map[string]any{}, map[string]any{"refresh_token": 1}, map[string]any{"refreshToken": ""}} {
 			c.want(specCall{method: http.MethodPost, path: path, body: body, invalid: true}, http.StatusBadRequest, "INVALID_REQUEST")
@@ -690,7 +691,7 @@ func signedInTraffic(t *testing.T, c *specClient, a, b signedIn) {
 		c.want(specPost("/user/refresh", unknownRT), http.StatusUnauthorized, "INVALID_REFRESH_TOKEN")
 	}
 	c.want(specPost("/user/logout", unknownRT), http.StatusUnauthorized, "INVALID_REFRESH_TOKEN")
-	c.h.clock.Advance(11 * time.Second) // past the reuse interval
+	c.h.Clock.Advance(11 * time.Second) // past the reuse interval
 	c.want(specPost("/user/refresh", map[string]string{"refresh_token": b.SessionRT}), http.StatusUnauthorized, "REFRESH_TOKEN_REUSED")
 	c.want(specPost("/user/logout", map[string]string{"refreshToken": newRT}), http.StatusOK, "")
 	c.want(specPost("/user/logout", map[string]string{"refreshToken": newRT}), http.StatusOK, "") // already revoked
@@ -701,10 +702,10 @@ func signedInTraffic(t *testing.T, c *specClient, a, b signedIn) {
 // STORE_UNAVAILABLE with Retry-After wherever the store is needed.
 func specStoreDownTraffic(t *testing.T, c *specClient) {
 	h := c.h
-	u := h.emu.AddUser(githubemu.User{Login: "spec-c"})
+	u := h.Emu.AddUser(githubemu.User{Login: "spec-c"})
 	code, state := c.startLogin(false, u.ID)
 	s := c.signIn(code, state)
-	if err := h.app.Store.Close(); err != nil {
+	if err := h.App.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
 	for _, call := range []specCall{
@@ -727,9 +728,9 @@ func specStoreDownTraffic(t *testing.T, c *specClient) {
 // operation answers 429.
 func specLimitTraffic(t *testing.T, c *specClient) {
 	h := c.h
-	c.want(specPost("/auth/github/refresh", map[string]string{"refresh_token": h.grant().RefreshToken}),
+	c.want(specPost("/auth/github/refresh", map[string]string{"refresh_token": h.Grant().RefreshToken}),
 		http.StatusInternalServerError, "UPSTREAM_CREDENTIALS_REJECTED")
-	u := h.emu.AddUser(githubemu.User{Login: "spec-d"})
+	u := h.Emu.AddUser(githubemu.User{Login: "spec-d"})
 	code, state := c.startLogin(false, u.ID) // one request
 	c.want(specPost("/auth/github", map[string]string{"code": code, "state": state}),
 		http.StatusInternalServerError, "UPSTREAM_CREDENTIALS_REJECTED")

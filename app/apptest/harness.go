@@ -1,4 +1,11 @@
-package app_test
+// Package apptest runs a whole flashauth for tests: app.New over a real
+// SQLite database in a temporary directory and the real GitHub client in
+// front of the GitHub emulator, all on one clock the test moves. The HTTP
+// tests of httpapi and the wiring tests of app share it. At the end of every
+// test it scans the logs and the database files for each secret the test saw.
+//
+// It is for tests only; production code must not import it.
+package apptest
 
 import (
 	"bytes"
@@ -22,22 +29,23 @@ import (
 	"github.com/flashbacktech/flashauth/logging"
 )
 
+// The OAuth app the emulator knows and flashauth is configured with.
 const (
-	testClientID     = "Iv1.testclient"
-	testClientSecret = "test-client-secret-0123456789abcdef"
+	ClientID     = "Iv1.testclient"
+	ClientSecret = "test-client-secret-0123456789abcdef"
 )
 
-// harness is a whole flashauth (real SQLite, real GitHub client) in front of
+// Harness is a whole flashauth (real SQLite, real GitHub client) in front of
 // the emulator, with a clock both share.
-type harness struct {
-	t      testing.TB
-	clock  *testkit.Clock
-	emu    *githubemu.Emulator
-	emuSrv *httptest.Server
-	cfg    app.Config
-	app    *app.App
-	srv    *httptest.Server
-	logs   *testkit.SyncBuffer
+type Harness struct {
+	T      testing.TB
+	Clock  *testkit.Clock
+	Emu    *githubemu.Emulator
+	EmuSrv *httptest.Server
+	Cfg    app.Config
+	App    *app.App
+	Srv    *httptest.Server
+	Logs   *testkit.SyncBuffer
 	// secrets are every token, code and secret the test saw; a peer shares
 	// them with the harness it was opened from.
 	secrets *secretSet
@@ -49,21 +57,24 @@ type secretSet struct {
 	list []string
 }
 
-type option func(*app.Config)
+// Option changes the configuration New starts flashauth with.
+type Option func(*app.Config)
 
-func newHarness(t testing.TB, opts ...option) *harness {
+// New starts a flashauth with the test configuration changed by opts, until
+// the end of t.
+func New(t testing.TB, opts ...Option) *Harness {
 	t.Helper()
-	h := &harness{t: t, clock: testkit.NewClock(time.UnixMilli(1764120000000)), logs: &testkit.SyncBuffer{}, secrets: &secretSet{}}
-	h.emu = githubemu.New(githubemu.Config{ClientID: testClientID, ClientSecret: testClientSecret, Clock: h.clock})
-	h.emuSrv = httptest.NewServer(h.emu)
-	t.Cleanup(func() { h.emu.Close(); h.emuSrv.Close() })
-	h.cfg = app.Config{
+	h := &Harness{T: t, Clock: testkit.NewClock(time.UnixMilli(1764120000000)), Logs: &testkit.SyncBuffer{}, secrets: &secretSet{}}
+	h.Emu = githubemu.New(githubemu.Config{ClientID: ClientID, ClientSecret: ClientSecret, Clock: h.Clock})
+	h.EmuSrv = httptest.NewServer(h.Emu)
+	t.Cleanup(func() { h.Emu.Close(); h.EmuSrv.Close() })
+	h.Cfg = app.Config{
 		Addr:             "127.0.0.1:0",
 		DatabaseURL:      "sqlite:" + filepath.Join(t.TempDir(), "flashauth.db"),
-		ClientID:         testClientID,
-		ClientSecret:     testClientSecret,
-		GitHubURL:        h.emuSrv.URL,
-		GitHubAPIURL:     h.emuSrv.URL,
+		ClientID:         ClientID,
+		ClientSecret:     ClientSecret,
+		GitHubURL:        h.EmuSrv.URL,
+		GitHubAPIURL:     h.EmuSrv.URL,
 		ReplayWindow:     60 * time.Second,
 		UpstreamTimeout:  2 * time.Second,
 		RefreshAuth:      "compat",
@@ -79,29 +90,29 @@ func newHarness(t testing.TB, opts ...option) *harness {
 		Version:          "test",
 	}
 	for _, o := range opts {
-		o(&h.cfg)
+		o(&h.Cfg)
 	}
-	h.see(testClientSecret)
-	h.start()
+	h.See(ClientSecret)
+	h.Start()
 	t.Cleanup(h.checkNoSecrets)
 	return h
 }
 
-// start (re)opens the app on the harness's database.
-func (h *harness) start() {
-	h.t.Helper()
-	h.app, h.srv = h.open(h.t, h.cfg, h.clock)
+// Start (re)opens the app on the harness's database.
+func (h *Harness) Start() {
+	h.T.Helper()
+	h.App, h.Srv = h.open(h.T, h.Cfg, h.Clock)
 }
 
 // open runs a flashauth with cfg and clock, logging into h's logs (which the
 // secret scan covers), until the end of t.
-func (h *harness) open(t testing.TB, cfg app.Config, clock flashauth.Clock) (*app.App, *httptest.Server) {
+func (h *Harness) open(t testing.TB, cfg app.Config, clock flashauth.Clock) (*app.App, *httptest.Server) {
 	t.Helper()
 	level, err := logging.ParseLevel(cfg.LogLevel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(context.Background(), cfg, logging.New(h.logs, "json", level), clock)
+	a, err := app.New(context.Background(), cfg, logging.New(h.Logs, "json", level), clock)
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
@@ -110,10 +121,10 @@ func (h *harness) open(t testing.TB, cfg app.Config, clock flashauth.Clock) (*ap
 	return a, srv
 }
 
-func (h *harness) dbPath() string { return strings.TrimPrefix(h.cfg.DatabaseURL, "sqlite:") }
+func (h *Harness) DBPath() string { return strings.TrimPrefix(h.Cfg.DatabaseURL, "sqlite:") }
 
-// see records secrets that must never appear in logs or the database.
-func (h *harness) see(s ...string) {
+// See records secrets that must never appear in logs or the database.
+func (h *Harness) See(s ...string) {
 	h.secrets.mu.Lock()
 	defer h.secrets.mu.Unlock()
 	for _, v := range s {
@@ -130,17 +141,17 @@ var secretFields = map[string]bool{
 	"refresh_token": true, "code": true, "state": true,
 }
 
-// seeJSON records the secret fields of a JSON body, at any depth. Short
+// SeeJSON records the secret fields of a JSON body, at any depth. Short
 // values are test garbage ("x", "has space"), not secrets, and would match
 // unrelated log text.
-func (h *harness) seeJSON(body []byte) {
+func (h *Harness) SeeJSON(body []byte) {
 	var walk func(v any)
 	walk = func(v any) {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, x := range v {
 				if s, ok := x.(string); ok && secretFields[k] && len(s) >= 16 && len(s) <= 4096 {
-					h.see(s)
+					h.See(s)
 				}
 				walk(x)
 			}
@@ -156,8 +167,8 @@ func (h *harness) seeJSON(body []byte) {
 	}
 }
 
-// redact replaces every secret h has seen in s.
-func (h *harness) redact(s string) string {
+// Redact replaces every secret h has seen in s.
+func (h *Harness) Redact(s string) string {
 	h.secrets.mu.Lock()
 	defer h.secrets.mu.Unlock()
 	for _, sec := range h.secrets.list {
@@ -166,27 +177,28 @@ func (h *harness) redact(s string) string {
 	return s
 }
 
-// grant mints a token pair for the emulator user "octo".
-func (h *harness) grant() githubemu.Grant {
-	h.t.Helper()
-	u := h.emu.AddUser(githubemu.User{Login: "octo", Emails: []githubemu.Email{{Email: "octo@example.com", Primary: true, Verified: true}}})
-	g, err := h.emu.MintGrant(u.ID)
+// Grant mints a token pair for the emulator user "octo".
+func (h *Harness) Grant() githubemu.Grant {
+	h.T.Helper()
+	u := h.Emu.AddUser(githubemu.User{Login: "octo", Emails: []githubemu.Email{{Email: "octo@example.com", Primary: true, Verified: true}}})
+	g, err := h.Emu.MintGrant(u.ID)
 	if err != nil {
-		h.t.Fatalf("MintGrant: %v", err)
+		h.T.Fatalf("MintGrant: %v", err)
 	}
-	h.see(g.AccessToken, g.RefreshToken)
+	h.See(g.AccessToken, g.RefreshToken)
 	return g
 }
 
-// response is an answer of flashauth, read whole.
-type response struct {
+// Response is an answer of flashauth, read whole.
+type Response struct {
 	Status int
 	Header http.Header
 	Body   []byte
 	TLS    *tls.ConnectionState
 }
 
-func (r response) json(t testing.TB) map[string]any {
+// JSON returns the body as a JSON object, failing the test when it is not one.
+func (r Response) JSON(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.Body, &m); err != nil {
@@ -195,10 +207,10 @@ func (r response) json(t testing.TB) map[string]any {
 	return m
 }
 
-// str returns the non-empty string at the path keys of the body.
-func (r response) str(t testing.TB, keys ...string) string {
+// Str returns the non-empty string at the path keys of the body.
+func (r Response) Str(t testing.TB, keys ...string) string {
 	t.Helper()
-	var v any = r.json(t)
+	var v any = r.JSON(t)
 	for _, k := range keys {
 		m, _ := v.(map[string]any)
 		v = m[k]
@@ -210,27 +222,27 @@ func (r response) str(t testing.TB, keys ...string) string {
 	return s
 }
 
-// send sends req with c and reads the whole answer. It does not fail the
+// Send sends req with c and reads the whole answer. It does not fail the
 // test, so goroutines may use it.
-func send(c *http.Client, req *http.Request) (response, error) {
+func Send(c *http.Client, req *http.Request) (Response, error) {
 	resp, err := c.Do(req)
 	if err != nil {
-		return response{}, err
+		return Response{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return response{}, err
+		return Response{}, err
 	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: b, TLS: resp.TLS}, nil
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b, TLS: resp.TLS}, nil
 }
 
-// do sends a request to flashauth and records the secrets of its answer.
-func (h *harness) do(method, path, contentType string, body io.Reader, hdr ...string) response {
-	h.t.Helper()
-	req, err := http.NewRequest(method, h.srv.URL+path, body)
+// Do sends a request to flashauth and records the secrets of its answer.
+func (h *Harness) Do(method, path, contentType string, body io.Reader, hdr ...string) Response {
+	h.T.Helper()
+	req, err := http.NewRequest(method, h.Srv.URL+path, body)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -238,23 +250,23 @@ func (h *harness) do(method, path, contentType string, body io.Reader, hdr ...st
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	r, err := send(h.srv.Client(), req)
+	r, err := Send(h.Srv.Client(), req)
 	if err != nil {
-		h.t.Fatalf("%s %s: %v", method, path, err)
+		h.T.Fatalf("%s %s: %v", method, path, err)
 	}
-	h.seeJSON(r.Body)
+	h.SeeJSON(r.Body)
 	return r
 }
 
-// refresh posts a refresh of token.
-func (h *harness) refresh(token string, hdr ...string) response {
-	h.t.Helper()
+// Refresh posts a refresh of token to POST /auth/github/refresh.
+func (h *Harness) Refresh(token string, hdr ...string) Response {
+	h.T.Helper()
 	body, _ := json.Marshal(map[string]string{"refresh_token": token})
-	return h.do(http.MethodPost, "/auth/github/refresh", "application/json", bytes.NewReader(body), hdr...)
+	return h.Do(http.MethodPost, "/auth/github/refresh", "application/json", bytes.NewReader(body), hdr...)
 }
 
-// wantError checks a contract error answer.
-func wantError(t *testing.T, r response, status int, code string) {
+// WantError checks a contract error answer.
+func WantError(t *testing.T, r Response, status int, code string) {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
@@ -262,7 +274,7 @@ func wantError(t *testing.T, r response, status int, code string) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
 		t.Errorf("Content-Type = %q", ct)
 	}
-	m := r.json(t)
+	m := r.JSON(t)
 	if m["success"] != false || m["error_code"] != code {
 		t.Fatalf("body = %s, want success=false error_code=%s", r.Body, code)
 	}
@@ -279,14 +291,14 @@ func wantError(t *testing.T, r response, status int, code string) {
 
 // checkNoSecrets scans the logs and every file of the database for each
 // secret the test saw.
-func (h *harness) checkNoSecrets() {
-	h.t.Helper()
+func (h *Harness) checkNoSecrets() {
+	h.T.Helper()
 	h.secrets.mu.Lock()
 	secrets := append([]string(nil), h.secrets.list...)
 	h.secrets.mu.Unlock()
-	logs := h.logs.String()
+	logs := h.Logs.String()
 	var files [][]byte
-	names, _ := filepath.Glob(h.dbPath() + "*") // the database, its WAL and shm
+	names, _ := filepath.Glob(h.DBPath() + "*") // the database, its WAL and shm
 	for _, n := range names {
 		b, err := os.ReadFile(n)
 		if err == nil {
@@ -294,15 +306,15 @@ func (h *harness) checkNoSecrets() {
 		}
 	}
 	if len(files) == 0 {
-		h.t.Errorf("no database files found at %s", h.dbPath())
+		h.T.Errorf("no database files found at %s", h.DBPath())
 	}
 	for _, s := range secrets {
 		if strings.Contains(logs, s) {
-			h.t.Errorf("a secret (%d chars, prefix %.4s) appears in the logs", len(s), s)
+			h.T.Errorf("a secret (%d chars, prefix %.4s) appears in the logs", len(s), s)
 		}
 		for i, f := range files {
 			if bytes.Contains(f, []byte(s)) {
-				h.t.Errorf("a secret (%d chars, prefix %.4s) appears in database file %s", len(s), s, names[i])
+				h.T.Errorf("a secret (%d chars, prefix %.4s) appears in database file %s", len(s), s, names[i])
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package app_test
+package httpapi_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/app/apptest"
 	"github.com/flashbacktech/flashauth/logging"
 )
 
@@ -22,9 +23,9 @@ type discoveryDoc struct {
 	Algs    []string `json:"id_token_signing_alg_values_supported"`
 }
 
-func (h *harness) discovery(t *testing.T) discoveryDoc {
+func discovery(t *testing.T, h *apptest.Harness) discoveryDoc {
 	t.Helper()
-	r := h.do(http.MethodGet, "/.well-known/openid-configuration", "", nil)
+	r := h.Do(http.MethodGet, "/.well-known/openid-configuration", "", nil)
 	if r.Status != http.StatusOK {
 		t.Fatalf("discovery: %d %s", r.Status, r.Body)
 	}
@@ -40,15 +41,15 @@ func (h *harness) discovery(t *testing.T) discoveryDoc {
 // from nothing but the discovery document: go-oidc's remote key set at its
 // jwks_uri and a verifier for its issuer. Forged and foreign tokens fail.
 func TestDiscoveryKeySetVerifiesAccessToken(t *testing.T) {
-	h := newHarness(t)
-	l := h.signIn(t, h.githubUser("oidc-keyset").ID, "")
-	d := h.discovery(t)
-	if d.Issuer != "flashauth" || d.JWKSURI != h.srv.URL+"/.well-known/jwks.json" {
-		t.Fatalf("discovery = %+v, want issuer flashauth and jwks_uri under %s", d, h.srv.URL)
+	h := apptest.New(t)
+	l := h.SignIn(t, h.GitHubUser("oidc-keyset").ID, "")
+	d := discovery(t, h)
+	if d.Issuer != "flashauth" || d.JWKSURI != h.Srv.URL+"/.well-known/jwks.json" {
+		t.Fatalf("discovery = %+v, want issuer flashauth and jwks_uri under %s", d, h.Srv.URL)
 	}
-	ctx := oidc.ClientContext(context.Background(), h.srv.Client())
+	ctx := oidc.ClientContext(context.Background(), h.Srv.Client())
 	keys := oidc.NewRemoteKeySet(ctx, d.JWKSURI)
-	verifier := oidc.NewVerifier(d.Issuer, keys, &oidc.Config{ClientID: "flashauth", SupportedSigningAlgs: d.Algs, Now: h.clock.Now})
+	verifier := oidc.NewVerifier(d.Issuer, keys, &oidc.Config{ClientID: "flashauth", SupportedSigningAlgs: d.Algs, Now: h.Clock.Now})
 	tok, err := verifier.Verify(ctx, l.JWT)
 	if err != nil {
 		t.Fatalf("go-oidc rejects a flashauth access token: %v", err)
@@ -60,22 +61,22 @@ func TestDiscoveryKeySetVerifiesAccessToken(t *testing.T) {
 	if err := tok.Claims(&claims); err != nil {
 		t.Fatal(err)
 	}
-	if tok.Subject != l.userID() || claims.Sid != l.TokenID || claims.Type != "access" {
-		t.Errorf("verified sub %q sid %q type %q, want %q %q access", tok.Subject, claims.Sid, claims.Type, l.userID(), l.TokenID)
+	if tok.Subject != l.UserID() || claims.Sid != l.TokenID || claims.Type != "access" {
+		t.Errorf("verified sub %q sid %q type %q, want %q %q access", tok.Subject, claims.Sid, claims.Type, l.UserID(), l.TokenID)
 	}
 
 	// The verifier is not a rubber stamp: a changed payload, another
 	// audience or another issuer fail.
 	parts := strings.Split(l.JWT, ".")
-	forged := parts[0] + "." + b64url([]byte(`{"iss":"flashauth","aud":"flashauth","sub":"someone-else","exp":4102444800}`)) + "." + parts[2]
+	forged := parts[0] + "." + apptest.B64URL([]byte(`{"iss":"flashauth","aud":"flashauth","sub":"someone-else","exp":4102444800}`)) + "." + parts[2]
 	if _, err := verifier.Verify(ctx, forged); err == nil {
 		t.Error("go-oidc accepted a token whose payload was changed")
 	}
-	other := oidc.NewVerifier(d.Issuer, keys, &oidc.Config{ClientID: "another-audience", Now: h.clock.Now})
+	other := oidc.NewVerifier(d.Issuer, keys, &oidc.Config{ClientID: "another-audience", Now: h.Clock.Now})
 	if _, err := other.Verify(ctx, l.JWT); err == nil {
 		t.Error("go-oidc accepted the token for another audience")
 	}
-	if _, err := oidc.NewVerifier("https://elsewhere.example", keys, &oidc.Config{ClientID: "flashauth", Now: h.clock.Now}).Verify(ctx, l.JWT); err == nil {
+	if _, err := oidc.NewVerifier("https://elsewhere.example", keys, &oidc.Config{ClientID: "flashauth", Now: h.Clock.Now}).Verify(ctx, l.JWT); err == nil {
 		t.Error("go-oidc accepted the token for another issuer")
 	}
 }
@@ -85,17 +86,17 @@ func TestDiscoveryKeySetVerifiesAccessToken(t *testing.T) {
 // discovery document's issuer to equal that URL) finds the keys on its own,
 // and its verifier accepts the access token.
 func TestDiscoveryProviderWithURLIssuer(t *testing.T) {
-	h := newHarness(t)
+	h := apptest.New(t)
 	// The issuer must be the server's URL, known once it listens.
 	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
 	base := "http://" + srv.Listener.Addr().String()
-	cfg := h.cfg
+	cfg := h.Cfg
 	cfg.Issuer = base
 	level, err := logging.ParseLevel(cfg.LogLevel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(context.Background(), cfg, logging.New(h.logs, "json", level), h.clock)
+	a, err := app.New(context.Background(), cfg, logging.New(h.Logs, "json", level), h.Clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,9 +104,9 @@ func TestDiscoveryProviderWithURLIssuer(t *testing.T) {
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); a.Close() })
 	p := *h
-	p.app, p.srv, p.cfg = a, srv, cfg
+	p.App, p.Srv, p.Cfg = a, srv, cfg
 
-	l := p.signIn(t, p.githubUser("oidc-provider").ID, "")
+	l := p.SignIn(t, p.GitHubUser("oidc-provider").ID, "")
 	if iss, _ := l.Claims["iss"].(string); iss != base {
 		t.Fatalf("iss = %q, want %q", iss, base)
 	}
@@ -114,16 +115,16 @@ func TestDiscoveryProviderWithURLIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go-oidc discovery: %v", err)
 	}
-	tok, err := provider.Verifier(&oidc.Config{ClientID: "flashauth", Now: h.clock.Now}).Verify(ctx, l.JWT)
+	tok, err := provider.Verifier(&oidc.Config{ClientID: "flashauth", Now: h.Clock.Now}).Verify(ctx, l.JWT)
 	if err != nil {
 		t.Fatalf("go-oidc rejects a flashauth access token: %v", err)
 	}
-	if tok.Subject != l.userID() {
-		t.Errorf("sub = %q, want %q", tok.Subject, l.userID())
+	if tok.Subject != l.UserID() {
+		t.Errorf("sub = %q, want %q", tok.Subject, l.UserID())
 	}
 	// The default issuer is not a URL: NewProvider refuses it, which is why
 	// docs/api.md says to set FLASHAUTH_ISSUER for it.
-	if _, err := oidc.NewProvider(oidc.ClientContext(context.Background(), h.srv.Client()), h.srv.URL); err == nil {
+	if _, err := oidc.NewProvider(oidc.ClientContext(context.Background(), h.Srv.Client()), h.Srv.URL); err == nil {
 		t.Error("NewProvider accepted a discovery document whose issuer is not its URL")
 	}
 }

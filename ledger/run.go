@@ -1,0 +1,69 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+)
+
+// Verdict is the committed outcome of an operation run through Run: what
+// the first caller got and every replay gets again. Err is nil for a
+// success; for a definitive rejection (committed and replayed like a
+// success) it is the error the caller sees.
+type Verdict interface {
+	Err() error
+}
+
+// Call names the single-use secret a Run spends.
+type Call struct {
+	Kind   string
+	Secret string
+	// Hash is seal.Hash(Secret) when the caller already computed it (to
+	// look up lineage, say); nil has Run compute it.
+	Hash []byte
+	// Window is how long the outcome replays.
+	Window time.Duration
+}
+
+// Run is the typed entry point of the ledger, the one every flow uses: it
+// runs op at most once for c's secret across every process sharing the
+// store (see Do), commits its verdict as JSON with the lineage op returns,
+// and returns the verdict - decoded from the store on a replay - with the
+// verdict's own Err.
+//
+// op's error means nothing definitive happened (transient trouble): it is
+// returned as is and nothing is committed. A definitive rejection is a
+// verdict whose Err is not nil, not an error of op.
+//
+// When the verdict could not be committed (the store failed after op ran),
+// Run still returns it, with Result.Lost set: answering is the only way the
+// outcome is not lost, and the caller decides how loudly to say so. Result's
+// Payload is set whenever a verdict is returned.
+func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.Context) (T, []flashauth.Lineage, error)) (T, Result, error) {
+	var zero T
+	res, err := l.do(ctx, c.Kind, c.Secret, c.Hash, c.Window, func(ctx context.Context) (Outcome, error) {
+		v, lineage, err := op(ctx)
+		if err != nil {
+			return Outcome{}, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("ledger: encode %s outcome: %w", c.Kind, err)
+		}
+		return Outcome{Payload: b, Lineage: lineage}, nil
+	})
+	if err != nil {
+		if !IsCommitError(err) || res.Payload == nil {
+			return zero, Result{}, err
+		}
+		res.Lost = err
+	}
+	var v T
+	if err := json.Unmarshal(res.Payload, &v); err != nil {
+		return zero, Result{}, fmt.Errorf("ledger: decode committed %s outcome: %w", c.Kind, err)
+	}
+	return v, res, v.Err()
+}

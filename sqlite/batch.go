@@ -1,0 +1,303 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"sync/atomic"
+)
+
+// Group commit. Every write of the store is a transaction body (a func run
+// inside BEGIN IMMEDIATE ... COMMIT). Instead of one transaction per call,
+// one writer goroutine takes every body queued when it becomes free and runs
+// them in one transaction, each inside its own savepoint, then commits once.
+// A caller is answered only after the COMMIT of its batch returned: a write
+// that returned nil is durable (as durable as the synchronous setting makes
+// any commit), exactly as before.
+//
+// The writer never waits to fill a batch: a batch is whatever queued while
+// the previous one ran, so a lone write costs what it always did, and under
+// load N concurrent writes cost one BEGIN, one COMMIT and one WAL append
+// instead of N of each.
+//
+// Failures stay per call:
+//   - a body that fails (or panics) is rolled back to its savepoint and gets
+//     its error; the others in the batch go on;
+//   - when the transaction itself fails (the COMMIT, or a savepoint command:
+//     an I/O error, a constraint checked at commit time), nothing of the
+//     batch is stored, and every body is run again in a transaction of its
+//     own, so one poisoned write fails alone. Bodies must therefore be
+//     re-runnable: they set, never accumulate, what they report.
+//
+// Close stops taking new writes, lets the writer run everything already
+// queued, and only then closes the database.
+
+// maxBatch bounds one batch: a long transaction delays the first caller in
+// it, and a failed batch is retried one by one.
+const maxBatch = 256
+
+// txFunc is a transaction body. Its ctx is the writer's, not the caller's:
+// a caller's cancellation must not interrupt a statement (SQLite would roll
+// back the whole batch's transaction). Callers stop waiting for bodies that
+// have not started; see writeTx.
+type txFunc func(ctx context.Context, tx *wtx) error
+
+// wtx is a write transaction: the *sql.Tx plus the prepared statements of
+// the writer connection, bound to it once per transaction.
+type wtx struct {
+	*sql.Tx
+	db    *DB
+	bound map[string]*sql.Stmt
+}
+
+// stmt returns the hot statement query bound to tx, or nil when query is not
+// one of the statements prepared at Open.
+func (tx *wtx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := tx.bound[query]; ok {
+		return st
+	}
+	p := tx.db.prepared[query]
+	if p == nil {
+		return nil
+	}
+	st := tx.StmtContext(ctx, p)
+	if tx.bound == nil {
+		tx.bound = make(map[string]*sql.Stmt)
+	}
+	tx.bound[query] = st
+	return st
+}
+
+// exec runs query in tx, through its prepared statement when it has one.
+func (tx *wtx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
+}
+
+// queryRow runs query in tx, through its prepared statement when it has one.
+func (tx *wtx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, query, args...)
+}
+
+// Queue states of a writeReq.
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqAbandoned
+)
+
+type writeReq struct {
+	fn    txFunc
+	state atomic.Int32
+	done  chan writeResult // buffered: the writer never blocks on a caller
+}
+
+type writeResult struct {
+	err      error
+	panicked any // re-raised on the caller's goroutine
+}
+
+// writer is the group-commit machinery of a DB.
+type writer struct {
+	mu     sync.RWMutex // held for reading while enqueuing; Close takes it to close queue
+	closed bool
+	queue  chan *writeReq
+	done   chan struct{} // closed when the loop has returned
+	// batches counts committed batches, items the bodies in them (tests
+	// and benchmarks read them to see batching happen).
+	batches, items atomic.Int64
+}
+
+func newWriter() *writer {
+	return &writer{queue: make(chan *writeReq, 4*maxBatch), done: make(chan struct{})}
+}
+
+// writeTx runs fn in a BEGIN IMMEDIATE transaction on the writer, batched
+// with other concurrent writes, and returns once that transaction committed
+// (nil) or fn's work was rolled back (an error, mapped by fail). A panic in
+// fn is rolled back and re-raised here. If ctx ends before fn started, fn
+// never runs; once it started, writeTx waits for its batch (one transaction).
+func (db *DB) writeTx(ctx context.Context, op string, fn txFunc) error {
+	if err := ctx.Err(); err != nil {
+		return db.fail(op, err) // select below would pick at random
+	}
+	req := &writeReq{fn: fn, done: make(chan writeResult, 1)}
+	w := db.w
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return db.fail(op, sql.ErrConnDone)
+	}
+	select {
+	case w.queue <- req:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return db.fail(op, ctx.Err())
+	}
+	var res writeResult
+	select {
+	case res = <-req.done:
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			return db.fail(op, ctx.Err())
+		}
+		res = <-req.done
+	}
+	if res.panicked != nil {
+		panic(res.panicked)
+	}
+	return db.fail(op, res.err)
+}
+
+// closeWriter stops new writes, waits until every queued one has run, and
+// returns. It is idempotent.
+func (db *DB) closeWriter() {
+	w := db.w
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
+	<-w.done
+}
+
+// loop is the writer goroutine.
+func (db *DB) loop() {
+	w := db.w
+	defer close(w.done)
+	batch := make([]*writeReq, 0, maxBatch)
+	for req := range w.queue {
+		batch = append(batch[:0], req)
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-w.queue:
+				if !ok {
+					break gather // run this batch; the range loop then ends
+				}
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		db.runBatch(batch)
+		clear(batch) // let the bodies' closures go
+	}
+}
+
+// runBatch runs the bodies of batch whose callers still wait.
+func (db *DB) runBatch(batch []*writeReq) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if r.state.CompareAndSwap(reqQueued, reqTaken) {
+			live = append(live, r)
+		}
+	}
+	switch len(live) {
+	case 0:
+		return
+	case 1:
+		live[0].done <- db.runOne(live[0].fn)
+		return
+	}
+	results, err := db.runGroup(live)
+	if err != nil {
+		// The transaction failed as a whole: nothing of it is stored. Run
+		// every body again on its own, so that only the culprit fails. A
+		// body that panicked is not run again.
+		for i, r := range live {
+			if results[i].panicked == nil {
+				results[i] = db.runOne(r.fn)
+			}
+		}
+	}
+	for i, r := range live {
+		r.done <- results[i]
+	}
+}
+
+// runOne runs fn in a transaction of its own.
+func (db *DB) runOne(fn txFunc) writeResult {
+	ctx := context.Background()
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return writeResult{err: err}
+	}
+	t := &wtx{Tx: tx, db: db}
+	res := call(ctx, t, fn)
+	if res.err != nil || res.panicked != nil {
+		_ = tx.Rollback()
+		return res
+	}
+	if err := tx.Commit(); err != nil {
+		db.rollbackFailedCommit()
+		return writeResult{err: err}
+	}
+	db.w.batches.Add(1)
+	db.w.items.Add(1)
+	return res
+}
+
+// runGroup runs the bodies of batch in one transaction, each in a
+// savepoint. It returns each body's result, and an error when the
+// transaction failed as a whole (then none of it is stored, and the results
+// of the bodies that did not panic are void).
+func (db *DB) runGroup(batch []*writeReq) ([]writeResult, error) {
+	ctx := context.Background()
+	results := make([]writeResult, len(batch))
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return results, err
+	}
+	t := &wtx{Tx: tx, db: db}
+	for i, r := range batch {
+		if _, err := t.exec(ctx, `SAVEPOINT item`); err != nil {
+			_ = tx.Rollback()
+			return results, err
+		}
+		results[i] = call(ctx, t, r.fn)
+		if results[i].err != nil || results[i].panicked != nil {
+			if _, err := t.exec(ctx, `ROLLBACK TO item`); err != nil {
+				_ = tx.Rollback()
+				return results, err
+			}
+		}
+		if _, err := t.exec(ctx, `RELEASE item`); err != nil {
+			_ = tx.Rollback()
+			return results, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		db.rollbackFailedCommit()
+		return results, err
+	}
+	db.w.batches.Add(1)
+	db.w.items.Add(int64(len(batch)))
+	return results, nil
+}
+
+// rollbackFailedCommit ends a transaction whose COMMIT failed. SQLite keeps
+// the transaction open after some failed commits (a deferred constraint, a
+// busy lock) while database/sql considers it finished and hands the one
+// writer connection out again; every later BEGIN would then fail. "no
+// transaction is active" is the expected answer otherwise.
+func (db *DB) rollbackFailedCommit() {
+	_, _ = db.write.ExecContext(context.Background(), `ROLLBACK`)
+}
+
+// call runs fn, turning a panic into a result that the caller re-raises.
+func call(ctx context.Context, tx *wtx, fn txFunc) (res writeResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = writeResult{panicked: p}
+		}
+	}()
+	return writeResult{err: fn(ctx, tx)}
+}
