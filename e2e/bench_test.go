@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flashbacktech/flashauth/e2e/loadgen"
+	"github.com/flashbacktech/flashauth/internal/loadgen"
 )
 
 // BenchmarkReplicaRefresh drives one real `flashauth serve` process per
-// store with the load generator: b.N refreshes from 16 workers, in unique
-// mode (every request a GitHub call and a ledger commit) and hot mode (one
-// token everyone presents: replays). Compare the stores with
+// store with the load generator: b.N refreshes from 16 workers, in the
+// unique scenario (every request a GitHub call and a ledger commit) and the
+// hot one (workers racing on a few lineages: joins and replays). Compare the
+// stores with
 //
 //	FLASHAUTH_TEST_POSTGRES_URL=... go test ./e2e -run '^$' -bench ReplicaRefresh -benchtime 3000x
 func BenchmarkReplicaRefresh(b *testing.B) {
@@ -20,10 +21,10 @@ func BenchmarkReplicaRefresh(b *testing.B) {
 		b.Run(st.name, func(b *testing.B) {
 			bed := newTestbed(b)
 			r := bed.start(1, bed.env(st.url(b)))[0]
-			for _, mode := range []loadgen.Mode{loadgen.ModeUnique, loadgen.ModeHot} {
+			for _, mode := range []loadgen.Scenario{loadgen.ScenarioUnique, loadgen.ScenarioHot} {
 				b.Run(string(mode), func(b *testing.B) {
 					rep, err := loadgen.Run(b.Context(), loadgen.Config{
-						Targets: []string{r.URL}, Emulator: bed.up.URL, Mode: mode,
+						Targets: []string{r.URL}, Emulator: bed.up.URL, Scenario: mode,
 						Concurrency: 16, MaxRequests: b.N, Duration: 10 * time.Minute,
 					})
 					if err != nil {

@@ -5,6 +5,6 @@
 //
 // The package holds only tests and their helpers. PostgreSQL tests need
 // FLASHAUTH_TEST_POSTGRES_URL (see postgres/pgtest) and skip without it. The
-// flashauth binary is built once per test run. Its subpackage loadgen is
-// the engine of cmd/flashload and of this package's benchmarks.
+// flashauth binary is built once per test run. Its benchmarks drive the
+// replicas with internal/loadgen, the engine of cmd/flashload.
 package e2e

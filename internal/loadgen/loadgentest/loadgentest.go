@@ -34,6 +34,7 @@ func Serve(tb testing.TB) (target, emuURL string, emu *githubemu.Emulator) {
 		UpstreamTimeout: 5 * time.Second,
 		BreakerFailures: 1000,
 		BreakerCooldown: time.Second,
+		SecretKey:       []byte("loadgentest-secret-key-of-32-bytes!"),
 	}, slog.New(slog.DiscardHandler), flashauth.SystemClock{})
 	if err != nil {
 		tb.Fatalf("app.New: %v", err)

@@ -1,0 +1,319 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/githubemu"
+	"github.com/flashbacktech/flashauth/logging"
+	"github.com/flashbacktech/flashauth/refresh"
+)
+
+// The servers a benchmark measures run in child processes - the running
+// program re-executed with FLASHLOAD_CHILD naming the role - so that their
+// CPU time and memory are theirs alone, not shared with the load generator.
+const (
+	envRole            = "FLASHLOAD_CHILD"
+	envDatabaseURL     = "FLASHLOAD_CHILD_DATABASE_URL"
+	envGitHubURL       = "FLASHLOAD_CHILD_GITHUB_URL"
+	envClientID        = "FLASHLOAD_CHILD_CLIENT_ID"
+	envClientSecret    = "FLASHLOAD_CHILD_CLIENT_SECRET"
+	envSecretKey       = "FLASHLOAD_CHILD_SECRET_KEY"
+	envAddr            = "FLASHLOAD_CHILD_ADDR"
+	envUpstreamTimeout = "FLASHLOAD_CHILD_UPSTREAM_TIMEOUT"
+)
+
+// Child roles.
+const (
+	RoleEmulator  = "emulator"  // the GitHub emulator
+	RoleFlashauth = "flashauth" // flashauth, wired by app.New and served by App.Serve, as `flashauth serve` does
+	RoleCeiling   = "ceiling"   // the ceiling proxy
+)
+
+// ServeChildIfAsked serves a benchmark child's role and exits the process
+// when this process was started as one; otherwise it returns at once. Call
+// it first in main, and in TestMain of tests that start children.
+func ServeChildIfAsked() {
+	role := os.Getenv(envRole)
+	if role == "" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := serveChild(ctx, role, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flashload %s child: %v\n", role, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// serveChild listens, prints "listening on URL" and serves role until ctx
+// is done.
+func serveChild(ctx context.Context, role string, getenv func(string) string, stdout, stderr io.Writer) error {
+	addr := getenv(envAddr)
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	id, secret := getenv(envClientID), getenv(envClientSecret)
+	if id == "" {
+		id = githubemu.DefaultClientID
+	}
+	log := logging.New(stderr, "text", slog.LevelWarn)
+	var h http.Handler
+	var serve func(ln net.Listener) error
+	switch role {
+	case RoleEmulator:
+		emu := githubemu.New(githubemu.Config{ClientID: id, ClientSecret: secret})
+		defer emu.Close()
+		h = emu
+	case RoleCeiling:
+		h = NewCeiling(getenv(envGitHubURL), id, secret, 1024)
+	case RoleFlashauth:
+		c, err := flashauthConfig(getenv, id, secret)
+		if err != nil {
+			return err
+		}
+		a, err := app.New(ctx, c, log, flashauth.SystemClock{})
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		serve = func(ln net.Listener) error { return a.Serve(ctx, ln, c) }
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	if serve != nil {
+		return serve(ln)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// flashauthConfig is `flashauth serve`'s configuration with its documented
+// defaults, except that the rate limits are off: a load generator would
+// trip them.
+func flashauthConfig(getenv func(string) string, id, secret string) (app.Config, error) {
+	upstream := 10 * time.Second
+	if s := getenv(envUpstreamTimeout); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return app.Config{}, fmt.Errorf("%s: %q is not a positive duration", envUpstreamTimeout, s)
+		}
+		upstream = d
+	}
+	key := getenv(envSecretKey)
+	if len(key) < 32 {
+		return app.Config{}, fmt.Errorf("%s must hold at least 32 bytes", envSecretKey)
+	}
+	gh := getenv(envGitHubURL)
+	return app.Config{
+		DatabaseURL:      getenv(envDatabaseURL),
+		ClientID:         id,
+		ClientSecret:     secret,
+		GitHubURL:        gh,
+		GitHubAPIURL:     gh,
+		ReplayWindow:     60 * time.Second,
+		UpstreamTimeout:  upstream,
+		RefreshAuth:      refresh.PolicyCompat,
+		LogLevel:         "warn",
+		LogFormat:        "text",
+		BreakerFailures:  5,
+		BreakerCooldown:  30 * time.Second,
+		ShutdownTimeout:  30 * time.Second,
+		SecretKey:        []byte(key),
+		SessionAccessTTL: time.Hour,
+		SessionTTL:       720 * time.Hour,
+		ReuseInterval:    10 * time.Second,
+		KeyRotation:      720 * time.Hour,
+		Issuer:           "flashauth",
+		Audience:         "flashauth",
+		Version:          "flashload",
+	}, nil
+}
+
+// Child is a server the benchmark started as a child process.
+type Child struct {
+	Role string
+	URL  string
+
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the process has been waited for
+	stderr *tail
+}
+
+// StartChild starts the running program as a child serving role, with the
+// extra environment env ("KEY=value"), and waits until it listens.
+func StartChild(ctx context.Context, role string, env ...string) (*Child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", role, err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(append(os.Environ(), envRole+"="+role), env...)
+	cmd.SysProcAttr = procAttr()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c := &Child{Role: role, cmd: cmd, done: make(chan struct{}), stderr: &tail{max: 4 << 10}}
+	cmd.Stderr = c.stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", role, err)
+	}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case line, ok := <-lines:
+		if u, found := strings.CutPrefix(line, "listening on "); ok && found {
+			c.URL = u
+			return c, nil
+		}
+	case <-time.After(60 * time.Second):
+	case <-ctx.Done():
+	}
+	c.Kill()
+	return nil, fmt.Errorf("%s child did not start: %s", role, strings.TrimSpace(c.stderr.String()))
+}
+
+// Pid is the child's process id.
+func (c *Child) Pid() int { return c.cmd.Process.Pid }
+
+// Stop asks the child to shut down (SIGTERM) and waits for it, killing it
+// after 15 s.
+func (c *Child) Stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(15 * time.Second):
+		c.Kill()
+	}
+}
+
+// Kill kills the child (SIGKILL) and waits until it is gone.
+func (c *Child) Kill() {
+	_ = c.cmd.Process.Kill()
+	<-c.done
+}
+
+// Stderr returns the end of what the child wrote to stderr.
+func (c *Child) Stderr() string { return c.stderr.String() }
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+// CPU returns the user+system CPU time the child has used (Linux).
+func (c *Child) CPU() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(c.Pid()) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14, stime 15.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, errors.New("unreadable /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("unreadable /proc stat times")
+	}
+	const hz = 100 // USER_HZ: 100 on every Linux architecture Go supports
+	return time.Duration(utime+stime) * time.Second / hz, nil
+}
+
+// ResetPeakRSS starts a new peak resident set size measurement (Linux 4.0+).
+func (c *Child) ResetPeakRSS() error {
+	return os.WriteFile("/proc/"+strconv.Itoa(c.Pid())+"/clear_refs", []byte("5"), 0)
+}
+
+// PeakRSS returns the child's peak resident set size in bytes (VmHWM) since
+// it started or since ResetPeakRSS (Linux).
+func (c *Child) PeakRSS() (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(c.Pid()) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, err
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// randomSecret returns n random bytes, hex encoded.
+func randomSecret(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
