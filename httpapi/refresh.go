@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/refresh"
 	"github.com/flashbacktech/flashauth/session"
 )
@@ -37,17 +36,11 @@ func (s *server) handleGitHubRefresh() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		// The session travels with the request: an audit row written deep
-		// inside (a suspected reuse) names it.
+		// The session travels with the request: the audit rows the refresh
+		// records name it.
 		r = r.WithContext(withSession(r.Context(), p.SessionID))
 		res, err := s.Refresh.Refresh(r.Context(), token, refresh.Caller{UserID: p.UserID})
-		owner := res.Owner
-		if owner == "" {
-			owner = p.UserID
-		}
-		how := sharing(res.Replayed, res.Joined)
-		s.auditRefresh(r, owner, p.SessionID, how, err)
-		s.metrics.refreshOutcome(how, err)
+		s.metrics.refreshOutcome(res.Replayed, res.Joined, err)
 		if err != nil {
 			s.metrics.limitedBy("token", err)
 			s.fail(w, r, err)
@@ -95,28 +88,6 @@ func (s *server) optionalUser(r *http.Request) (session.Principal, error) {
 		return session.Principal{}, err
 	}
 	return p, nil
-}
-
-// sharing names how a successful answer came about: "ok" when this request
-// did the work, "joined" when it shared another request's work in flight,
-// "replayed" when it got a committed outcome back.
-func sharing(replayed, joined bool) string {
-	switch {
-	case replayed:
-		return audit.OutcomeReplayed
-	case joined:
-		return audit.OutcomeJoined
-	}
-	return audit.OutcomeOK
-}
-
-// auditRefresh records the outcome of a GitHub refresh.
-func (s *server) auditRefresh(r *http.Request, userID, sessionID, how string, err error) {
-	outcome := how
-	if err != nil {
-		outcome = outcomeOf(err)
-	}
-	s.audit(r, flashauth.AuditEvent{Type: audit.TypeGitHubRefresh, Outcome: outcome, UserID: userID, SessionID: sessionID})
 }
 
 // readToken decodes r's body into req and validates the token field pick
