@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/refresh"
@@ -15,11 +16,7 @@ func (s *server) handleGitHubRefresh() http.Handler {
 		RefreshToken tokenField `json:"refresh_token"`
 	}
 	type response struct {
-		Success               bool   `json:"success"`
-		Token                 string `json:"token"`
-		AccessToken           string `json:"accessToken"`
-		RefreshToken          string `json:"refreshToken"`
-		ExpiresAt             int64  `json:"expiresAt"`
+		tokenAnswer
 		ExpiresIn             int64  `json:"expiresIn"`
 		RefreshTokenExpiresAt int64  `json:"refreshTokenExpiresAt"`
 		TokenType             string `json:"tokenType"`
@@ -49,17 +46,29 @@ func (s *server) handleGitHubRefresh() http.Handler {
 		t := res.Token
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{
-			Success:               true,
-			Token:                 t.AccessToken,
-			AccessToken:           t.AccessToken,
-			RefreshToken:          t.RefreshToken,
-			ExpiresAt:             flashauth.UnixMilli(t.ExpiresAt),
+			tokenAnswer:           newTokenAnswer(t.AccessToken, t.RefreshToken, t.ExpiresAt),
 			ExpiresIn:             t.ExpiresIn,
 			RefreshTokenExpiresAt: flashauth.UnixMilli(t.RefreshTokenExpiresAt),
 			TokenType:             t.TokenType,
 			Scope:                 t.Scope,
 		})
 	})
+}
+
+// tokenAnswer is what both refresh answers (POST /auth/github/refresh,
+// POST /user/refresh) begin with: the new access token - also as token,
+// the name older clients read - the new refresh token and the access
+// token's expiry in ms (0: does not expire).
+type tokenAnswer struct {
+	Success      bool   `json:"success"`
+	Token        string `json:"token"`
+	AccessToken  string `json:"accessToken"`
+	RefreshToken string `json:"refreshToken"`
+	ExpiresAt    int64  `json:"expiresAt"`
+}
+
+func newTokenAnswer(access, refresh string, expiresAt time.Time) tokenAnswer {
+	return tokenAnswer{Success: true, Token: access, AccessToken: access, RefreshToken: refresh, ExpiresAt: flashauth.UnixMilli(expiresAt)}
 }
 
 // bearer returns the Bearer credential of r, or "".

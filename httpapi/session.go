@@ -26,11 +26,7 @@ func (q *sessionTokenRequest) field() tokenField {
 // handleSessionRefresh serves POST /user/refresh (docs/api.md).
 func (s *server) handleSessionRefresh() http.Handler {
 	type response struct {
-		Success          bool   `json:"success"`
-		Token            string `json:"token"`
-		AccessToken      string `json:"accessToken"`
-		RefreshToken     string `json:"refreshToken"`
-		ExpiresAt        int64  `json:"expiresAt"`
+		tokenAnswer
 		TokenID          string `json:"tokenId"`
 		SessionExpiresAt int64  `json:"sessionExpiresAt"`
 	}
@@ -48,11 +44,7 @@ func (s *server) handleSessionRefresh() http.Handler {
 		}
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{
-			Success:          true,
-			Token:            iss.AccessToken,
-			AccessToken:      iss.AccessToken,
-			RefreshToken:     iss.RefreshToken,
-			ExpiresAt:        flashauth.UnixMilli(iss.AccessExpiresAt),
+			tokenAnswer:      newTokenAnswer(iss.AccessToken, iss.RefreshToken, iss.AccessExpiresAt),
 			TokenID:          iss.SessionID,
 			SessionExpiresAt: flashauth.UnixMilli(iss.SessionExpiresAt),
 		})
