@@ -40,10 +40,10 @@ type Config struct {
 	Logger *slog.Logger
 	Clock  flashauth.Clock
 	// Store answers /readyz.
-	Store    Pinger
-	Refresh  Refresher
-	Sessions Sessions
-	SignIn   SignIn
+	Store          Pinger
+	Refresh        Refresher
+	Sessions       Sessions
+	SignIn         SignIn
 	Limits         Limits
 	TrustedProxies []netip.Prefix
 	CORSOrigins    []string

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/audit"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/session"
 	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
