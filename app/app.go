@@ -143,16 +143,17 @@ func (a *App) wire(ctx context.Context, c Config, reg *prometheus.Registry) erro
 		return err
 	}
 	a.Ledger = a.newLedger(c, reg)
-	if a.sessions, err = a.newSessions(ctx, c); err != nil {
+	// The services record what happened through the one auditor.
+	auditor := audit.New(a.Store, a.log, a.clock)
+	if a.sessions, err = a.newSessions(ctx, c, auditor); err != nil {
 		return err
 	}
-	signIn, err := a.newSignIn(c, gh)
+	signIn, err := a.newSignIn(c, gh, auditor)
 	if err != nil {
 		return err
 	}
-	auditor := audit.New(a.Store, a.log, a.clock)
 	ref := a.newRefresh(c, gh, auditor)
-	a.Handler = a.newHandler(c, reg, ref, signIn, auditor)
+	a.Handler = a.newHandler(c, reg, ref, signIn)
 	return nil
 }
 
@@ -239,7 +240,7 @@ func (a *App) newLedger(c Config, reg prometheus.Registerer) *ledger.Ledger {
 }
 
 // newSessions is the session service, with a signing key in the store.
-func (a *App) newSessions(ctx context.Context, c Config) (*session.Service, error) {
+func (a *App) newSessions(ctx context.Context, c Config, auditor flashauth.Auditor) (*session.Service, error) {
 	sessions, err := session.New(a.Store, a.Ledger, session.Config{
 		Issuer:        c.Issuer,
 		Audience:      c.Audience,
@@ -251,6 +252,7 @@ func (a *App) newSessions(ctx context.Context, c Config) (*session.Service, erro
 		OldSecretKeys: c.OldSecretKeys,
 		Clock:         a.clock,
 		Logger:        a.log,
+		Auditor:       auditor,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sessions: %w", err)
@@ -262,7 +264,7 @@ func (a *App) newSessions(ctx context.Context, c Config) (*session.Service, erro
 }
 
 // newSignIn is the GitHub sign-in service; it opens sessions.
-func (a *App) newSignIn(c Config, gh flashauth.GitHub) (*signin.Service, error) {
+func (a *App) newSignIn(c Config, gh flashauth.GitHub, auditor flashauth.Auditor) (*signin.Service, error) {
 	signIn, err := signin.New(a.Store, gh, a.sessions, a.Ledger, signin.Config{
 		ClientID:            c.ClientID,
 		AuthorizeURL:        strings.TrimRight(c.GitHubURL, "/") + "/login/oauth/authorize",
@@ -271,6 +273,7 @@ func (a *App) newSignIn(c Config, gh flashauth.GitHub) (*signin.Service, error) 
 		RequirePKCE:         c.SignInRequirePKCE,
 		Clock:               a.clock,
 		Logger:              a.log,
+		Auditor:             auditor,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sign-in: %w", err)
@@ -278,23 +281,27 @@ func (a *App) newSignIn(c Config, gh flashauth.GitHub) (*signin.Service, error) 
 	return signIn, nil
 }
 
-// newRefresh is the GitHub refresh service; a rotated-out token presented
-// after the replay window is a suspected reuse, audited through auditor.
-func (a *App) newRefresh(c Config, gh flashauth.GitHub, auditor *audit.Recorder) *refresh.Service {
+// newRefresh is the GitHub refresh service; with
+// FLASHAUTH_REUSE_REVOKES_SESSIONS a suspected reuse also revokes the
+// owner's sessions in the store.
+func (a *App) newRefresh(c Config, gh flashauth.GitHub, auditor flashauth.Auditor) *refresh.Service {
+	var revoker refresh.SessionRevoker
+	if c.ReuseRevokesSessions {
+		revoker = a.Store
+	}
 	return refresh.New(gh, a.Store, a.Ledger, refresh.Config{
-		ReplayWindow: c.ReplayWindow,
-		Policy:       c.RefreshAuth,
-		Clock:        a.clock,
-		Logger:       a.log,
-		OnRejectedRotated: func(ctx context.Context, lin flashauth.Lineage) {
-			a.suspectedReuse(ctx, auditor, lin, c.ReuseRevokesSessions)
-		},
+		ReplayWindow:  c.ReplayWindow,
+		Policy:        c.RefreshAuth,
+		Clock:         a.clock,
+		Logger:        a.log,
+		Auditor:       auditor,
+		RevokeOnReuse: revoker,
 	})
 }
 
 // newHandler is the HTTP API in front of the services, with its per-IP and
 // per-user limits and /metrics serving reg.
-func (a *App) newHandler(c Config, reg *prometheus.Registry, ref *refresh.Service, signIn *signin.Service, auditor *audit.Recorder) http.Handler {
+func (a *App) newHandler(c Config, reg *prometheus.Registry, ref *refresh.Service, signIn *signin.Service) http.Handler {
 	return httpapi.NewServer(httpapi.Config{
 		Logger:   a.log,
 		Clock:    a.clock,
@@ -302,7 +309,6 @@ func (a *App) newHandler(c Config, reg *prometheus.Registry, ref *refresh.Servic
 		Refresh:  ref,
 		Sessions: a.sessions,
 		SignIn:   signIn,
-		Audit:    auditor,
 		Limits: httpapi.Limits{
 			IPPerMinute: c.RateIPPerMinute, IPBurst: burstOf(c.RateIPPerMinute),
 			UserPerMinute: c.RateUserPerMin, UserBurst: burstOf(c.RateUserPerMin),
@@ -343,27 +349,6 @@ func OpenStore(ctx context.Context, url string) (flashauth.Store, error) {
 		return db, nil
 	}
 	return nil, fmt.Errorf("FLASHAUTH_DATABASE_URL: unsupported database %q", RedactURL(url))
-}
-
-// suspectedReuse handles a rotated-out GitHub refresh token presented after
-// the replay window: whoever holds it has a stale copy, possibly stolen.
-func (a *App) suspectedReuse(ctx context.Context, rec *audit.Recorder, lin flashauth.Lineage, revoke bool) {
-	detail := "rotated-out GitHub refresh token presented after the replay window"
-	if revoke && lin.UserID != "" {
-		if n, err := a.Store.RevokeUserSessions(ctx, lin.UserID, a.clock.Now()); err != nil {
-			a.log.ErrorContext(ctx, "revoking sessions after suspected reuse failed", "user_id", lin.UserID, "err", err)
-			detail += "; revoking the owner's sessions failed"
-		} else {
-			detail += fmt.Sprintf("; %d sessions revoked", n)
-		}
-	}
-	// ctx is the presenting request's (the ledger keeps its values): it
-	// says who presented the token, from where.
-	rec.Record(ctx, flashauth.AuditEvent{
-		Type: audit.TypeReuseDetected, Outcome: audit.OutcomeSuspected, UserID: lin.UserID,
-		SessionID: httpapi.SessionID(ctx), IPAddress: httpapi.ClientIP(ctx),
-		RequestID: httpapi.RequestID(ctx), Detail: detail,
-	})
 }
 
 // Close releases the store.

@@ -7,9 +7,17 @@
 // into a failed refresh (whose single-use token may already be spent), so a
 // store failure is logged and the request goes on. The log line is written
 // first, so an event the store could not keep still leaves a trace.
+//
+// Auditing has one home: the domain services (refresh, signin, session) are
+// given a flashauth.Auditor (a *Recorder) and record what happened; the
+// request's id, client address and session come from the context
+// (flashauth.RequestInfo, filled in by the HTTP layer's middleware), and
+// Outcome names an answer from the service's result, never from an HTTP
+// status.
 package audit
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -88,14 +96,20 @@ func New(store flashauth.AuditStore, log *slog.Logger, clock flashauth.Clock) *R
 	return &Recorder{store: store, log: log, clock: clock}
 }
 
-// Record stamps e with the time (unless set), logs it and appends it to the
-// store. It never fails: a store error is logged. It runs on a context
+// Record stamps e with the time (unless set) and, for the fields e leaves
+// empty, the request id, client address and session of the request ctx
+// belongs to (flashauth.RequestInfoFrom); then it logs e and appends it to
+// the store. It never fails: a store error is logged. It runs on a context
 // detached from ctx's cancellation, so a caller that hung up still leaves
 // its event behind.
 func (r *Recorder) Record(ctx context.Context, e flashauth.AuditEvent) {
 	if r == nil {
 		return
 	}
+	info := flashauth.RequestInfoFrom(ctx)
+	e.RequestID = cmp.Or(e.RequestID, info.ID)
+	e.IPAddress = cmp.Or(e.IPAddress, info.IP)
+	e.SessionID = cmp.Or(e.SessionID, info.SessionID)
 	e = clean(e)
 	if e.Time.IsZero() {
 		e.Time = r.clock.Now()
@@ -126,6 +140,46 @@ func (r *Recorder) Record(ctx context.Context, e flashauth.AuditEvent) {
 			slog.String("err", err.Error()),
 		)
 	}
+}
+
+// Discard records nothing: the auditor of a service given none.
+var Discard flashauth.Auditor = (*Recorder)(nil)
+
+// Outcome names how a request was answered: its error's outcome (see
+// OutcomeOf), or for a success "ok" when this request did the work,
+// "joined" when it shared another request's work in flight, "replayed" when
+// it got a committed outcome back.
+func Outcome(err error, replayed, joined bool) string {
+	switch {
+	case err != nil:
+		return OutcomeOf(err)
+	case replayed:
+		return OutcomeReplayed
+	case joined:
+		return OutcomeJoined
+	}
+	return OutcomeOK
+}
+
+// OutcomeOf names an error by its code: the caller's fault is a rejection;
+// GitHub's failure an upstream error; flashauth's own (the store, a bug, an
+// error without a code) an error.
+func OutcomeOf(err error) string {
+	switch flashauth.ErrorCode(err) {
+	case flashauth.CodeRefreshTokenReused:
+		return OutcomeReuseDetected
+	case flashauth.CodeUpstreamBadResponse, flashauth.CodeUpstreamUnavailable, flashauth.CodeUpstreamCredentials:
+		return OutcomeUpstreamError
+	case flashauth.CodeRateLimited:
+		return OutcomeRateLimited
+	case flashauth.CodeInvalidRequest, flashauth.CodeInvalidRefreshToken, flashauth.CodeAuthRequired,
+		flashauth.CodeTokenOwnerMismatch, flashauth.CodeNotFound, flashauth.CodeMethodNotAllowed,
+		flashauth.CodePayloadTooLarge, flashauth.CodeUnsupportedMediaType, flashauth.CodeInvalidCode,
+		flashauth.CodeRedirectURIMismatch, flashauth.CodeInvalidState, flashauth.CodeStateRequired,
+		flashauth.CodeEmailNotVerified:
+		return OutcomeRejected
+	}
+	return OutcomeError
 }
 
 // clean bounds every field and passes the free-text ones through the

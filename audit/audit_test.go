@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/audit"
-	"github.com/flashbacktech/flashauth/httpapi"
 	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
 )
@@ -200,5 +200,56 @@ func TestRecordConcurrent(t *testing.T) {
 	}
 }
 
-// The HTTP server takes any Auditor; Recorder is the one it gets.
-var _ httpapi.Auditor = (*audit.Recorder)(nil)
+// The services take any flashauth.Auditor; Recorder is the one they get.
+var _ flashauth.Auditor = (*audit.Recorder)(nil)
+
+// Record takes the request id, client address and session the event leaves
+// empty from the request the context belongs to; what the event names wins.
+func TestRecordFillsRequestInfo(t *testing.T) {
+	db := sqlitetest.Open(t)
+	rec := audit.New(db, nil, testkit.NewClock(time.Unix(1_700_000_000, 0)))
+	ctx := flashauth.WithRequestInfo(context.Background(), flashauth.RequestInfo{ID: "req-1", IP: "192.0.2.7", SessionID: "sess-ctx"})
+	rec.Record(ctx, flashauth.AuditEvent{Type: audit.TypeGitHubRefresh, Outcome: audit.OutcomeOK, UserID: "u1"})
+	rec.Record(ctx, flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: audit.OutcomeOK, UserID: "u1", SessionID: "sess-named"})
+	rec.Record(context.Background(), flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: audit.OutcomeOK, UserID: "admin"})
+	got, err := db.ListAudit(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ Req, IP, Session string }
+	var rows []row
+	for _, e := range got {
+		rows = append(rows, row{e.RequestID, e.IPAddress, e.SessionID})
+	}
+	want := []row{{"", "", ""}, {"req-1", "192.0.2.7", "sess-named"}, {"req-1", "192.0.2.7", "sess-ctx"}}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("rows (newest first) -want +got:\n%s", diff)
+	}
+	audit.Discard.Record(ctx, flashauth.AuditEvent{Type: audit.TypeSignIn}) // records nothing, and does not panic
+}
+
+func TestOutcome(t *testing.T) {
+	tests := []struct {
+		name             string
+		err              error
+		replayed, joined bool
+		want             string
+	}{
+		{"did the work", nil, false, false, audit.OutcomeOK},
+		{"joined", nil, false, true, audit.OutcomeJoined},
+		{"replayed", nil, true, false, audit.OutcomeReplayed},
+		{"error wins over how", flashauth.Errorf(flashauth.CodeInvalidRefreshToken, "x"), true, false, audit.OutcomeRejected},
+		{"reused", flashauth.Errorf(flashauth.CodeRefreshTokenReused, "x"), false, false, audit.OutcomeReuseDetected},
+		{"upstream", flashauth.Errorf(flashauth.CodeUpstreamUnavailable, "x"), false, false, audit.OutcomeUpstreamError},
+		{"upstream credentials", flashauth.Errorf(flashauth.CodeUpstreamCredentials, "x"), false, false, audit.OutcomeUpstreamError},
+		{"rate limited", flashauth.Errorf(flashauth.CodeRateLimited, "x"), false, true, audit.OutcomeRateLimited},
+		{"store", flashauth.Errorf(flashauth.CodeStoreUnavailable, "x"), false, false, audit.OutcomeError},
+		{"no code", errors.New("boom"), false, false, audit.OutcomeError},
+		{"state", flashauth.Errorf(flashauth.CodeInvalidState, "x"), false, false, audit.OutcomeRejected},
+	}
+	for _, tc := range tests {
+		if got := audit.Outcome(tc.err, tc.replayed, tc.joined); got != tc.want {
+			t.Errorf("%s: Outcome = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

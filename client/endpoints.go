@@ -205,16 +205,19 @@ func (c *Client) Logout(ctx context.Context, refreshToken string) error {
 // with RefreshSession.
 func (c *Client) Sessions(ctx context.Context, accessToken string) ([]SessionInfo, error) {
 	var out struct {
+		// The items of GET /token (docs/api.md): first the fields
+		// SessionInfo takes over as they are, then the times it converts.
 		Tokens []struct {
 			ID         string          `json:"id"`
-			CreatedAt  int64           `json:"createdAt"`
-			LastUsedAt int64           `json:"lastUsedAt"`
-			ExpiresAt  int64           `json:"expiresAt"`
-			DeviceInfo json.RawMessage `json:"deviceInfo"`
+			DeviceInfo json.RawMessage `json:"deviceInfo"` // JSON null when none
 			IPAddress  string          `json:"ipAddress"`
 			UserAgent  string          `json:"userAgent"`
 			Provider   string          `json:"provider"`
 			Current    bool            `json:"current"`
+			// Milliseconds since the epoch, 0 for none.
+			CreatedAt  int64 `json:"createdAt"`
+			LastUsedAt int64 `json:"lastUsedAt"`
+			ExpiresAt  int64 `json:"expiresAt"`
 		} `json:"tokens"`
 	}
 	if err := c.do(ctx, call{method: http.MethodGet, path: "/token", bearer: accessToken}, &out); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
 	"github.com/flashbacktech/flashauth/app/apptest"
+	"github.com/flashbacktech/flashauth/githubemu"
 )
 
 // auditTrail returns "type/outcome" of the stored audit trail, oldest first,
@@ -119,4 +120,40 @@ func TestAuditTrailOfSessions(t *testing.T) {
 			t.Errorf("%s event = %+v, want user %s, session %s, request id and IP", k, e, l.UserID(), l.TokenID)
 		}
 	}
+}
+
+// A refusal by the per-token limit (charged inside the ledger, so the
+// refresh service sees it) is audited as rate_limited; a refusal by the
+// per-IP limit, before any service runs, is counted in the metrics only.
+func TestAuditTrailOfRateLimits(t *testing.T) {
+	t.Run("per token", func(t *testing.T) {
+		h := apptest.New(t, func(c *app.Config) { c.RateTokenPerMin = 6 }) // burst 5
+		g := h.Grant()
+		h.Emu.InjectFault(githubemu.Fault{Kind: githubemu.FaultServerError, Status: http.StatusBadGateway}) // until cleared
+		for range 5 {
+			apptest.WantError(t, h.Refresh(g.RefreshToken), http.StatusServiceUnavailable, flashauth.CodeUpstreamUnavailable)
+		}
+		apptest.WantError(t, h.Refresh(g.RefreshToken), http.StatusTooManyRequests, flashauth.CodeRateLimited)
+		got := auditTrail(t, h)
+		want := slices.Repeat([]string{"github_refresh/upstream_error"}, 5)
+		want = append(want, "github_refresh/rate_limited")
+		if !slices.Equal(got, want) {
+			t.Fatalf("audit trail = %v, want %v", got, want)
+		}
+	})
+	t.Run("per IP", func(t *testing.T) {
+		h := apptest.New(t, func(c *app.Config) { c.RateIPPerMinute = 6 }) // burst 5
+		g := h.Grant()
+		for range 5 {
+			if r := h.Refresh(g.RefreshToken); r.Status != http.StatusOK {
+				t.Fatalf("refresh inside the burst: %d %s", r.Status, r.Body)
+			}
+		}
+		apptest.WantError(t, h.Refresh(g.RefreshToken), http.StatusTooManyRequests, flashauth.CodeRateLimited)
+		got := auditTrail(t, h)
+		want := append([]string{"github_refresh/ok"}, slices.Repeat([]string{"github_refresh/replayed"}, 4)...)
+		if !slices.Equal(got, want) {
+			t.Fatalf("audit trail = %v, want %v", got, want)
+		}
+	})
 }

@@ -40,7 +40,7 @@ type callerRecorder struct {
 
 func (c *callerRecorder) Refresh(ctx context.Context, _ string, caller refresh.Caller) (refresh.Result, error) {
 	c.calls++
-	c.caller, c.session = caller, SessionID(ctx)
+	c.caller, c.session = caller, flashauth.RequestInfoFrom(ctx).SessionID
 	if c.err != nil {
 		return refresh.Result{}, c.err
 	}

@@ -33,7 +33,7 @@ func (s *server) handleReadyz() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), s.readyTimeout)
 		defer cancel()
 		if err := s.ready.check(ctx, s.Store, s.readyTimeout); err != nil {
-			s.log.WarnContext(r.Context(), "readiness check failed", "request_id", RequestID(r.Context()), "err", err)
+			s.log.WarnContext(r.Context(), "readiness check failed", "request_id", requestID(r.Context()), "err", err)
 			writeError(w, &flashauth.Error{Code: flashauth.CodeStoreUnavailable, Message: "The database is unavailable.", RetryAfter: time.Second, Err: err})
 			return
 		}

@@ -60,11 +60,17 @@ var knownMethod = map[string]bool{
 	"delete": true, "options": true, "connect": true, "trace": true,
 }
 
-// refreshOutcome counts a GitHub refresh request: how it was answered
-// (ok, joined, replayed) or its error code.
-func (m *metrics) refreshOutcome(how string, err error) {
-	if err != nil {
+// refreshOutcome counts a GitHub refresh request: how it was answered (ok
+// when it did the work, joined, replayed) or its error code.
+func (m *metrics) refreshOutcome(replayed, joined bool, err error) {
+	how := "ok"
+	switch {
+	case err != nil:
 		how = strings.ToLower(flashauth.ErrorCode(err))
+	case replayed:
+		how = "replayed"
+	case joined:
+		how = "joined"
 	}
 	m.refreshes.WithLabelValues(how).Inc()
 }

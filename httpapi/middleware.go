@@ -18,52 +18,31 @@ import (
 	"github.com/flashbacktech/flashauth/ratelimit"
 )
 
-type ctxKey int
+// The outermost middleware works out the request id and client address
+// once per request and puts them in the context as a
+// flashauth.RequestInfo, which every later layer (limits, logs) and the
+// services' audit rows reuse.
 
-const (
-	requestKey ctxKey = iota
-	sessionKey
-)
-
-// requestInfo is what the outermost middleware works out once per request
-// and every later layer (limits, logs, audit) reuses.
-type requestInfo struct {
-	id string // the request id
-	ip string // the client address, see clientIP
+// requestID returns the request id stored by the middleware.
+func requestID(ctx context.Context) string {
+	return flashauth.RequestInfoFrom(ctx).ID
 }
 
-// RequestID returns the request id stored by the middleware.
-func RequestID(ctx context.Context) string {
-	info, _ := ctx.Value(requestKey).(requestInfo)
-	return info.id
-}
-
-// ClientIP returns the client address the middleware worked out for the
-// request ctx belongs to, or "".
-func ClientIP(ctx context.Context) string {
-	info, _ := ctx.Value(requestKey).(requestInfo)
-	return info.ip
-}
-
-// SessionID returns the flashauth session of the access token the request
-// ctx belongs to presented, or "" when it presented no valid one.
-func SessionID(ctx context.Context) string {
-	id, _ := ctx.Value(sessionKey).(string)
-	return id
-}
-
-// withSession records the request's session for SessionID.
+// withSession records the request's session (of a valid access token it
+// presented) in its flashauth.RequestInfo.
 func withSession(ctx context.Context, id string) context.Context {
 	if id == "" {
 		return ctx
 	}
-	return context.WithValue(ctx, sessionKey, id)
+	info := flashauth.RequestInfoFrom(ctx)
+	info.SessionID = id
+	return flashauth.WithRequestInfo(ctx, info)
 }
 
 // requestIP returns the client address the middleware worked out for r.
 func (s *server) requestIP(r *http.Request) string {
-	if info, ok := r.Context().Value(requestKey).(requestInfo); ok {
-		return info.ip
+	if info := flashauth.RequestInfoFrom(r.Context()); info.IP != "" {
+		return info.IP
 	}
 	return s.clientIP(r)
 }
@@ -127,7 +106,7 @@ func (s *server) withRequest(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		ip := s.clientIP(r)
-		ctx := context.WithValue(r.Context(), requestKey, requestInfo{id: id, ip: ip})
+		ctx := flashauth.WithRequestInfo(r.Context(), flashauth.RequestInfo{ID: id, IP: ip})
 		r = r.WithContext(ctx)
 		h := w.Header()
 		h.Set("X-Request-Id", id)

@@ -3,9 +3,9 @@ package httpapi
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/refresh"
 	"github.com/flashbacktech/flashauth/session"
 )
@@ -16,11 +16,7 @@ func (s *server) handleGitHubRefresh() http.Handler {
 		RefreshToken tokenField `json:"refresh_token"`
 	}
 	type response struct {
-		Success               bool   `json:"success"`
-		Token                 string `json:"token"`
-		AccessToken           string `json:"accessToken"`
-		RefreshToken          string `json:"refreshToken"`
-		ExpiresAt             int64  `json:"expiresAt"`
+		tokenAnswer
 		ExpiresIn             int64  `json:"expiresIn"`
 		RefreshTokenExpiresAt int64  `json:"refreshTokenExpiresAt"`
 		TokenType             string `json:"tokenType"`
@@ -37,17 +33,11 @@ func (s *server) handleGitHubRefresh() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		// The session travels with the request: an audit row written deep
-		// inside (a suspected reuse) names it.
+		// The session travels with the request: the audit rows the refresh
+		// records name it.
 		r = r.WithContext(withSession(r.Context(), p.SessionID))
 		res, err := s.Refresh.Refresh(r.Context(), token, refresh.Caller{UserID: p.UserID})
-		owner := res.Owner
-		if owner == "" {
-			owner = p.UserID
-		}
-		how := sharing(res.Replayed, res.Joined)
-		s.auditRefresh(r, owner, p.SessionID, how, err)
-		s.metrics.refreshOutcome(how, err)
+		s.metrics.refreshOutcome(res.Replayed, res.Joined, err)
 		if err != nil {
 			s.metrics.limitedBy("token", err)
 			s.fail(w, r, err)
@@ -56,17 +46,29 @@ func (s *server) handleGitHubRefresh() http.Handler {
 		t := res.Token
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{
-			Success:               true,
-			Token:                 t.AccessToken,
-			AccessToken:           t.AccessToken,
-			RefreshToken:          t.RefreshToken,
-			ExpiresAt:             flashauth.UnixMilli(t.ExpiresAt),
+			tokenAnswer:           newTokenAnswer(t.AccessToken, t.RefreshToken, t.ExpiresAt),
 			ExpiresIn:             t.ExpiresIn,
 			RefreshTokenExpiresAt: flashauth.UnixMilli(t.RefreshTokenExpiresAt),
 			TokenType:             t.TokenType,
 			Scope:                 t.Scope,
 		})
 	})
+}
+
+// tokenAnswer is what both refresh answers (POST /auth/github/refresh,
+// POST /user/refresh) begin with: the new access token - also as token,
+// the name older clients read - the new refresh token and the access
+// token's expiry in ms (0: does not expire).
+type tokenAnswer struct {
+	Success      bool   `json:"success"`
+	Token        string `json:"token"`
+	AccessToken  string `json:"accessToken"`
+	RefreshToken string `json:"refreshToken"`
+	ExpiresAt    int64  `json:"expiresAt"`
+}
+
+func newTokenAnswer(access, refresh string, expiresAt time.Time) tokenAnswer {
+	return tokenAnswer{Success: true, Token: access, AccessToken: access, RefreshToken: refresh, ExpiresAt: flashauth.UnixMilli(expiresAt)}
 }
 
 // bearer returns the Bearer credential of r, or "".
@@ -95,28 +97,6 @@ func (s *server) optionalUser(r *http.Request) (session.Principal, error) {
 		return session.Principal{}, err
 	}
 	return p, nil
-}
-
-// sharing names how a successful answer came about: "ok" when this request
-// did the work, "joined" when it shared another request's work in flight,
-// "replayed" when it got a committed outcome back.
-func sharing(replayed, joined bool) string {
-	switch {
-	case replayed:
-		return audit.OutcomeReplayed
-	case joined:
-		return audit.OutcomeJoined
-	}
-	return audit.OutcomeOK
-}
-
-// auditRefresh records the outcome of a GitHub refresh.
-func (s *server) auditRefresh(r *http.Request, userID, sessionID, how string, err error) {
-	outcome := how
-	if err != nil {
-		outcome = outcomeOf(err)
-	}
-	s.audit(r, flashauth.AuditEvent{Type: audit.TypeGitHubRefresh, Outcome: outcome, UserID: userID, SessionID: sessionID})
 }
 
 // readToken decodes r's body into req and validates the token field pick

@@ -40,12 +40,10 @@ type Config struct {
 	Logger *slog.Logger
 	Clock  flashauth.Clock
 	// Store answers /readyz.
-	Store    Pinger
-	Refresh  Refresher
-	Sessions Sessions
-	SignIn   SignIn
-	// Audit records security events; nil records nothing.
-	Audit          Auditor
+	Store          Pinger
+	Refresh        Refresher
+	Sessions       Sessions
+	SignIn         SignIn
 	Limits         Limits
 	TrustedProxies []netip.Prefix
 	CORSOrigins    []string
@@ -90,11 +88,6 @@ type Sessions interface {
 type SignIn interface {
 	Authorize(ctx context.Context, req signin.AuthorizeRequest) (signin.AuthorizeResult, error)
 	SignIn(ctx context.Context, req signin.Request) (signin.AuthState, error)
-}
-
-// Auditor records security events (package audit implements it).
-type Auditor interface {
-	Record(ctx context.Context, e flashauth.AuditEvent)
 }
 
 type limiters struct {
@@ -215,18 +208,8 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		level = slog.LevelInfo // the caller went away
 	}
-	s.log.Log(r.Context(), level, "request failed", "request_id", RequestID(r.Context()), "error_code", code, "err", err)
+	s.log.Log(r.Context(), level, "request failed", "request_id", requestID(r.Context()), "error_code", code, "err", err)
 	writeError(w, err)
-}
-
-// audit records e with the request's id and client IP.
-func (s *server) audit(r *http.Request, e flashauth.AuditEvent) {
-	if s.Audit == nil {
-		return
-	}
-	e.RequestID = RequestID(r.Context())
-	e.IPAddress = s.requestIP(r)
-	s.Audit.Record(r.Context(), e)
 }
 
 // The real services implement the interfaces above.

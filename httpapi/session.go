@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/session"
 )
 
@@ -27,11 +26,7 @@ func (q *sessionTokenRequest) field() tokenField {
 // handleSessionRefresh serves POST /user/refresh (docs/api.md).
 func (s *server) handleSessionRefresh() http.Handler {
 	type response struct {
-		Success          bool   `json:"success"`
-		Token            string `json:"token"`
-		AccessToken      string `json:"accessToken"`
-		RefreshToken     string `json:"refreshToken"`
-		ExpiresAt        int64  `json:"expiresAt"`
+		tokenAnswer
 		TokenID          string `json:"tokenId"`
 		SessionExpiresAt int64  `json:"sessionExpiresAt"`
 	}
@@ -44,18 +39,12 @@ func (s *server) handleSessionRefresh() http.Handler {
 		iss, err := s.Sessions.Refresh(r.Context(), tok)
 		if err != nil {
 			s.metrics.limitedBy("token", err)
-			s.audit(r, flashauth.AuditEvent{Type: audit.TypeSessionRefresh, Outcome: outcomeOf(err)})
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: audit.TypeSessionRefresh, Outcome: sharing(iss.Replayed, iss.Joined), UserID: iss.UserID, SessionID: iss.SessionID})
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{
-			Success:          true,
-			Token:            iss.AccessToken,
-			AccessToken:      iss.AccessToken,
-			RefreshToken:     iss.RefreshToken,
-			ExpiresAt:        flashauth.UnixMilli(iss.AccessExpiresAt),
+			tokenAnswer:      newTokenAnswer(iss.AccessToken, iss.RefreshToken, iss.AccessExpiresAt),
 			TokenID:          iss.SessionID,
 			SessionExpiresAt: flashauth.UnixMilli(iss.SessionExpiresAt),
 		})
@@ -70,12 +59,10 @@ func (s *server) handleLogout() http.Handler {
 		if !ok {
 			return
 		}
-		sess, err := s.Sessions.Logout(r.Context(), tok)
-		if err != nil {
+		if _, err := s.Sessions.Logout(r.Context(), tok); err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: audit.OutcomeLogout, UserID: sess.UserID, SessionID: sess.ID})
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 	})
 }
@@ -151,7 +138,6 @@ func (s *server) handleRevokeToken() http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: audit.OutcomeOK, UserID: p.UserID, SessionID: id})
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 	})
 }
@@ -168,20 +154,4 @@ func (s *server) handleJWKS() http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(b)
 	})
-}
-
-// outcomeOf names an error for the audit trail: the caller's fault is a
-// rejection, ours or GitHub's an error.
-func outcomeOf(err error) string {
-	switch code := flashauth.ErrorCode(err); {
-	case code == flashauth.CodeRefreshTokenReused:
-		return audit.OutcomeReuseDetected
-	case code == flashauth.CodeUpstreamBadResponse, code == flashauth.CodeUpstreamUnavailable, code == flashauth.CodeUpstreamCredentials:
-		return audit.OutcomeUpstreamError
-	case code == flashauth.CodeRateLimited:
-		return audit.OutcomeRateLimited
-	case statusOf(code) >= 500:
-		return audit.OutcomeError
-	}
-	return audit.OutcomeRejected
 }

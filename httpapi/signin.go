@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/signin"
 )
 
@@ -71,11 +70,9 @@ func (s *server) handleGitHubSignIn() http.Handler {
 			UserAgent:   truncate(r.UserAgent(), 512),
 		})
 		if err != nil {
-			s.audit(r, flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: outcomeOf(err)})
 			s.fail(w, r, err)
 			return
 		}
-		s.audit(r, flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: sharing(st.Replayed, st.Joined), UserID: st.UserID, SessionID: st.TokenID})
 		noStore(w)
 		writeJSON(w, http.StatusOK, response{Success: true, Message: "Authentication successful", AuthState: st})
 	})

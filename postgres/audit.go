@@ -3,13 +3,13 @@ package postgres
 import (
 	"context"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/storesql"
 )
 
 // AppendAudit records e; the store assigns its ID.
@@ -29,27 +29,19 @@ func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent,
 	return db.QueryAudit(ctx, flashauth.AuditFilter{Limit: limit})
 }
 
+// auditDialect is how this store spells the audit query.
+var auditDialect = storesql.AuditDialect{
+	TimeColumn: "occurred_at", TypeColumn: "event_type",
+	Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
+	Time:        func(t time.Time) any { return tsArg(t) },
+}
+
 // QueryAudit returns the events f selects, newest (last appended) first.
 func (db *DB) QueryAudit(ctx context.Context, f flashauth.AuditFilter) ([]flashauth.AuditEvent, error) {
 	if f.Limit <= 0 {
 		return nil, nil
 	}
-	var where []string
-	var args []any
-	if f.UserID != "" {
-		args = append(args, f.UserID)
-		where = append(where, "user_id = $"+strconv.Itoa(len(args)))
-	}
-	if !f.Since.IsZero() {
-		args = append(args, tsArg(f.Since))
-		where = append(where, "occurred_at >= $"+strconv.Itoa(len(args)))
-	}
-	q := `SELECT id, occurred_at, event_type, outcome, user_id, session_id, ip_address, request_id, detail FROM audit_events`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, f.Limit)
-	q += " ORDER BY id DESC LIMIT $" + strconv.Itoa(len(args))
+	q, args := auditDialect.AuditQuery(f)
 	var out []flashauth.AuditEvent
 	err := db.do(ctx, func(ctx context.Context) error {
 		rows, err := db.pool.Query(ctx, q, args...)

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/storesql"
 )
 
 const sessionColumns = `sessions.id, sessions.user_id, sessions.provider, sessions.device_info,
@@ -17,21 +17,7 @@ const sessionColumns = `sessions.id, sessions.user_id, sessions.provider, sessio
 
 // scanSession scans sessionColumns followed by extra destinations.
 func scanSession(row pgx.Row, extra ...any) (flashauth.Session, error) {
-	var (
-		s                                         flashauth.Session
-		deviceInfo                                []byte
-		createdAt, lastUsedAt, expiresAt, revoked pgtype.Timestamptz
-	)
-	dest := append([]any{&s.ID, &s.UserID, &s.Provider, &deviceInfo, &s.IPAddress, &s.UserAgent,
-		&createdAt, &lastUsedAt, &expiresAt, &revoked}, extra...)
-	if err := row.Scan(dest...); err != nil {
-		return flashauth.Session{}, err
-	}
-	if deviceInfo != nil {
-		s.DeviceInfo = json.RawMessage(deviceInfo)
-	}
-	s.CreatedAt, s.LastUsedAt, s.ExpiresAt, s.RevokedAt = tsVal(createdAt), tsVal(lastUsedAt), tsVal(expiresAt), tsVal(revoked)
-	return s, nil
+	return storesql.ScanSession(row.Scan, tsVal, extra...)
 }
 
 // CreateSession inserts s and records refreshHash as its first refresh token,

@@ -5,6 +5,7 @@
 package refresh
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/seal"
 )
@@ -43,10 +45,21 @@ type Config struct {
 	Policy       Policy        // default compat
 	Clock        flashauth.Clock
 	Logger       *slog.Logger
-	// OnRejectedRotated, when set, is called when GitHub rejects a token
-	// that flashauth had already rotated: a likely sign of a stolen token
-	// being replayed after the window.
-	OnRejectedRotated func(ctx context.Context, lin flashauth.Lineage)
+	// Auditor records every refresh and every suspected reuse; nil records
+	// nothing.
+	Auditor flashauth.Auditor
+	// RevokeOnReuse, when set (FLASHAUTH_REUSE_REVOKES_SESSIONS), also
+	// ends the owner's flashauth sessions when a suspected reuse is
+	// detected (see suspectedReuse); nil: the reuse is only audited.
+	RevokeOnReuse SessionRevoker
+}
+
+// SessionRevoker ends a user's flashauth sessions (flashauth.SessionStore
+// implements it).
+type SessionRevoker interface {
+	// RevokeUserSessions revokes userID's sessions active at now and
+	// returns how many it revoked.
+	RevokeUserSessions(ctx context.Context, userID string, now time.Time) (int64, error)
 }
 
 // Service refreshes GitHub tokens.
@@ -70,6 +83,9 @@ func New(gh flashauth.GitHub, store flashauth.LineageStore, l *ledger.Ledger, cf
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Auditor == nil {
+		cfg.Auditor = audit.Discard
 	}
 	return &Service{gh: gh, store: store, ledger: l, cfg: cfg}
 }
@@ -118,8 +134,19 @@ func (o verdict) Err() error {
 }
 
 // Refresh exchanges refreshToken at GitHub at most once and returns the new
-// token, or replays the committed outcome of an earlier exchange.
+// token, or replays the committed outcome of an earlier exchange. Every
+// call is audited (github_refresh), under the lineage's owner or else the
+// caller.
 func (s *Service) Refresh(ctx context.Context, refreshToken string, caller Caller) (Result, error) {
+	res, err := s.refresh(ctx, refreshToken, caller)
+	s.cfg.Auditor.Record(ctx, flashauth.AuditEvent{
+		Type: audit.TypeGitHubRefresh, Outcome: audit.Outcome(err, res.Replayed, res.Joined),
+		UserID: cmp.Or(res.Owner, caller.UserID),
+	})
+	return res, err
+}
+
+func (s *Service) refresh(ctx context.Context, refreshToken string, caller Caller) (Result, error) {
 	if !ValidToken(refreshToken) {
 		return Result{}, flashauth.Errorf(flashauth.CodeInvalidRequest,
 			"refresh_token must be a non-empty string of at most %d printable characters without spaces.", MaxTokenLength)
@@ -196,8 +223,8 @@ func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte
 	if err != nil {
 		var ue *flashauth.UpstreamError
 		if errors.As(err, &ue) && ue.Kind == flashauth.UpstreamRejected {
-			if known && lin.ReplacedBy != nil && s.cfg.OnRejectedRotated != nil {
-				s.cfg.OnRejectedRotated(ctx, lin)
+			if known && lin.ReplacedBy != nil {
+				s.suspectedReuse(ctx, lin, now)
 			}
 			return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil, nil
 		}
@@ -241,6 +268,27 @@ func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte
 		}}
 	}
 	return verdict{Token: &tok}, lineage, nil
+}
+
+// suspectedReuse handles a token flashauth had already rotated that GitHub
+// rejected, so presented after the replay window: whoever holds it has a
+// stale copy, possibly stolen. It is audited (reuse_detected/suspected) and,
+// with RevokeOnReuse, the owner's sessions end. ctx is the presenting
+// request's (the ledger keeps its values): the row says who presented the
+// token, from where.
+func (s *Service) suspectedReuse(ctx context.Context, lin flashauth.Lineage, now time.Time) {
+	detail := "rotated-out GitHub refresh token presented after the replay window"
+	if s.cfg.RevokeOnReuse != nil && lin.UserID != "" {
+		if n, err := s.cfg.RevokeOnReuse.RevokeUserSessions(ctx, lin.UserID, now); err != nil {
+			s.cfg.Logger.ErrorContext(ctx, "revoking sessions after suspected reuse failed", "user_id", lin.UserID, "err", err)
+			detail += "; revoking the owner's sessions failed"
+		} else {
+			detail += fmt.Sprintf("; %d sessions revoked", n)
+		}
+	}
+	s.cfg.Auditor.Record(ctx, flashauth.AuditEvent{
+		Type: audit.TypeReuseDetected, Outcome: audit.OutcomeSuspected, UserID: lin.UserID, Detail: detail,
+	})
 }
 
 // rejection is the caller-facing error of a committed rejection code. This

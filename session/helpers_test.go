@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/session"
@@ -39,6 +40,9 @@ func newEnv(tb testing.TB, cfg session.Config) *env {
 func (e *env) replica(tb testing.TB, cfg session.Config) *session.Service {
 	tb.Helper()
 	cfg.Clock = e.clock
+	if cfg.Auditor == nil {
+		cfg.Auditor = audit.New(e.store, nil, e.clock)
+	}
 	l := ledger.New(e.store, ledger.Options{Clock: e.clock, PollInterval: time.Millisecond, MaxPoll: 5 * time.Millisecond})
 	svc, err := session.New(e.store, l, cfg)
 	if err != nil {

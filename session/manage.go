@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 )
 
 // List returns the caller's active sessions, newest first. The caller's own
@@ -20,8 +21,17 @@ func (s *Service) List(ctx context.Context, p Principal) ([]flashauth.Session, e
 
 // Revoke revokes one of the caller's own sessions; revoking one that is
 // already revoked succeeds. Another user's session and an unknown id are
-// both CodeNotFound, so ids of others cannot be probed.
+// both CodeNotFound, so ids of others cannot be probed. A revocation is
+// audited (revoke/ok).
 func (s *Service) Revoke(ctx context.Context, p Principal, sessionID string) error {
+	err := s.revoke(ctx, p, sessionID)
+	if err == nil {
+		s.audit.Record(ctx, flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: audit.OutcomeOK, UserID: p.UserID, SessionID: sessionID})
+	}
+	return err
+}
+
+func (s *Service) revoke(ctx context.Context, p Principal, sessionID string) error {
 	notFound := flashauth.Errorf(flashauth.CodeNotFound, "No such session.")
 	if sessionID == "" || len(sessionID) > 128 {
 		return notFound

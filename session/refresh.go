@@ -79,8 +79,18 @@ func (o refreshOutcome) Err() error {
 // ReuseInterval gets the identical answer (a client whose response was lost
 // may retry; concurrent tabs agree). Presented later, it is reuse: the whole
 // session is revoked and the answer is CodeRefreshTokenReused. Unknown,
-// expired or revoked: CodeInvalidRefreshToken.
+// expired or revoked: CodeInvalidRefreshToken. Every call is audited
+// (session_refresh).
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (Issued, error) {
+	iss, err := s.refresh(ctx, refreshToken)
+	s.audit.Record(ctx, flashauth.AuditEvent{
+		Type: audit.TypeSessionRefresh, Outcome: audit.Outcome(err, iss.Replayed, iss.Joined),
+		UserID: iss.UserID, SessionID: iss.SessionID,
+	})
+	return iss, err
+}
+
+func (s *Service) refresh(ctx context.Context, refreshToken string) (Issued, error) {
 	if refreshToken == "" {
 		return Issued{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "A refresh token is required.")
 	}
@@ -188,10 +198,19 @@ func (s *Service) reused(ctx context.Context, sess flashauth.Session, now time.T
 }
 
 // Logout revokes the session refreshToken belongs to, whether the token is
-// current or rotated out, and returns it (for the audit trail); revoking an
-// already revoked or expired session succeeds. A token that was never
-// issued is CodeInvalidRefreshToken: there is no session it could name.
+// current or rotated out, and returns it; revoking an already revoked or
+// expired session succeeds, and is audited (revoke/logout). A token that
+// was never issued is CodeInvalidRefreshToken: there is no session it could
+// name.
 func (s *Service) Logout(ctx context.Context, refreshToken string) (flashauth.Session, error) {
+	sess, err := s.logout(ctx, refreshToken)
+	if err == nil {
+		s.audit.Record(ctx, flashauth.AuditEvent{Type: audit.TypeRevoke, Outcome: audit.OutcomeLogout, UserID: sess.UserID, SessionID: sess.ID})
+	}
+	return sess, err
+}
+
+func (s *Service) logout(ctx context.Context, refreshToken string) (flashauth.Session, error) {
 	if refreshToken == "" {
 		return flashauth.Session{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "A refresh token is required.")
 	}

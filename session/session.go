@@ -58,6 +58,9 @@ type Config struct {
 	OldSecretKeys [][]byte
 	Clock         flashauth.Clock
 	Logger        *slog.Logger
+	// Auditor records session refreshes, detected reuse, logouts and
+	// revocations; nil records nothing.
+	Auditor flashauth.Auditor
 }
 
 // Service issues, verifies, rotates and revokes sessions. It is safe for
@@ -67,9 +70,7 @@ type Service struct {
 	ledger *ledger.Ledger
 	cfg    Config
 	log    *slog.Logger
-	// audit records detected reuse, the one event only this package sees
-	// (the HTTP layer sees just the rejection).
-	audit *audit.Recorder
+	audit  flashauth.Auditor
 
 	// ring is the current immutable snapshot of the signing keys; reloadMu
 	// serialises loading and rotating them.
@@ -127,9 +128,11 @@ func New(store flashauth.Store, l *ledger.Ledger, cfg Config) (*Service, error) 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Auditor == nil {
+		cfg.Auditor = audit.Discard
+	}
 	cfg.SecretKey = append([]byte(nil), cfg.SecretKey...)
-	return &Service{store: store, ledger: l, cfg: cfg, log: cfg.Logger,
-		audit: audit.New(store, cfg.Logger, cfg.Clock)}, nil
+	return &Service{store: store, ledger: l, cfg: cfg, log: cfg.Logger, audit: cfg.Auditor}, nil
 }
 
 // Meta describes the client a session is opened for.

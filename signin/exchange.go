@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/seal"
 	"github.com/flashbacktech/flashauth/session"
@@ -62,7 +63,18 @@ func binding(req Request) string {
 // state, or one bound to another redirect_uri, writes nothing and calls
 // nobody, so whoever sees a code cannot block or spend it by posting it with
 // a made-up state.
+//
+// Every call is audited (signin).
 func (s *Service) SignIn(ctx context.Context, req Request) (AuthState, error) {
+	st, err := s.signIn(ctx, req)
+	s.cfg.Auditor.Record(ctx, flashauth.AuditEvent{
+		Type: audit.TypeSignIn, Outcome: audit.Outcome(err, st.Replayed, st.Joined),
+		UserID: st.UserID, SessionID: st.TokenID,
+	})
+	return st, err
+}
+
+func (s *Service) signIn(ctx context.Context, req Request) (AuthState, error) {
 	if !flashauth.ValidToken(req.Code, maxCodeLen) {
 		return AuthState{}, flashauth.Errorf(flashauth.CodeInvalidRequest, "code must be a non-empty string of printable characters.")
 	}

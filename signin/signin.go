@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/session"
 )
@@ -68,6 +69,8 @@ type Config struct {
 	RetryBackoff time.Duration
 	Clock        flashauth.Clock
 	Logger       *slog.Logger
+	// Auditor records every sign-in; nil records nothing.
+	Auditor flashauth.Auditor
 }
 
 // Service signs users in with GitHub. It is safe for concurrent use.
@@ -119,6 +122,9 @@ func New(store flashauth.Store, gh flashauth.GitHub, sessions *session.Service, 
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Auditor == nil {
+		cfg.Auditor = audit.Discard
 	}
 	return &Service{store: store, gh: gh, sessions: sessions, ledger: l, cfg: cfg, authURL: u, redirects: redirects, log: cfg.Logger}, nil
 }

@@ -3,10 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"strings"
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/storesql"
 )
 
 const qAuditInsert = `INSERT INTO audit_events (time, type, outcome, user_id, session_id,
@@ -25,6 +25,13 @@ func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent,
 	return db.QueryAudit(ctx, flashauth.AuditFilter{Limit: limit})
 }
 
+// auditDialect is how this store spells the audit query.
+var auditDialect = storesql.AuditDialect{
+	TimeColumn: "time", TypeColumn: "type",
+	Placeholder: func(int) string { return "?" },
+	Time:        ms,
+}
+
 // QueryAudit implements flashauth.AuditStore. Newest first is insertion
 // order reversed: ids only grow (AUTOINCREMENT never reuses one).
 // A limit <= 0 returns no events.
@@ -32,19 +39,8 @@ func (db *DB) QueryAudit(ctx context.Context, f flashauth.AuditFilter) ([]flasha
 	if f.Limit <= 0 {
 		return nil, nil
 	}
-	var where []string
-	var args []any
-	if f.UserID != "" {
-		where, args = append(where, "user_id = ?"), append(args, f.UserID)
-	}
-	if !f.Since.IsZero() {
-		where, args = append(where, "time >= ?"), append(args, ms(f.Since))
-	}
-	q := `SELECT id, time, type, outcome, user_id, session_id, ip_address, request_id, detail FROM audit_events`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	rows, err := db.read.QueryContext(ctx, q+" ORDER BY id DESC LIMIT ?", append(args, f.Limit)...)
+	q, args := auditDialect.AuditQuery(f)
+	rows, err := db.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, db.fail("list audit", err)
 	}

@@ -3,32 +3,18 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/storesql"
 )
 
 const sessionColumns = `s.id, s.user_id, s.provider, s.device_info, s.ip_address, s.user_agent,
 	s.created_at, s.last_used_at, s.expires_at, s.revoked_at`
 
+// scanSession scans sessionColumns followed by extra destinations.
 func scanSession(r rowScanner, extra ...any) (flashauth.Session, error) {
-	var (
-		s                                   flashauth.Session
-		device                              []byte
-		created, lastUsed, expires, revoked sql.NullInt64
-	)
-	dest := append([]any{&s.ID, &s.UserID, &s.Provider, &device, &s.IPAddress, &s.UserAgent,
-		&created, &lastUsed, &expires, &revoked}, extra...)
-	if err := r.Scan(dest...); err != nil {
-		return flashauth.Session{}, err
-	}
-	if device != nil {
-		s.DeviceInfo = json.RawMessage(device)
-	}
-	s.CreatedAt, s.LastUsedAt = fromMS(created), fromMS(lastUsed)
-	s.ExpiresAt, s.RevokedAt = fromMS(expires), fromMS(revoked)
-	return s, nil
+	return storesql.ScanSession(r.Scan, fromMS, extra...)
 }
 
 // CreateSession implements flashauth.SessionStore. The refresh token is
