@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/flashbacktech/flashauth"
-	"github.com/flashbacktech/flashauth/refresh"
 )
 
 // FuzzDecodeRefreshRequest feeds arbitrary bodies to the refresh decoder and
@@ -34,7 +33,7 @@ func FuzzDecodeRefreshRequest(f *testing.F) {
 			return
 		}
 		tok := req.RefreshToken.String()
-		if refresh.ValidToken(tok) {
+		if flashauth.ValidToken(tok, flashauth.MaxTokenLength) {
 			for i := 0; i < len(tok); i++ {
 				if tok[i] <= ' ' || tok[i] > '~' {
 					t.Fatalf("accepted token with byte %#x", tok[i])

@@ -147,9 +147,9 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, caller Calle
 }
 
 func (s *Service) refresh(ctx context.Context, refreshToken string, caller Caller) (Result, error) {
-	if !ValidToken(refreshToken) {
+	if !flashauth.ValidToken(refreshToken, flashauth.MaxTokenLength) {
 		return Result{}, flashauth.Errorf(flashauth.CodeInvalidRequest,
-			"refresh_token must be a non-empty string of at most %d printable characters without spaces.", MaxTokenLength)
+			"refresh_token must be a non-empty string of at most %d printable characters without spaces.", flashauth.MaxTokenLength)
 	}
 	hash := seal.Hash(refreshToken)
 	lin, known, err := s.lineage(ctx, hash)

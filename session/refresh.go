@@ -56,15 +56,15 @@ func (s *Service) Open(ctx context.Context, u flashauth.User, meta Meta) (Issued
 	}, nil
 }
 
-// refreshOutcome is the ledger payload of a refresh: the tokens issued, or
+// verdict is the ledger payload of a refresh: the tokens issued, or
 // the code of a definitive rejection. Both replay within the reuse interval.
-type refreshOutcome struct {
+type verdict struct {
 	Issued *Issued `json:"issued,omitempty"`
 	Code   string  `json:"code,omitempty"`
 }
 
 // Err implements ledger.Verdict.
-func (o refreshOutcome) Err() error {
+func (o verdict) Err() error {
 	if o.Code != "" {
 		return rejection(o.Code)
 	}
@@ -100,7 +100,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken string) (Issued, err
 	hash := seal.Hash(refreshToken)
 	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{
 		Kind: flashauth.LedgerSessionRefresh, Secret: refreshToken, Hash: hash, Window: s.cfg.ReuseInterval,
-	}, func(ctx context.Context) (refreshOutcome, []flashauth.Lineage, error) {
+	}, func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
 		out, err := s.rotate(ctx, hash)
 		return out, nil, err
 	})
@@ -130,53 +130,53 @@ func (s *Service) refresh(ctx context.Context, refreshToken string) (Issued, err
 
 // rotate is the ledger operation of Refresh. Its error means nothing
 // definitive happened (the store failed); rejections are outcomes.
-func (s *Service) rotate(ctx context.Context, oldHash []byte) (refreshOutcome, error) {
+func (s *Service) rotate(ctx context.Context, oldHash []byte) (verdict, error) {
 	now := s.cfg.Clock.Now()
 	sess, current, err := s.store.FindSessionByRefresh(ctx, oldHash)
 	if errors.Is(err, flashauth.ErrNotFound) {
-		return refreshOutcome{Code: flashauth.CodeInvalidRefreshToken}, nil
+		return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil
 	}
 	if err != nil {
-		return refreshOutcome{}, fmt.Errorf("session: find by refresh: %w", err)
+		return verdict{}, fmt.Errorf("session: find by refresh: %w", err)
 	}
 	if !sess.Active(now) {
-		return refreshOutcome{Code: flashauth.CodeInvalidRefreshToken}, nil
+		return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil
 	}
 	if !current {
 		return s.reused(ctx, sess, now)
 	}
 	u, err := s.store.GetUser(ctx, sess.UserID)
 	if errors.Is(err, flashauth.ErrNotFound) {
-		return refreshOutcome{Code: flashauth.CodeInvalidRefreshToken}, nil
+		return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil
 	}
 	if err != nil {
-		return refreshOutcome{}, fmt.Errorf("session: get user: %w", err)
+		return verdict{}, fmt.Errorf("session: get user: %w", err)
 	}
 	next, err := newRefreshToken()
 	if err != nil {
-		return refreshOutcome{}, err
+		return verdict{}, err
 	}
 	expires := now.Add(s.cfg.RefreshTTL)
 	access, accessExp, err := s.issueAccess(ctx, u, sess.ID, expires)
 	if err != nil {
-		return refreshOutcome{}, err
+		return verdict{}, err
 	}
 	err = s.store.RotateSession(ctx, sess.ID, oldHash, seal.Hash(next), now, expires)
 	if errors.Is(err, flashauth.ErrConflict) {
 		// Rotated or revoked behind the ledger's back (a takeover after a
 		// lease ran out, a concurrent logout): look again.
 		if sess, err = s.store.GetSession(ctx, sess.ID); err != nil {
-			return refreshOutcome{}, fmt.Errorf("session: get session: %w", err)
+			return verdict{}, fmt.Errorf("session: get session: %w", err)
 		}
 		if !sess.Active(now) {
-			return refreshOutcome{Code: flashauth.CodeInvalidRefreshToken}, nil
+			return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil
 		}
 		return s.reused(ctx, sess, now)
 	}
 	if err != nil {
-		return refreshOutcome{}, fmt.Errorf("session: rotate: %w", err)
+		return verdict{}, fmt.Errorf("session: rotate: %w", err)
 	}
-	return refreshOutcome{Issued: &Issued{
+	return verdict{Issued: &Issued{
 		AccessToken:      access,
 		AccessExpiresAt:  accessExp,
 		RefreshToken:     next,
@@ -188,13 +188,13 @@ func (s *Service) rotate(ctx context.Context, oldHash []byte) (refreshOutcome, e
 
 // reused handles a rotated-out refresh token presented after the reuse
 // interval: someone holds a copy, so the whole session dies.
-func (s *Service) reused(ctx context.Context, sess flashauth.Session, now time.Time) (refreshOutcome, error) {
+func (s *Service) reused(ctx context.Context, sess flashauth.Session, now time.Time) (verdict, error) {
 	if err := s.store.RevokeSession(ctx, sess.ID, now); err != nil && !errors.Is(err, flashauth.ErrNotFound) {
-		return refreshOutcome{}, fmt.Errorf("session: revoke on reuse: %w", err)
+		return verdict{}, fmt.Errorf("session: revoke on reuse: %w", err)
 	}
 	s.audit.Record(ctx, flashauth.AuditEvent{Time: now, Type: audit.TypeReuseDetected, Outcome: audit.OutcomeRevoked,
 		UserID: sess.UserID, SessionID: sess.ID})
-	return refreshOutcome{Code: flashauth.CodeRefreshTokenReused}, nil
+	return verdict{Code: flashauth.CodeRefreshTokenReused}, nil
 }
 
 // Logout revokes the session refreshToken belongs to, whether the token is
