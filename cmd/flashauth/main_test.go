@@ -573,11 +573,12 @@ func selfSignedPair(t *testing.T) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
-// TestREADMEConfigTable holds the README's settings table to the code: every
+// TestConfigDocTable holds the settings table of docs/configuration.md to
+// the code (the README links it): every
 // variable it lists exists with the stated default, every setting is in it,
 // and each is a flag of serve.
-func TestREADMEConfigTable(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+func TestConfigDocTable(t *testing.T) {
+	readme, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,7 +603,7 @@ func TestREADMEConfigTable(t *testing.T) {
 		for i, name := range names {
 			want, ok := defaults[name]
 			if !ok {
-				t.Errorf("README lists %s, which is no setting", name)
+				t.Errorf("docs/configuration.md lists %s, which is no setting", name)
 				continue
 			}
 			seen[name] = true
@@ -614,13 +615,13 @@ func TestREADMEConfigTable(t *testing.T) {
 				got = defs[0]
 			}
 			if got != want {
-				t.Errorf("README: %s defaults to %q, the code to %q", name, got, want)
+				t.Errorf("docs/configuration.md: %s defaults to %q, the code to %q", name, got, want)
 			}
 		}
 	}
 	for _, s := range settings {
 		if !seen[s.env] {
-			t.Errorf("README's table does not list %s", s.env)
+			t.Errorf("docs/configuration.md does not list %s", s.env)
 		}
 	}
 	var help bytes.Buffer
