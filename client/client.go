@@ -65,6 +65,13 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	// Never follow a redirect: net/http would re-send a request's body (a
+	// refresh token) on 307/308 to whatever host Location names, and its
+	// Authorization header to the same host on another port. flashauth
+	// answers no redirect this client asks for, so one is an error.
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	return c, nil
 }
 
