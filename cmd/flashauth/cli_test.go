@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
@@ -632,5 +634,47 @@ func TestConfigDir(t *testing.T) {
 		if (err != nil) != tc.wantErr || got != tc.want {
 			t.Errorf("configDir(%v) = %q, %v; want %q (error %v)", tc.env, got, err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+// What the CLI prints about sessions comes partly from others: another
+// device's device info and user agent (whoever signed in with the account,
+// a thief included) and GitHub's profile. Terminal control sequences in them
+// (ESC ... retitles the window, clears or rewrites the screen) and
+// bidirectional overrides must not reach the user's terminal.
+func TestCLIOutputHasNoTerminalControls(t *testing.T) {
+	s := newCLIServer(t)
+	laptop := cliEnv(t)
+	login(t, s, laptop, "octocat")
+
+	// Another device signs in to the same account with hostile metadata.
+	c, err := client.New(s.URL, client.WithUserAgent("evil\u009b2J\u202eagent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const redirect = "http://127.0.0.1:1/cb"
+	az, err := c.Authorize(context.Background(), client.AuthorizeRequest{RedirectURI: redirect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, _ := url.Parse(approveAtEmulator(t, az.URL, "octocat"))
+	if _, err := c.SignIn(context.Background(), client.SignInRequest{
+		Code: back.Query().Get("code"), State: back.Query().Get("state"), RedirectURI: redirect,
+		DeviceInfo: json.RawMessage(`{"name":"box\u001b]52;c;cHduZWQ=\u0007\u009b2J\u202egnp.exe","client":"x\u001b[8m"}`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := cli(laptop, "", "sessions")
+	if r.err != nil {
+		t.Fatalf("sessions: %v", r.err)
+	}
+	if i := strings.IndexFunc(r.stdout, func(c rune) bool {
+		return c != '\n' && (unicode.IsControl(c) || unicode.Is(unicode.Bidi_Control, c))
+	}); i >= 0 {
+		t.Errorf("sessions printed a control character %q:\n%q", r.stdout[i:], r.stdout)
+	}
+	if !strings.Contains(r.stdout, "box?]52;c;cHduZWQ=") {
+		t.Errorf("the other device is not listed with its controls replaced:\n%s", r.stdout)
 	}
 }
