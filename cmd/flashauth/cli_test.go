@@ -295,6 +295,10 @@ func TestCLICredentialHelper(t *testing.T) {
 	if r := cli(env, "protocol=https\nhost=ghe.example\n", "github-token", "credential", "-host", "ghe.example", "get"); r.err != nil || !strings.Contains(r.stdout, "password=") {
 		t.Errorf("-host: %q %v", r.stdout, r.err)
 	}
+	// An empty -host is refused, not a match for input without a host.
+	if r := cli(env, "protocol=https\n\n", "github-token", "credential", "-host", "", "get"); r.err == nil || r.stdout != "" {
+		t.Errorf("-host '': answered %q, %v; want an error and nothing", r.stdout, r.err)
+	}
 	// store and unknown operations read their input and say nothing.
 	for _, op := range []string{"store", "frobnicate"} {
 		if r := cli(env, get+"username=x-access-token\npassword=whatever\n", "github-token", "credential", op); r.err != nil || r.stdout != "" {
