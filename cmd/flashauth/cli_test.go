@@ -501,6 +501,8 @@ func TestCLIErrors(t *testing.T) {
 	}{
 		{"login without server", env, []string{"login"}, "FLASHAUTH_URL"},
 		{"login with a bad server", env, []string{"login", "-server", "ftp://x"}, "http"},
+		{"login over plain http to another host", env, []string{"login", "-server", "http://auth.example.com"}, "in clear"},
+		{"login over plain http to a LAN address", env, []string{"login", "-server", "http://10.0.0.5:8080"}, "in clear"},
 		{"token before login", env, []string{"github-token"}, "not signed in"},
 		{"sessions before login", env, []string{"sessions"}, "not signed in"},
 		{"logout before login", env, []string{"logout"}, "not signed in"},

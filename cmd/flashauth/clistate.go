@@ -7,9 +7,12 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/flashbacktech/flashauth/client"
@@ -177,7 +180,21 @@ func signedIn(getenv func(string) string) (path string, st *cliState, c *client.
 	return path, st, c, nil
 }
 
-// newCLIClient returns an SDK client for server.
+// newCLIClient returns an SDK client for server. Plain http is accepted
+// only for a loopback address (flashauth dev): the CLI sends refresh tokens,
+// which must not cross a network in clear.
 func newCLIClient(server string) (*client.Client, error) {
+	if u, err := url.Parse(server); err == nil && strings.EqualFold(u.Scheme, "http") && !loopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("refusing to send tokens in clear to %s: use an https URL (plain http only for a loopback address such as 127.0.0.1)", u.Redacted())
+	}
 	return client.New(server, client.WithHTTPClient(cliHTTPClient()), client.WithUserAgent("flashauth-cli/"+versionString()))
+}
+
+// loopbackHost reports whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
