@@ -684,3 +684,45 @@ func TestCLIOutputHasNoTerminalControls(t *testing.T) {
 		t.Errorf("the other device is not listed with its controls replaced:\n%s", r.stdout)
 	}
 }
+
+// The session file holds live tokens: it is not written into a directory
+// others can write to (they could delete, swap or pre-create it), and a file
+// that belongs to someone else is not believed (it would choose the server
+// the tokens go to and the tokens git gets).
+func TestSessionFileRefusesSharedPlaces(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix modes")
+	}
+	st := &cliState{Server: "https://auth.example", Session: client.Session{ID: "s", RefreshToken: "sessionrefresh"}}
+
+	shared := filepath.Join(t.TempDir(), "flashauth")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeState(filepath.Join(shared, "session.json"), st); err == nil || !strings.Contains(err.Error(), "writable by other users") {
+		t.Errorf("writing into a world-writable directory: %v, want a refusal", err)
+	}
+	if fileExists(filepath.Join(shared, "session.json")) {
+		t.Errorf("the session file was written into a world-writable directory")
+	}
+
+	own := filepath.Join(t.TempDir(), "flashauth", "session.json")
+	if err := writeState(own, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadState(own); err != nil {
+		t.Fatalf("own file: %v", err)
+	}
+	if os.Getuid() != 0 {
+		t.Skip("handing a file to another user needs root")
+	}
+	if err := os.Chown(own, os.Getuid()+4242, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadState(own); err == nil || !strings.Contains(err.Error(), "another user") {
+		t.Errorf("loading another user's session file: %v, want a refusal", err)
+	}
+}

@@ -93,6 +93,11 @@ func loadState(path string) (*cliState, error) {
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("session file %s can be read by other users (mode %v); run `chmod 600 %s` or sign in again", path, fi.Mode().Perm(), path)
 	}
+	if !ownedBySelf(fi) {
+		// Someone else's file (planted in a shared directory, or read by
+		// root on a user's behalf) would choose the server and the tokens.
+		return nil, fmt.Errorf("session file %s belongs to another user; remove it and sign in again", path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxStateBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("session file: %w", err)
@@ -113,6 +118,13 @@ func writeState(path string, st *cliState) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("session file: %w", err)
+	}
+	// A directory others may write to (or that is not ours) lets them
+	// delete, swap or pre-create the file: the tokens go nowhere near it.
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("session file: %w", err)
+	} else if runtime.GOOS != "windows" && (fi.Mode().Perm()&0o022 != 0 || !ownedBySelf(fi)) {
+		return fmt.Errorf("session file: the directory %s is writable by other users (mode %v) or not yours; run `chmod 700 %s` or set XDG_CONFIG_HOME to a directory of your own", dir, fi.Mode().Perm(), dir)
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
