@@ -54,7 +54,12 @@ func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua
 func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("flashauth client: base URL %q must be an absolute http or https URL", baseURL)
+		// Quoted without its password: a URL may carry one.
+		shown := "(unparseable)"
+		if err == nil {
+			shown = u.Redacted()
+		}
+		return nil, fmt.Errorf("flashauth client: base URL %q must be an absolute http or https URL", shown)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, errors.New("flashauth client: the base URL must not carry a query, a fragment or credentials")

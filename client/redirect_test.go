@@ -61,3 +61,16 @@ func TestRedirectsDoNotCarryTokensAway(t *testing.T) {
 		}
 	}
 }
+
+// A refused base URL is quoted without the password it may carry.
+func TestBaseURLErrorHidesPassword(t *testing.T) {
+	for _, u := range []string{"ftp://user:hunter2-secret@auth.example", "https://user:hunter2-secret@auth.example/%zz"} {
+		_, err := client.New(u)
+		if err == nil {
+			t.Fatalf("%s accepted", u)
+		}
+		if strings.Contains(err.Error(), "hunter2-secret") {
+			t.Errorf("the error quotes the password: %v", err)
+		}
+	}
+}
