@@ -726,3 +726,13 @@ func TestSessionFileRefusesSharedPlaces(t *testing.T) {
 		t.Errorf("loading another user's session file: %v, want a refusal", err)
 	}
 }
+
+// -open hands the server's sign-in URL to the platform's handler, which also
+// opens files and runs programs: only an http(s) URL is handed over.
+func TestOpenBrowserOnlyWeb(t *testing.T) {
+	for _, u := range []string{"file:///etc/passwd", "/usr/bin/xterm", "--help", "javascript:alert(1)", "smb://host/share", "https:///nohost"} {
+		if err := openBrowser(u); err == nil || !strings.Contains(err.Error(), "not an http(s) URL") {
+			t.Errorf("openBrowser(%q) = %v, want a refusal before anything runs", u, err)
+		}
+	}
+}

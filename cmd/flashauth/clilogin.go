@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -243,8 +244,14 @@ func clip(s string, n int) string {
 	return s
 }
 
-// openBrowser opens url with the platform's handler, without waiting.
+// openBrowser opens url with the platform's handler, without waiting. Only
+// an http(s) URL is handed over: the URL comes from the server, and the
+// platform handlers also open files and run programs (file:, a path, a
+// leading "-" read as an option).
 func openBrowser(url string) error {
+	if u, err := neturl.Parse(url); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("the sign-in URL is not an http(s) URL")
+	}
 	var cmd *exec.Cmd
 	switch runtime.GOOS {
 	case "darwin":
