@@ -54,7 +54,12 @@ func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua
 func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("flashauth client: base URL %q must be an absolute http or https URL", baseURL)
+		// Quoted without its password: a URL may carry one.
+		shown := "(unparseable)"
+		if err == nil {
+			shown = u.Redacted()
+		}
+		return nil, fmt.Errorf("flashauth client: base URL %q must be an absolute http or https URL", shown)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, errors.New("flashauth client: the base URL must not carry a query, a fragment or credentials")
@@ -65,6 +70,13 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	// Never follow a redirect: net/http would re-send a request's body (a
+	// refresh token) on 307/308 to whatever host Location names, and its
+	// Authorization header to the same host on another port. flashauth
+	// answers no redirect this client asks for, so one is an error.
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	return c, nil
 }
 

@@ -30,11 +30,18 @@ func (s *server) handleOpenIDConfiguration() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		base, fromRequest := s.publicBase(r)
 		if fromRequest {
-			// The answer depends on Host (part of every cache key) and, from
-			// a trusted proxy, on X-Forwarded-Proto.
+			// The answer depends on Host and, from a trusted proxy, on
+			// X-Forwarded-Proto. Not every shared cache keys on the Host the
+			// client sent (nginx's default proxy_cache_key uses the upstream's
+			// name), so a cacheable answer would let one request with
+			// Host: evil.example point every verifier's jwks_uri at keys of
+			// the attacker's choosing. Only FLASHAUTH_PUBLIC_URL makes the
+			// document the same for everyone, and cacheable.
 			w.Header().Add("Vary", "X-Forwarded-Proto")
+			w.Header().Set("Cache-Control", "no-store")
+		} else {
+			w.Header().Set("Cache-Control", "public, max-age=300")
 		}
-		w.Header().Set("Cache-Control", "public, max-age=300")
 		writeJSON(w, http.StatusOK, response{
 			Issuer:               s.Issuer,
 			JWKSURI:              base + "/.well-known/jwks.json",

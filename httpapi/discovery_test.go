@@ -84,6 +84,16 @@ func TestDiscoveryBaseURL(t *testing.T) {
 			if got := rec.Header().Get("Vary") == "X-Forwarded-Proto"; got != tt.wantVary {
 				t.Errorf("Vary = %q, want X-Forwarded-Proto: %v", rec.Header().Get("Vary"), tt.wantVary)
 			}
+			// A document built from the request must not be stored by a
+			// shared cache: one that keys on its upstream's name rather than
+			// the client's Host would hand an attacker's jwks_uri to everyone.
+			wantCache := "public, max-age=300"
+			if tt.publicURL == "" {
+				wantCache = "no-store"
+			}
+			if got := rec.Header().Get("Cache-Control"); got != wantCache {
+				t.Errorf("Cache-Control = %q, want %q", got, wantCache)
+			}
 		})
 	}
 }

@@ -32,7 +32,7 @@ func (s *server) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.readyTimeout)
 		defer cancel()
-		if err := s.ready.check(ctx, s.Store, s.readyTimeout); err != nil {
+		if err := s.ready.check(ctx, s.Store, s.readyTimeout, s.Clock); err != nil {
 			s.log.WarnContext(r.Context(), "readiness check failed", "request_id", requestID(r.Context()), "err", err)
 			writeError(w, &flashauth.Error{Code: flashauth.CodeStoreUnavailable, Message: "The database is unavailable.", RetryAfter: time.Second, Err: err})
 			return
@@ -41,11 +41,29 @@ func (s *server) handleReadyz() http.Handler {
 	})
 }
 
+// readyFresh is how long a passed readiness check answers for later probes.
+// Every check commits a write and /readyz is neither authenticated nor rate
+// limited, so without it a client looping on /readyz would keep the store's
+// writer (SQLite's one write lock) busy with probe writes, one after the
+// other; with it, probes cost at most one write per readyFresh.
+const readyFresh = time.Second
+
 // readiness runs the store's readiness check, one at a time: a request that
-// arrives while a check runs waits for that check's result.
+// arrives while a check runs waits for that check's result, and one that
+// arrives within readyFresh of a passed check gets that result. A request
+// that found the store unavailable forgets the passed check (forget), so
+// the next probe checks again.
 type readiness struct {
 	mu      sync.Mutex
 	running *readyCheck // nil when no check runs
+	okAt    time.Time   // when the last check passed; zero: none, or forgotten
+}
+
+// forget makes the next probe check the store again.
+func (rd *readiness) forget() {
+	rd.mu.Lock()
+	rd.okAt = time.Time{}
+	rd.mu.Unlock()
 }
 
 type readyCheck struct {
@@ -56,10 +74,17 @@ type readyCheck struct {
 // errReadyTimeout is the answer of a check that did not finish in time.
 var errReadyTimeout = errors.New("the store did not answer the readiness check in time")
 
-// check returns the result of the running check, starting one (bounded by
-// timeout) when none runs, or errReadyTimeout when ctx ends first.
-func (rd *readiness) check(ctx context.Context, store Pinger, timeout time.Duration) error {
+// check returns nil when a check passed within readyFresh, else the result
+// of the running check, starting one (bounded by timeout) when none runs, or
+// errReadyTimeout when ctx ends first.
+func (rd *readiness) check(ctx context.Context, store Pinger, timeout time.Duration, clock flashauth.Clock) error {
 	rd.mu.Lock()
+	if !rd.okAt.IsZero() {
+		if age := clock.Now().Sub(rd.okAt); age >= 0 && age < readyFresh {
+			rd.mu.Unlock()
+			return nil
+		}
+	}
 	c := rd.running
 	if c == nil {
 		c = &readyCheck{done: make(chan struct{})}
@@ -73,6 +98,9 @@ func (rd *readiness) check(ctx context.Context, store Pinger, timeout time.Durat
 				}
 				rd.mu.Lock()
 				rd.running = nil
+				if c.err == nil {
+					rd.okAt = clock.Now()
+				}
 				rd.mu.Unlock()
 				close(c.done)
 			}()

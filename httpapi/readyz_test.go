@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/sqlite"
 	"github.com/flashbacktech/flashauth/sqlite/sqlitetest"
 )
@@ -109,5 +110,54 @@ func TestReadyzNeedsAWritableStore(t *testing.T) {
 	defer ro.Close()
 	if got := readyz(NewServer(Config{Store: ro})); got != http.StatusServiceUnavailable {
 		t.Errorf("/readyz of a read-only store = %d, want 503", got)
+	}
+}
+
+// countingStore is a real SQLite store that counts its readiness checks.
+type countingStore struct {
+	flashauth.Store
+	pings atomic.Int32
+}
+
+func (s *countingStore) Ping(ctx context.Context) error {
+	s.pings.Add(1)
+	return s.Store.Ping(ctx)
+}
+
+// /readyz is neither authenticated nor rate limited and every check commits
+// a write, so a client looping on it must not turn each probe into a store
+// write: a passed check answers the probes of the next second. A request
+// that met an unavailable store makes the next probe check again.
+func TestReadyzFloodCostsBoundedWrites(t *testing.T) {
+	st := &countingStore{Store: sqlitetest.Open(t)}
+	clock := testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	h := NewServer(Config{Store: st, Clock: clock, Sessions: bearerSessions{}})
+
+	for range 200 {
+		if c := readyz(h); c != http.StatusOK {
+			t.Fatalf("/readyz = %d, want 200", c)
+		}
+	}
+	if n := st.pings.Load(); n != 1 {
+		t.Errorf("%d store checks (writes) for 200 probes within a second, want 1", n)
+	}
+
+	clock.Advance(time.Second)
+	readyz(h)
+	if n := st.pings.Load(); n != 2 {
+		t.Errorf("%d store checks after the passed check aged, want 2", n)
+	}
+
+	// A request that found the store unavailable: the next probe checks.
+	req := httptest.NewRequest(http.MethodGet, "http://flashauth.test/token", nil)
+	req.Header.Set("Authorization", "Bearer storedown")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("GET /token with the store down = %d, want 503", rec.Code)
+	}
+	readyz(h)
+	if n := st.pings.Load(); n != 3 {
+		t.Errorf("%d store checks after a request met an unavailable store, want 3 (a fresh check)", n)
 	}
 }

@@ -209,6 +209,9 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		level = slog.LevelInfo // the caller went away
 	}
 	s.log.Log(r.Context(), level, "request failed", "request_id", requestID(r.Context()), "error_code", code, "err", err)
+	if code == flashauth.CodeStoreUnavailable {
+		s.ready.forget() // the next /readyz checks the store, not a passed check's memory
+	}
 	writeError(w, err)
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
@@ -293,6 +295,10 @@ func TestCLICredentialHelper(t *testing.T) {
 	if r := cli(env, "protocol=https\nhost=ghe.example\n", "github-token", "credential", "-host", "ghe.example", "get"); r.err != nil || !strings.Contains(r.stdout, "password=") {
 		t.Errorf("-host: %q %v", r.stdout, r.err)
 	}
+	// An empty -host is refused, not a match for input without a host.
+	if r := cli(env, "protocol=https\n\n", "github-token", "credential", "-host", "", "get"); r.err == nil || r.stdout != "" {
+		t.Errorf("-host '': answered %q, %v; want an error and nothing", r.stdout, r.err)
+	}
 	// store and unknown operations read their input and say nothing.
 	for _, op := range []string{"store", "frobnicate"} {
 		if r := cli(env, get+"username=x-access-token\npassword=whatever\n", "github-token", "credential", op); r.err != nil || r.stdout != "" {
@@ -495,6 +501,8 @@ func TestCLIErrors(t *testing.T) {
 	}{
 		{"login without server", env, []string{"login"}, "FLASHAUTH_URL"},
 		{"login with a bad server", env, []string{"login", "-server", "ftp://x"}, "http"},
+		{"login over plain http to another host", env, []string{"login", "-server", "http://auth.example.com"}, "in clear"},
+		{"login over plain http to a LAN address", env, []string{"login", "-server", "http://10.0.0.5:8080"}, "in clear"},
 		{"token before login", env, []string{"github-token"}, "not signed in"},
 		{"sessions before login", env, []string{"sessions"}, "not signed in"},
 		{"logout before login", env, []string{"logout"}, "not signed in"},
@@ -631,6 +639,100 @@ func TestConfigDir(t *testing.T) {
 		got, err := configDir(envFrom(tc.env))
 		if (err != nil) != tc.wantErr || got != tc.want {
 			t.Errorf("configDir(%v) = %q, %v; want %q (error %v)", tc.env, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// What the CLI prints about sessions comes partly from others: another
+// device's device info and user agent (whoever signed in with the account,
+// a thief included) and GitHub's profile. Terminal control sequences in them
+// (ESC ... retitles the window, clears or rewrites the screen) and
+// bidirectional overrides must not reach the user's terminal.
+func TestCLIOutputHasNoTerminalControls(t *testing.T) {
+	s := newCLIServer(t)
+	laptop := cliEnv(t)
+	login(t, s, laptop, "octocat")
+
+	// Another device signs in to the same account with hostile metadata.
+	c, err := client.New(s.URL, client.WithUserAgent("evil\u009b2J\u202eagent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const redirect = "http://127.0.0.1:1/cb"
+	az, err := c.Authorize(context.Background(), client.AuthorizeRequest{RedirectURI: redirect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, _ := url.Parse(approveAtEmulator(t, az.URL, "octocat"))
+	if _, err := c.SignIn(context.Background(), client.SignInRequest{
+		Code: back.Query().Get("code"), State: back.Query().Get("state"), RedirectURI: redirect,
+		DeviceInfo: json.RawMessage(`{"name":"box\u001b]52;c;cHduZWQ=\u0007\u009b2J\u202egnp.exe","client":"x\u001b[8m"}`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := cli(laptop, "", "sessions")
+	if r.err != nil {
+		t.Fatalf("sessions: %v", r.err)
+	}
+	if i := strings.IndexFunc(r.stdout, func(c rune) bool {
+		return c != '\n' && (unicode.IsControl(c) || unicode.Is(unicode.Bidi_Control, c))
+	}); i >= 0 {
+		t.Errorf("sessions printed a control character %q:\n%q", r.stdout[i:], r.stdout)
+	}
+	if !strings.Contains(r.stdout, "box?]52;c;cHduZWQ=") {
+		t.Errorf("the other device is not listed with its controls replaced:\n%s", r.stdout)
+	}
+}
+
+// The session file holds live tokens: it is not written into a directory
+// others can write to (they could delete, swap or pre-create it), and a file
+// that belongs to someone else is not believed (it would choose the server
+// the tokens go to and the tokens git gets).
+func TestSessionFileRefusesSharedPlaces(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix modes")
+	}
+	st := &cliState{Server: "https://auth.example", Session: client.Session{ID: "s", RefreshToken: "sessionrefresh"}}
+
+	shared := filepath.Join(t.TempDir(), "flashauth")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeState(filepath.Join(shared, "session.json"), st); err == nil || !strings.Contains(err.Error(), "writable by other users") {
+		t.Errorf("writing into a world-writable directory: %v, want a refusal", err)
+	}
+	if fileExists(filepath.Join(shared, "session.json")) {
+		t.Errorf("the session file was written into a world-writable directory")
+	}
+
+	own := filepath.Join(t.TempDir(), "flashauth", "session.json")
+	if err := writeState(own, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadState(own); err != nil {
+		t.Fatalf("own file: %v", err)
+	}
+	if os.Getuid() != 0 {
+		t.Skip("handing a file to another user needs root")
+	}
+	if err := os.Chown(own, os.Getuid()+4242, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadState(own); err == nil || !strings.Contains(err.Error(), "another user") {
+		t.Errorf("loading another user's session file: %v, want a refusal", err)
+	}
+}
+
+// -open hands the server's sign-in URL to the platform's handler, which also
+// opens files and runs programs: only an http(s) URL is handed over.
+func TestOpenBrowserOnlyWeb(t *testing.T) {
+	for _, u := range []string{"file:///etc/passwd", "/usr/bin/xterm", "--help", "javascript:alert(1)", "smb://host/share", "https:///nohost"} {
+		if err := openBrowser(u); err == nil || !strings.Contains(err.Error(), "not an http(s) URL") {
+			t.Errorf("openBrowser(%q) = %v, want a refusal before anything runs", u, err)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/flashbacktech/flashauth/client"
 )
@@ -122,7 +124,7 @@ func runLogin(ctx context.Context, args []string, getenv func(string) string, st
 		if who == "" {
 			who = res.User.Name
 		}
-		fmt.Fprintf(stdout, "Signed in to %s as %s (session %s).\n", c.BaseURL(), who, res.Session.ID)
+		fmt.Fprintf(stdout, "Signed in to %s as %s (session %s).\n", c.BaseURL(), clip(who, 200), clip(res.Session.ID, 100))
 		return nil
 	}()
 	cb.finish(outcome)
@@ -222,8 +224,19 @@ func deviceInfo() json.RawMessage {
 	return b
 }
 
-// clip keeps s on one line and at most n bytes.
+// clip keeps s on one line, at most n bytes, and safe for a terminal: what
+// it is given comes from others (GitHub's error text, a user's name, a
+// session's device info and user agent), and a control character (ESC
+// starts the terminal's escape sequences: retitle the window, rewrite the
+// screen, on some terminals answer back into the input) or a bidirectional
+// override would let them rewrite what the user sees. Those become '?'.
 func clip(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && !unicode.IsSpace(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > n {
 		s = strings.ToValidUTF8(s[:n], "")
@@ -231,8 +244,14 @@ func clip(s string, n int) string {
 	return s
 }
 
-// openBrowser opens url with the platform's handler, without waiting.
+// openBrowser opens url with the platform's handler, without waiting. Only
+// an http(s) URL is handed over: the URL comes from the server, and the
+// platform handlers also open files and run programs (file:, a path, a
+// leading "-" read as an option).
 func openBrowser(url string) error {
+	if u, err := neturl.Parse(url); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return errors.New("the sign-in URL is not an http(s) URL")
+	}
 	var cmd *exec.Cmd
 	switch runtime.GOOS {
 	case "darwin":

@@ -56,7 +56,7 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 			}
 			return explain("sessions revoke", err)
 		}
-		fmt.Fprintf(stdout, "Revoked session %s.\n", revoke)
+		fmt.Fprintf(stdout, "Revoked session %s.\n", clip(revoke, 100))
 		if revoke == st.Session.ID {
 			if err := removeState(path); err != nil {
 				return err
@@ -82,8 +82,8 @@ func runSessions(ctx context.Context, args []string, getenv func(string) string,
 		if s.Current {
 			cur = "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, cur, stamp(s.CreatedAt), stamp(s.LastUsedAt), stamp(s.ExpiresAt),
-			clip(device(s), 60), s.IPAddress)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clip(s.ID, 100), cur, stamp(s.CreatedAt), stamp(s.LastUsedAt), stamp(s.ExpiresAt),
+			clip(device(s), 60), clip(s.IPAddress, 64))
 	}
 	return tw.Flush()
 }

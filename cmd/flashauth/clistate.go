@@ -7,9 +7,12 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/flashbacktech/flashauth/client"
@@ -90,6 +93,11 @@ func loadState(path string) (*cliState, error) {
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("session file %s can be read by other users (mode %v); run `chmod 600 %s` or sign in again", path, fi.Mode().Perm(), path)
 	}
+	if !ownedBySelf(fi) {
+		// Someone else's file (planted in a shared directory, or read by
+		// root on a user's behalf) would choose the server and the tokens.
+		return nil, fmt.Errorf("session file %s belongs to another user; remove it and sign in again", path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxStateBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("session file: %w", err)
@@ -110,6 +118,13 @@ func writeState(path string, st *cliState) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("session file: %w", err)
+	}
+	// A directory others may write to (or that is not ours) lets them
+	// delete, swap or pre-create the file: the tokens go nowhere near it.
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("session file: %w", err)
+	} else if runtime.GOOS != "windows" && (fi.Mode().Perm()&0o022 != 0 || !ownedBySelf(fi)) {
+		return fmt.Errorf("session file: the directory %s is writable by other users (mode %v) or not yours; run `chmod 700 %s` or set XDG_CONFIG_HOME to a directory of your own", dir, fi.Mode().Perm(), dir)
 	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -177,7 +192,21 @@ func signedIn(getenv func(string) string) (path string, st *cliState, c *client.
 	return path, st, c, nil
 }
 
-// newCLIClient returns an SDK client for server.
+// newCLIClient returns an SDK client for server. Plain http is accepted
+// only for a loopback address (flashauth dev): the CLI sends refresh tokens,
+// which must not cross a network in clear.
 func newCLIClient(server string) (*client.Client, error) {
+	if u, err := url.Parse(server); err == nil && strings.EqualFold(u.Scheme, "http") && !loopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("refusing to send tokens in clear to %s: use an https URL (plain http only for a loopback address such as 127.0.0.1)", u.Redacted())
+	}
 	return client.New(server, client.WithHTTPClient(cliHTTPClient()), client.WithUserAgent("flashauth-cli/"+versionString()))
+}
+
+// loopbackHost reports whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

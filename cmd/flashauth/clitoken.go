@@ -131,6 +131,10 @@ func runCredentialHelper(ctx context.Context, args []string, getenv func(string)
 	if fs.NArg() != 1 {
 		return errors.New("github-token credential: want one operation: get, store or erase")
 	}
+	if *host == "" {
+		// An empty host would match a request that names none.
+		return errors.New("github-token credential: -host is empty")
+	}
 	op := fs.Arg(0)
 	if stdin == nil {
 		stdin = strings.NewReader("")

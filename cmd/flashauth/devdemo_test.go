@@ -91,3 +91,38 @@ func TestServeHasNoDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The dev callback page shows a shell command with the callback's code and
+// state for the reader to copy. html/template escapes them for HTML, not for
+// the shell, so a crafted link (?code=x'$(...)') would put a command of the
+// sender's choosing into the reader's terminal: values GitHub never sends
+// are not shown.
+func TestDevCallbackRefusesShellInjection(t *testing.T) {
+	h := devCallback("http://127.0.0.1:8080", "http://127.0.0.1:9090/_dev/callback")
+	get := func(query string) string {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/_dev/callback?"+query, nil))
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+			t.Errorf("?%s: CSP %q", query, csp)
+		}
+		return rec.Body.String()
+	}
+	for _, q := range []string{
+		"code=x%27%3B%20touch%20%2Ftmp%2Fpwned%3B%20%27&state=s",
+		"code=abc&state=%27%24(id)%27",
+		"code=abc%0Aid&state=s",
+		"code=&state=s",
+	} {
+		body := get(q)
+		if strings.Contains(body, "curl") {
+			t.Errorf("?%s: the page shows a command:\n%s", q, body)
+		}
+		if !strings.Contains(body, "Not a sign-in callback") {
+			t.Errorf("?%s: no explanation:\n%s", q, body)
+		}
+	}
+	body := get("code=4f2c9a1b0e7d6c5b3a21&state=St4te-_.~x")
+	if !strings.Contains(body, `"code": "4f2c9a1b0e7d6c5b3a21", "state": "St4te-_.~x"`) {
+		t.Errorf("a genuine callback's command is missing:\n%s", body)
+	}
+}

@@ -101,13 +101,26 @@ func envOr(getenv func(string) string, k, def string) string {
 	return def
 }
 
+// maxSecretFileBytes bounds what a *_FILE setting may hold.
+const maxSecretFileBytes = 64 << 10
+
 // readSecretFile reads the secret the file path (named by the variable env)
 // holds, without surrounding whitespace: files usually end with a newline.
 // Errors name the variable and the file, never what it holds.
 func readSecretFile(env, path string) (string, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("%s: cannot read %s", env, path)
+	}
+	defer f.Close()
+	// A secret is short: a path mistyped to a log file, a disk or
+	// /dev/urandom must not be read into memory whole (or for ever).
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("%s: cannot read %s", env, path)
+	}
+	if len(b) > maxSecretFileBytes {
+		return "", fmt.Errorf("%s: %s is larger than %d bytes; it should hold only the secret", env, path, maxSecretFileBytes)
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {

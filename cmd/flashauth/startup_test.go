@@ -152,3 +152,27 @@ func TestSecretKeyFromFile(t *testing.T) {
 		})
 	}
 }
+
+// A *_FILE setting that names something huge or endless (a log file, a
+// disk, /dev/urandom) is refused after a bounded read, not read whole.
+func TestSecretFileIsBounded(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("k"), 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSecretFile("FLASHAUTH_SECRET_KEY_FILE", big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("a 1 MiB secret file: %v, want a refusal", err) // (and /dev/zero below would never end)
+	}
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		if _, err := readSecretFile("GITHUB_CLIENT_SECRET_FILE", "/dev/zero"); err == nil {
+			t.Errorf("/dev/zero accepted as a secret file")
+		}
+	}
+	ok := filepath.Join(t.TempDir(), "ok")
+	if err := os.WriteFile(ok, []byte(strings.Repeat("k", 64)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readSecretFile("FLASHAUTH_SECRET_KEY_FILE", ok); err != nil || got != strings.Repeat("k", 64) {
+		t.Errorf("a normal secret file: %q, %v", got, err)
+	}
+}
