@@ -268,6 +268,8 @@ func TestTypeScriptClientAtDefaults(t *testing.T) {
 		"ya29.a0AfH6SMBx-google-access-token-from-earlier-0123456789",
 		badSignatureJWT(jwt),
 		"not a token at all",
+		"undefined", // what `Bearer ${token}` gives before any sign-in
+		"null",
 		"",
 	} {
 		c.bearer = bearer
@@ -371,6 +373,38 @@ func TestTypeScriptClientRacesAndRetriesAtDefaults(t *testing.T) {
 		}
 		if n := bed.emu.Calls().TokenRefresh - before; n != 1 {
 			t.Fatalf("%d tabs made %d GitHub refreshes, want 1", tabs, n)
+		}
+	})
+
+	// Tabs sharing one flashauth session refresh it at once: one rotation,
+	// the identical answer for every tab (the reuse interval, default 10 s).
+	t.Run("racing tabs, session", func(t *testing.T) {
+		c := bed.client(t)
+		a := c.call(http.MethodGet, "/auth/github/authorize?pkce=false", nil)
+		c.want(a, http.StatusOK, "", "authorize")
+		cb := bed.browserApprove(t, a.str("url"), "tabs")
+		a = c.call(http.MethodPost, "/auth/github", map[string]any{"code": cb.Get("code"), "deviceInfo": map[string]any{}})
+		c.want(a, http.StatusOK, "", "sign-in")
+		st, _ := a.JSON["authState"].(map[string]any)
+		rt, _ := st["sessionRefreshToken"].(string)
+		const tabs = 8
+		answers := make([]tsAnswer, tabs)
+		var wg sync.WaitGroup
+		gun := make(chan struct{})
+		for i := range tabs {
+			wg.Go(func() {
+				c := bed.client(t)
+				c.bearer = "expired.jwt.of-this-tab"
+				<-gun
+				answers[i] = c.call(http.MethodPost, "/user/refresh", map[string]any{"refresh_token": rt})
+			})
+		}
+		close(gun)
+		wg.Wait()
+		for i, a := range answers {
+			if a.Status != http.StatusOK || !bytes.Equal(a.Body, answers[0].Body) {
+				t.Fatalf("tab %d: %d %s, want tab 0's 200 body", i, a.Status, a.Body)
+			}
 		}
 	})
 
