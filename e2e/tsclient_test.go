@@ -447,6 +447,13 @@ func TestTypeScriptClientRacesAndRetriesAtDefaults(t *testing.T) {
 		c.bearer = "expired.jwt.value"
 		a := c.call(http.MethodPost, "/auth/github", map[string]any{"code": cb.Get("code"), "deviceInfo": map[string]any{}})
 		c.want(a, http.StatusOK, "", "sign-in with a code from an app-built URL")
+		// authorize?pkce=false with the app's redirect_uri, then only
+		// {code, deviceInfo}: the redirect_uri is not needed back.
+		a = c.call(http.MethodGet, "/auth/github/authorize?pkce=false&redirect_uri="+url.QueryEscape(appCallback), nil)
+		c.want(a, http.StatusOK, "", "authorize?pkce=false with redirect_uri")
+		cb = bed.browserApprove(t, a.str("url"), "tabs")
+		c.want(c.call(http.MethodPost, "/auth/github", map[string]any{"code": cb.Get("code"), "deviceInfo": map[string]any{}}),
+			http.StatusOK, "", "sign-in with only the code after authorize with redirect_uri")
 		// A code GitHub never issued: 401 INVALID_CODE in JSON.
 		c.want(c.call(http.MethodPost, "/auth/github", map[string]any{"code": "0123456789abcdef0123", "deviceInfo": map[string]any{}}),
 			http.StatusUnauthorized, "INVALID_CODE", "sign-in with an unknown code")
