@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -54,38 +53,7 @@ func (a tsAnswer) str(k string) string { s, _ := a.JSON[k].(string); return s }
 
 func (c *tsClient) call(method, path string, body any) tsAnswer {
 	c.tb.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, ok := body.([]byte)
-		if !ok {
-			raw, _ = json.Marshal(body)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if c.bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+c.bearer)
-	}
-	resp, err := c.b.client.Do(req)
-	if err != nil {
-		c.tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	rb, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	a := tsAnswer{Status: resp.StatusCode, Header: resp.Header, Body: rb}
-	checkJSONAnswer(c.tb, method+" "+path, a.Status, a.Header, rb)
-	_ = json.Unmarshal(rb, &a.JSON)
-	c.seeAnswer(a.JSON)
-	return a
+	return c.callWith(method, path, body, "")
 }
 
 // seeAnswer records every token-like string of an answer as a secret.
@@ -245,7 +213,7 @@ func TestTypeScriptClientAtDefaults(t *testing.T) {
 	str := func(k string) string { s, _ := st[k].(string); return s }
 	jwt, ghAccess, ghRefresh, sessionRT, tokenID := str("token"), str("accessToken"), str("refreshToken"), str("sessionRefreshToken"), str("tokenId")
 	if jwt == "" || !strings.HasPrefix(ghAccess, "ghu_") || !strings.HasPrefix(ghRefresh, "ghr_") || sessionRT == "" || tokenID == "" || st["provider"] != "GITHUB" {
-		t.Fatalf("sign-in authState lacks fields: %v", apptestKeys(st))
+		t.Fatalf("sign-in authState lacks fields: %v", keysOf(st))
 	}
 	// A retry of the same call (response lost) gets the same answer.
 	again := c.call(http.MethodPost, "/auth/github", signIn)
@@ -261,7 +229,7 @@ func TestTypeScriptClientAtDefaults(t *testing.T) {
 	c.want(a, http.StatusOK, "", "GitHub refresh with the owner's JWT")
 	ghRefresh = a.str("refreshToken")
 	if a.str("token") == "" || a.str("token") != a.str("accessToken") || !strings.HasPrefix(ghRefresh, "ghr_") {
-		t.Fatalf("refresh answer: token/accessToken/refreshToken wrong: %v", apptestKeys(a.JSON))
+		t.Fatalf("refresh answer: token/accessToken/refreshToken wrong: %v", keysOf(a.JSON))
 	}
 	for _, bearer := range []string{
 		code, // the spent OAuth code
@@ -284,7 +252,7 @@ func TestTypeScriptClientAtDefaults(t *testing.T) {
 	c.want(a, http.StatusOK, "", "/user/refresh with refresh_token")
 	jwt, sessionRT = a.str("token"), a.str("refreshToken")
 	if jwt == "" || a.str("accessToken") != jwt || sessionRT == "" || a.str("tokenId") != tokenID {
-		t.Fatalf("/user/refresh answer: %v", apptestKeys(a.JSON))
+		t.Fatalf("/user/refresh answer: %v", keysOf(a.JSON))
 	}
 
 	// GET /token and DELETE /token/{id} with the current JWT; a second
@@ -502,8 +470,8 @@ func TestTypeScriptClientErrorsAreJSONAtDefaults(t *testing.T) {
 		{http.MethodGet, "/auth/github/authorize?pkce=maybe", nil, "", http.StatusBadRequest, "INVALID_REQUEST"},
 		{http.MethodDelete, "/token/whatever", nil, "", http.StatusUnauthorized, "AUTH_REQUIRED"},
 	} {
-		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			a := c.callAs(tc.method, tc.path, tc.body, tc.ctype)
+		t.Run(tc.method+" "+tc.path+" "+tc.code, func(t *testing.T) {
+			a := c.callWith(tc.method, tc.path, tc.body, tc.ctype)
 			c.want(a, tc.status, tc.code, tc.method+" "+tc.path)
 		})
 	}
@@ -569,30 +537,25 @@ func TestTypeScriptClientErrorsAreJSONAtDefaults(t *testing.T) {
 	})
 }
 
-func (c *tsClient) callAs(method, path string, body any, ctype string) tsAnswer {
-	c.tb.Helper()
-	return c.callWith(method, path, body, ctype)
-}
-
 // callWith is call with another Content-Type (when not empty) and extra
 // headers (pairs).
 func (c *tsClient) callWith(method, path string, body any, ctype string, hdr ...string) tsAnswer {
 	c.tb.Helper()
-	var raw []byte
+	rd := io.Reader(http.NoBody)
 	if body != nil {
-		var ok bool
-		if raw, ok = body.([]byte); !ok {
+		raw, ok := body.([]byte)
+		if !ok {
 			raw, _ = json.Marshal(body)
 		}
+		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, c.base+path, bytes.NewReader(raw))
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		c.tb.Fatal(err)
 	}
-	if body == nil {
-		req.Body, req.ContentLength = http.NoBody, 0
-	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", "application/json") // on every call, GETs included
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
@@ -607,10 +570,14 @@ func (c *tsClient) callWith(method, path string, body any, ctype string, hdr ...
 		c.tb.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	rb, _ := io.ReadAll(bufio.NewReader(resp.Body))
+	rb, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.tb.Fatalf("%s %s: %v", method, path, err)
+	}
 	a := tsAnswer{Status: resp.StatusCode, Header: resp.Header, Body: rb}
 	checkJSONAnswer(c.tb, method+" "+path, a.Status, a.Header, rb)
 	_ = json.Unmarshal(rb, &a.JSON)
+	c.seeAnswer(a.JSON)
 	return a
 }
 
@@ -639,7 +606,7 @@ func badSignatureJWT(jwt string) string {
 	return jwt[:i+1] + strings.Repeat("A", len(jwt)-i-1)
 }
 
-func apptestKeys(m map[string]any) []string {
+func keysOf(m map[string]any) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
