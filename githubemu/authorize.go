@@ -63,7 +63,35 @@ func (e *Emulator) registered(redirect string) bool {
 	if e.cfg.CallbackURL == "" && len(e.cfg.MoreCallbackURLs) == 0 {
 		return true
 	}
-	return redirect == e.cfg.CallbackURL || slices.Contains(e.cfg.MoreCallbackURLs, redirect)
+	if redirect == e.cfg.CallbackURL || slices.Contains(e.cfg.MoreCallbackURLs, redirect) {
+		return true
+	}
+	if !e.cfg.LoopbackAnyPort {
+		return false
+	}
+	for _, cb := range append([]string{e.cfg.CallbackURL}, e.cfg.MoreCallbackURLs...) {
+		if sameLoopbackCallback(cb, redirect) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameLoopbackCallback reports whether redirect is the registered loopback
+// callback with another port (or none): same http scheme, same loopback
+// host, same path and query.
+func sameLoopbackCallback(registered, redirect string) bool {
+	r, err1 := url.Parse(registered)
+	u, err2 := url.Parse(redirect)
+	if err1 != nil || err2 != nil || r.Scheme != "http" || u.Scheme != "http" || u.User != nil || u.Fragment != "" {
+		return false
+	}
+	switch r.Hostname() {
+	case "127.0.0.1", "::1", "localhost":
+	default:
+		return false
+	}
+	return u.Hostname() == r.Hostname() && u.EscapedPath() == r.EscapedPath() && u.RawQuery == r.RawQuery
 }
 
 // checkLogin validates an authorize request and returns the redirect URI its

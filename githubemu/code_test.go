@@ -150,6 +150,44 @@ func TestRedirectURIMismatch(t *testing.T) {
 		wantOAuthError(t, te.postToken(t, "application/json", te.creds("code", code, "redirect_uri", "http://app.test/cb/x")), ErrCodeRedirectURIMismatch)
 	})
 
+	// With LoopbackAnyPort, a registered loopback callback matches any port
+	// of the same host and path (RFC 8252 section 7.3); without it, or for
+	// another host, path or scheme, only the registered URL does.
+	t.Run("loopback callback, any port", func(t *testing.T) {
+		const registered = "http://127.0.0.1/callback"
+		for _, tc := range []struct {
+			redirect string
+			anyPort  bool
+			ok       bool
+		}{
+			{"http://127.0.0.1:49152/callback", true, true},
+			{"http://127.0.0.1/callback", true, true},
+			{"http://127.0.0.1:49152/callback", false, false},
+			{"http://127.0.0.1:49152/other", true, false},
+			{"http://127.0.0.1:49152/callback?x=1", true, false},
+			{"https://127.0.0.1:49152/callback", true, false},
+			{"http://127.0.0.2:49152/callback", true, false},
+			{"http://localhost:49152/callback", true, false},
+			{"http://evil.test:49152/callback", true, false},
+			{"http://u@127.0.0.1:49152/callback", true, false},
+		} {
+			te := newTestEmu(t, Config{CallbackURL: "http://app.test/cb", MoreCallbackURLs: []string{registered}, LoopbackAnyPort: tc.anyPort})
+			code, err := te.CompleteLogin(LoginParams{ClientID: te.ClientID(), UserID: te.AddUser(User{Login: "x"}).ID, RedirectURI: tc.redirect})
+			if !tc.ok {
+				if !errors.Is(err, ErrRedirectURIMismatch) && !errors.Is(err, ErrInvalidRedirectURI) {
+					t.Errorf("%s (any port %v): %v, want a mismatch", tc.redirect, tc.anyPort, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", tc.redirect, err)
+			}
+			if m := te.postToken(t, "application/json", te.creds("code", code, "redirect_uri", tc.redirect)).json(t); m["access_token"] == nil {
+				t.Fatalf("%s: exchange: %v", tc.redirect, m)
+			}
+		}
+	})
+
 	// A second registered callback works from authorize to exchange; a
 	// code bound to one callback cannot be exchanged with the other.
 	t.Run("more callbacks", func(t *testing.T) {

@@ -72,6 +72,13 @@ type Config struct {
 	// register several): a redirect_uri matching any registered callback
 	// is accepted. With none registered at all, any redirect_uri is.
 	MoreCallbackURLs []string
+	// LoopbackAnyPort makes a registered callback on a loopback host
+	// (http://127.0.0.1/..., http://[::1]/..., http://localhost/...) also
+	// match a redirect_uri that differs only in its port, as GitHub does for
+	// OAuth Apps and RFC 8252 section 7.3 asks of every server: native apps
+	// such as `flashauth login` listen on whatever port is free. Off by
+	// default, like a GitHub App, whose callback URLs match as registered.
+	LoopbackAnyPort bool
 	// RejectUnverifiedEmail makes code exchange answer unverified_user_email
 	// for a user without a verified primary email. Off by default: GitHub
 	// issues the token and leaves the check to the caller's /user/emails.

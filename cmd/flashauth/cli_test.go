@@ -102,7 +102,7 @@ func login(t *testing.T, s *cliServer, env map[string]string, loginName string) 
 		}
 	}()
 	callback := approveAtEmulator(t, authURL, loginName)
-	if !strings.HasPrefix(callback, "http://127.0.0.1:") {
+	if u, err := url.Parse(callback); err != nil || u.Hostname() != "127.0.0.1" || u.Path != callbackPath {
 		t.Fatalf("GitHub redirected to %s, not to the loopback listener", callback)
 	}
 	resp, err := http.Get(callback)

@@ -65,12 +65,13 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	emuURL := "http://" + emuLn.Addr().String()
 	// The emulator's server also hosts the dev callback page that shows the
-	// request completing a sign-in. It and the demo page are the app's
-	// registered callbacks: like github.com, the emulator refuses any other
-	// redirect_uri.
+	// request completing a sign-in. It, the demo page and `flashauth
+	// login`'s loopback callback (on any port, as GitHub allows OAuth Apps
+	// and RFC 8252 asks) are the app's registered callbacks: like
+	// github.com, the emulator refuses any other redirect_uri.
 	callback := emuURL + devCallbackPath
 	emu := githubemu.New(githubemu.Config{ClientID: clientID, ClientSecret: secret, CallbackURL: callback,
-		MoreCallbackURLs: []string{demoCallback}})
+		MoreCallbackURLs: []string{demoCallback, "http://127.0.0.1" + callbackPath}, LoopbackAnyPort: true})
 	defer emu.Close()
 	var cbHandler atomicHandler
 	emuMux := http.NewServeMux()

@@ -217,6 +217,13 @@ func TestDevPrintsAWorkingCurl(t *testing.T) {
 		!strings.Contains(loc, "error=redirect_uri_mismatch") {
 		t.Errorf("authorize with a foreign redirect_uri: %d %q, want a redirect_uri_mismatch to the dev callback", resp.StatusCode, loc)
 	}
+	// `flashauth login` against dev, as docs/cli.md describes: its loopback
+	// callback on whatever port is free is one dev's emulator accepts.
+	env := cliEnv(t)
+	login(t, &cliServer{URL: base}, env, "octocat")
+	if r := cli(env, "", "github-token"); r.err != nil || !strings.HasPrefix(r.stdout, "ghu_") {
+		t.Fatalf("github-token after login against dev: %v %s", r.err, r.stderr)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("dev did not exit cleanly: %v", err)
 	}
