@@ -736,3 +736,14 @@ func TestOpenBrowserOnlyWeb(t *testing.T) {
 		}
 	}
 }
+
+// Every client command answers -h with its usage, exit 0, touching nothing.
+func TestCLIHelp(t *testing.T) {
+	env := cliEnv(t)
+	for _, args := range [][]string{{"sessions", "-h"}, {"logout", "--help"}, {"github-token", "-h"}, {"login", "-h"}} {
+		r := cli(env, "", args...)
+		if r.err != nil || !strings.Contains(r.stdout+r.stderr, "usage") && !strings.Contains(r.stdout+r.stderr, "Usage") {
+			t.Errorf("%v: err %v, output %q; want the usage", args, r.err, r.stdout+r.stderr)
+		}
+	}
+}

@@ -19,6 +19,9 @@ import (
 func runSessions(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	revoke := ""
 	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		fmt.Fprint(stdout, sessionsUsage)
+		return nil
 	case len(args) == 0:
 	case args[0] == "revoke" && len(args) == 2 && args[1] != "":
 		revoke = args[1]
@@ -118,6 +121,10 @@ func stamp(t time.Time) string {
 // the session file. If flashauth cannot be reached, the file is kept so
 // that the session can still be ended.
 func runLogout(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(stdout, logoutUsage)
+		return nil
+	}
 	if len(args) > 0 {
 		return fmt.Errorf("logout takes no arguments, got %q", args[0])
 	}
@@ -142,3 +149,17 @@ func removeState(path string) error {
 	}
 	return nil
 }
+
+const sessionsUsage = `usage: flashauth sessions [revoke ID]
+
+Lists the flashauth sessions of the signed-in user (newest first; * marks this one),
+or revokes one of them by id. The session file comes from flashauth login.
+`
+
+const logoutUsage = `usage: flashauth logout
+
+Ends this session at the server and deletes the session file.
+`
+
+// isHelp reports whether arg asks for a command's usage.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }

@@ -22,6 +22,12 @@ func runGitHubToken(ctx context.Context, args []string, getenv func(string) stri
 		return runCredentialHelper(ctx, args[1:], getenv, stdin, stdout, stderr)
 	}
 	fs := newFlagSet("github-token", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: flashauth github-token\n       flashauth github-token credential get|store|erase [-host HOST]\n\n"+
+			"Prints a GitHub access token valid for at least a minute, refreshing it through flashauth\n"+
+			"(and storing the rotated pair) when needed. The credential form is a git credential helper\n"+
+			"(see docs/cli.md).\n")
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
