@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,7 +88,7 @@ func TestDoSingleFlightInProcess(t *testing.T) {
 	}
 	// Every caller is parked on the attempt in flight before it may end, so
 	// each one but the leader must have joined it (none replays a commit).
-	waitParkedInDo(t, len(results))
+	testkit.WaitUntil(t, "every caller parked in Do", func() bool { return testkit.Parked("/ledger.(*Ledger).Do(") >= len(results) })
 	close(release)
 	wg.Wait()
 	if calls.Load() != 1 {
@@ -585,28 +584,4 @@ func (s *refusedClaims) ClaimLedger(ctx context.Context, kind string, key []byte
 		}
 	}
 	return e, held, err
-}
-
-// waitParkedInDo waits until n goroutines are blocked in Ledger.Do's wait
-// for an answer (past the single-flight registration). It polls the
-// goroutines' state, not a clock; the bound only turns a hang into a
-// failure.
-func waitParkedInDo(t *testing.T, n int) {
-	t.Helper()
-	buf := make([]byte, 4<<20)
-	k := 0
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		k = 0
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			head, _, _ := strings.Cut(g, "\n")
-			parked := strings.Contains(head, "[select") || strings.Contains(head, "[chan receive")
-			if parked && strings.Contains(g, "/ledger.(*Ledger).Do(") {
-				k++
-			}
-		}
-		if k >= n {
-			return
-		}
-	}
-	t.Fatalf("%d of %d callers parked in Ledger.Do", k, n)
 }

@@ -146,3 +146,24 @@ func TestRandomHex(t *testing.T) {
 		t.Fatalf("two RandomHex(8) are equal: %q", a)
 	}
 }
+
+//go:noinline
+func parkHere(release chan struct{}, done chan struct{}) {
+	<-release
+	close(done)
+}
+
+func TestParkedAndWaitUntil(t *testing.T) {
+	const fn = "/testkit_test.parkHere("
+	if n := testkit.Parked(fn); n != 0 {
+		t.Fatalf("Parked = %d before any goroutine parks, want 0", n)
+	}
+	release, done := make(chan struct{}), make(chan struct{})
+	go parkHere(release, done)
+	testkit.WaitUntil(t, "the goroutine parked", func() bool { return testkit.Parked(fn) == 1 })
+	close(release)
+	<-done
+	if n := testkit.Parked(fn); n != 0 {
+		t.Fatalf("Parked = %d after the goroutine returned, want 0", n)
+	}
+}
