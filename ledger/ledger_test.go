@@ -415,10 +415,12 @@ func TestReplay(t *testing.T) {
 		}
 		waited <- r
 	}()
+	// Replay has seen the pending entry and is waiting on it.
+	testkit.WaitUntil(t, "Replay waiting on the pending entry", func() bool { return testkit.Parked("/ledger.(*Ledger).Replay(") == 1 })
 	select {
 	case r := <-waited:
 		t.Fatalf("Replay answered %q before the holder committed", r.Payload)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	close(release)
 	if err := <-done; err != nil {
