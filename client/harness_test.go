@@ -40,6 +40,9 @@ type server struct {
 func newServer(t testing.TB, opts ...func(*app.Config)) *server {
 	t.Helper()
 	s := &server{clock: testkit.NewClock(time.UnixMilli(1764120000000)), logs: &testkit.SyncBuffer{}, queries: map[string][]string{}}
+	// Registered first, so it runs last, once flashauth has stopped: what
+	// the SDK's calls made flashauth log holds no token.
+	t.Cleanup(func() { testkit.NoTokenShaped(t, "flashauth's logs", s.logs.String()) })
 	s.emu = githubemu.New(githubemu.Config{ClientID: testClientID, ClientSecret: testClientSecret, Clock: s.clock})
 	emuSrv := httptest.NewServer(s.emu)
 	t.Cleanup(func() { s.emu.Close(); emuSrv.Close() })

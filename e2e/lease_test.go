@@ -14,11 +14,6 @@ import (
 	"github.com/flashbacktech/flashauth/seal"
 )
 
-// livenessBound is how long a request at a surviving replica may take after
-// its peer died holding the claim: the 6s lease, plus one GitHub call, plus
-// a wide margin for a loaded machine. It proves "not forever", not speed.
-const livenessBound = 20 * time.Second
-
 // TestKilledReplicaClaimIsTakenOver kills a replica with SIGKILL while it
 // holds the claim on a token and is waiting for GitHub. Another replica
 // asked for the same token waits for the claim's lease (upstream timeout 1s
@@ -68,22 +63,23 @@ func TestKilledReplicaClaimIsTakenOver(t *testing.T) {
 			}()
 			// The claim is taken before GitHub is called: once the call has
 			// arrived, A holds it.
+			// Killed at once, well inside A's 1s upstream timeout; the
+			// claim it leaves behind is read afterwards.
 			b.up.waitRefreshes(t, token, 1, 10*time.Second)
-			leaseUntil := pendingLease(t, dbURL, token)
 			a.kill()
+			leaseUntil := pendingLease(t, dbURL, token)
 			<-dead
 			if !a.killedBySIGKILL() {
 				t.Fatalf("%s did not die by SIGKILL", a.name)
 			}
 
+			// Liveness ("not forever") is requestTimeout's to prove: no
+			// timed assertion here.
 			t0 := time.Now()
 			ans := b.mustRefresh(survivor.URL, token)
 			took := time.Since(t0)
 			t.Logf("%s answered %s %s after the kill; the lease ran out %s after it",
 				survivor.name, ans, took.Round(time.Millisecond), leaseUntil.Sub(t0).Round(time.Millisecond))
-			if took > livenessBound {
-				t.Errorf("the surviving replica took %s, more than %s", took, livenessBound)
-			}
 			if ans.Status != tc.wantStatus || ans.field("error_code") != tc.wantCode {
 				t.Fatalf("survivor answered %s %s, want %d %s", ans, ans.Body, tc.wantStatus, tc.wantCode)
 			}

@@ -92,15 +92,30 @@ func kidOf(tb testing.TB, jwt string) string {
 // verifies on every other; concurrent session refreshes at different
 // replicas rotate once; reuse after the interval revokes the family
 // everywhere; replicas rotating the signing key together make one new key.
+//
+// The replicas run on the real clock, so the test waits for time to pass,
+// never for something to happen: a wait is measured from a moment that is
+// certainly after the event it counts from (an answer received after the
+// commit it reports), and the intervals are wide enough that a loaded
+// machine cannot stretch a phase past the next one.
 func TestSessionsAcrossReplicas(t *testing.T) {
+	const (
+		reuseInterval = 2 * time.Second
+		// keyRotation must exceed the time from the first replica's start
+		// to the last refresh below (it signs; a due key would rotate
+		// there, early).
+		keyRotation = 8 * time.Second
+	)
 	b := newTestbed(t)
 	env := b.env(pgtest.URL(t),
-		"FLASHAUTH_REUSE_INTERVAL", "1s",
-		"FLASHAUTH_KEY_ROTATION", "4s",
+		"FLASHAUTH_REUSE_INTERVAL", reuseInterval.String(),
+		"FLASHAUTH_KEY_ROTATION", keyRotation.String(),
 		"FLASHAUTH_ACCESS_TTL", "1h",
 	)
 	rs := b.start(3, env)
 	jwt, rt := b.signIn(rs[0].URL, "alice")
+	// The first key was generated before this sign-in was answered.
+	keyDue := time.Now().Add(keyRotation)
 	for _, r := range rs {
 		if s := b.bearerGet(r.URL+"/token", jwt); s != http.StatusOK {
 			t.Fatalf("%s does not accept a JWT signed at %s: %d", r.name, rs[0].name, s)
@@ -123,6 +138,11 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// The rotation was committed before any of these answers arrived.
+	reuseFrom := time.Now().Add(reuseInterval)
+	if t.Failed() {
+		t.FailNow()
+	}
 	for i := range n {
 		if !bytes.Equal(bodies[i], bodies[0]) {
 			t.Fatalf("answer %d differs from answer 0", i)
@@ -135,8 +155,12 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 		t.Fatalf("rotated JWT at %s: %d", rs[2].name, s)
 	}
 
+	if kidOf(t, rotated.Token) != kidOf(t, jwt) {
+		t.Fatalf("the signing key rotated before it was due (setup outlasted FLASHAUTH_KEY_ROTATION=%s)", keyRotation)
+	}
+
 	// Reuse after the interval, at another replica: the family dies everywhere.
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(time.Until(reuseFrom) + 100*time.Millisecond)
 	body, _ := json.Marshal(map[string]string{"refreshToken": rt})
 	if a, _ := b.do(http.MethodPost, rs[1].URL+"/user/refresh", body); a.Status != http.StatusUnauthorized || a.field("error_code") != "REFRESH_TOKEN_REUSED" {
 		t.Fatalf("reuse after the interval: %v", a)
@@ -154,7 +178,7 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 	// Key rotation: once the key is due, sign-ins at all replicas at once
 	// rotate it to exactly one new key, which every replica accepts.
 	firstKid := kidOf(t, jwt)
-	time.Sleep(4500 * time.Millisecond)
+	time.Sleep(time.Until(keyDue) + 100*time.Millisecond)
 	jwts := make([]string, 3)
 	errs := make([]error, 3)
 	for i, r := range rs {

@@ -195,6 +195,8 @@ func (b *testbed) checkNoSecrets() {
 	defer b.mu.Unlock()
 	for _, r := range b.replicas {
 		logs := r.logs.String()
+		// Also what the test never saw (a token minted by another replica).
+		testkit.NoTokenShaped(b.tb, "the logs of "+r.name, logs)
 		for _, s := range b.secrets {
 			if strings.Contains(logs, s) {
 				b.tb.Errorf("a secret (%d chars, prefix %.4s) appears in the logs of %s", len(s), s, r.name)

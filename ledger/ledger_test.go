@@ -86,16 +86,25 @@ func TestDoSingleFlightInProcess(t *testing.T) {
 			results[i] = r
 		}()
 	}
-	time.Sleep(50 * time.Millisecond) // let the callers pile up behind the first
+	// Every caller is parked on the attempt in flight before it may end, so
+	// each one but the leader must have joined it (none replays a commit).
+	testkit.WaitUntil(t, "every caller parked in Do", func() bool { return testkit.Parked("/ledger.(*Ledger).Do(") >= len(results) })
 	close(release)
 	wg.Wait()
 	if calls.Load() != 1 {
 		t.Fatalf("op ran %d times, want 1", calls.Load())
 	}
+	joined := 0
 	for i, r := range results {
-		if string(r.Payload) != "p" {
-			t.Fatalf("caller %d got %q", i, r.Payload)
+		if string(r.Payload) != "p" || r.Replayed {
+			t.Fatalf("caller %d got %q (replayed %v), want the shared attempt's payload", i, r.Payload, r.Replayed)
 		}
+		if r.Joined {
+			joined++
+		}
+	}
+	if joined != len(results)-1 {
+		t.Fatalf("%d callers joined the attempt in flight, want %d", joined, len(results)-1)
 	}
 	results[0].Payload[0] = 'X' // callers own their copies
 	if string(results[1].Payload) != "p" {
@@ -109,7 +118,8 @@ func TestDoAcrossInstancesWaitsForCommit(t *testing.T) {
 	db := sqlitetest.Open(t)
 	clk := newClock()
 	a := ledger.New(db, ledger.Options{Clock: clk, PollInterval: time.Millisecond})
-	b := ledger.New(db, ledger.Options{Clock: clk, PollInterval: time.Millisecond})
+	st := &refusedClaims{LedgerStore: db, refused: make(chan struct{}, 1)}
+	b := ledger.New(st, ledger.Options{Clock: clk, PollInterval: time.Millisecond})
 	var calls atomic.Int64
 	inOp := make(chan struct{})
 	release := make(chan struct{})
@@ -130,10 +140,13 @@ func TestDoAcrossInstancesWaitsForCommit(t *testing.T) {
 		}
 		done <- r
 	}()
+	// b has seen a's pending claim; it answers nothing until a commits.
+	<-st.refused
+	<-st.refused
 	select {
 	case r := <-done:
 		t.Fatalf("b answered %q while a held the claim", r.Payload)
-	case <-time.After(30 * time.Millisecond):
+	default:
 	}
 	close(release)
 	r := <-done
@@ -152,15 +165,21 @@ func TestDoTakesOverAfterLease(t *testing.T) {
 	if _, ok, err := db.ClaimLedger(ctx, kind, seal.Hash("s"), "dead-replica", now, now.Add(10*time.Second)); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
-	l := ledger.New(db, ledger.Options{Clock: clk, Lease: 10 * time.Second, PollInterval: time.Millisecond, MaxPoll: time.Millisecond})
+	// The lease passes only once Do has seen the live claim and started
+	// waiting on it: the take-over is the waiter's, not a first claim.
+	st := &refusedClaims{LedgerStore: db, refused: make(chan struct{}, 1)}
+	l := ledger.New(st, ledger.Options{Clock: clk, Lease: 10 * time.Second, PollInterval: time.Millisecond, MaxPoll: time.Millisecond})
 	var calls atomic.Int64
 	go func() {
-		time.Sleep(20 * time.Millisecond)
+		<-st.refused
 		clk.Advance(11 * time.Second)
 	}()
 	r, err := l.Do(ctx, kind, "s", time.Minute, okOp(&calls, "taken-over"))
 	if err != nil || string(r.Payload) != "taken-over" || calls.Load() != 1 {
 		t.Fatalf("Do = %q, %v, calls %d", r.Payload, err, calls.Load())
+	}
+	if st.n.Load() == 0 {
+		t.Fatal("Do claimed at once; it never waited on the dead replica's claim")
 	}
 }
 
@@ -173,13 +192,10 @@ func TestDoCallerCancelDoesNotAbortOp(t *testing.T) {
 	release := make(chan struct{})
 	finished := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		time.Sleep(10 * time.Millisecond)
-		cancel()
-	}()
 	_, err := l.Do(ctx, kind, "s", time.Minute, func(opCtx context.Context) (ledger.Outcome, error) {
 		defer close(finished)
 		calls.Add(1)
+		cancel() // the caller goes away while the op runs
 		<-release
 		if opCtx.Err() != nil {
 			return ledger.Outcome{}, opCtx.Err()
@@ -191,16 +207,16 @@ func TestDoCallerCancelDoesNotAbortOp(t *testing.T) {
 	}
 	close(release)
 	<-finished
-	var r ledger.Result
-	for range 100 { // the commit follows the op's return
-		r, err = l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "again"))
-		if r.Replayed {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	// A retry either joins the attempt (still committing) or replays its
+	// commit; once any caller has its answer the commit is done, so the
+	// retry after it must replay.
+	r, err := l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "again"))
+	if err != nil || string(r.Payload) != "kept" || calls.Load() != 1 {
+		t.Fatalf("retry got %q, %v (calls %d), want the op's outcome", r.Payload, err, calls.Load())
 	}
-	if string(r.Payload) != "kept" || calls.Load() != 1 {
-		t.Fatalf("retry got %q (calls %d), want the committed outcome", r.Payload, calls.Load())
+	r, err = l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "again"))
+	if err != nil || string(r.Payload) != "kept" || !r.Replayed || calls.Load() != 1 {
+		t.Fatalf("second retry got %q replayed=%v, %v (calls %d), want the committed outcome", r.Payload, r.Replayed, err, calls.Load())
 	}
 }
 
@@ -399,10 +415,12 @@ func TestReplay(t *testing.T) {
 		}
 		waited <- r
 	}()
+	// Replay has seen the pending entry and is waiting on it.
+	testkit.WaitUntil(t, "Replay waiting on the pending entry", func() bool { return testkit.Parked("/ledger.(*Ledger).Replay(") == 1 })
 	select {
 	case r := <-waited:
 		t.Fatalf("Replay answered %q before the holder committed", r.Payload)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	close(release)
 	if err := <-done; err != nil {
@@ -548,4 +566,24 @@ func TestReplayOfAReleasedEntry(t *testing.T) {
 	if _, err := db.GetLedger(ctx, kind, seal.Hash("secret-2")); !errors.Is(err, flashauth.ErrNotFound) {
 		t.Fatalf("an entry is left: %v", err)
 	}
+}
+
+// refusedClaims signals each claim the store refuses (another holder's live
+// entry).
+type refusedClaims struct {
+	flashauth.LedgerStore
+	n       atomic.Int64
+	refused chan struct{}
+}
+
+func (s *refusedClaims) ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (flashauth.LedgerEntry, bool, error) {
+	e, held, err := s.LedgerStore.ClaimLedger(ctx, kind, key, claimID, now, leaseUntil)
+	if err == nil && !held {
+		s.n.Add(1)
+		select {
+		case s.refused <- struct{}{}:
+		default:
+		}
+	}
+	return e, held, err
 }

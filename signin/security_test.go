@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/signin"
 )
 
@@ -52,12 +53,18 @@ func TestSignInConcurrentSameCodeOtherState(t *testing.T) {
 		{Code: code, State: "bogus"},
 	}
 	errs := make([]error, len(attackers))
+	var answered atomic.Int64
 	for i, req := range attackers {
-		wg.Go(func() { _, errs[i] = e.svc.SignIn(ctx, req) })
+		wg.Go(func() {
+			_, errs[i] = e.svc.SignIn(ctx, req)
+			answered.Add(1)
+		})
 	}
-	// Give the attackers time to join the exchange in flight. Whether they
-	// join it or arrive after its commit, the verdict must be the same.
-	time.Sleep(50 * time.Millisecond)
+	// Each attacker is refused at once or waits on the exchange in flight
+	// (the victim waits in SignIn too); only then may the exchange end.
+	testkit.WaitUntil(t, "every attacker answered or waiting on the exchange", func() bool {
+		return int(answered.Load())+testkit.Parked("/signin.(*Service).SignIn(")-1 >= len(attackers)
+	})
 	close(held.release)
 	wg.Wait()
 	if victimErr != nil {

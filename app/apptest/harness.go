@@ -308,6 +308,8 @@ func (h *Harness) checkNoSecrets() {
 	if len(files) == 0 {
 		h.T.Errorf("no database files found at %s", h.DBPath())
 	}
+	// Also what the test never saw: a token minted and rotated inside.
+	testkit.NoTokenShaped(h.T, "the logs", logs)
 	for _, s := range secrets {
 		if strings.Contains(logs, s) {
 			h.T.Errorf("a secret (%d chars, prefix %.4s) appears in the logs", len(s), s)

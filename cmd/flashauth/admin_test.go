@@ -14,6 +14,7 @@ import (
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/app"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 	"github.com/flashbacktech/flashauth/ledger"
 	"github.com/flashbacktech/flashauth/postgres/pgtest"
 	"github.com/flashbacktech/flashauth/session"
@@ -34,6 +35,11 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (string, error)
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), append([]string{"flashauth"}, args...), envFrom(env), nil, &stdout, &stderr)
+	all := stdout.String() + stderr.String()
+	if err != nil {
+		all += err.Error()
+	}
+	testkit.NoTokenShaped(t, "the output of flashauth "+strings.Join(args, " "), all)
 	return stdout.String(), err
 }
 

@@ -190,6 +190,7 @@ func checkClean(t *testing.T, r result, secrets ...string) {
 			t.Errorf("a token leaked into the error or stderr: %q", all)
 		}
 	}
+	testkit.NoTokenShaped(t, "the CLI's error or stderr", all)
 }
 
 func githubUserStatus(t *testing.T, s *cliServer, token string) int {

@@ -205,7 +205,7 @@ func TestDevPrintsAWorkingCurl(t *testing.T) {
 	if err := json.Unmarshal(runPrinted(t, grantsCmd), &out); err != nil || !strings.HasPrefix(out.RefreshToken, "ghr_") {
 		t.Fatalf("the printed grants command does not mint a token: %v %+v", err, out)
 	}
-	code := followDevSignIn(t, base, signInURL)
+	signInSecrets := followDevSignIn(t, base, signInURL)
 	// Like github.com, the emulator knows the app's one callback URL.
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noFollow.Get(emuURL + "/login/oauth/authorize?client_id=Iv1.flashauthdev&redirect_uri=" + url.QueryEscape("http://evil.example/cb"))
@@ -227,12 +227,13 @@ func TestDevPrintsAWorkingCurl(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("dev did not exit cleanly: %v", err)
 	}
-	if strings.Contains(stderr.String(), code) {
-		t.Fatal("dev logged the authorization code")
+	// dev's log (stdout is what it shows the person, tokens included).
+	for _, s := range append(signInSecrets, token[1], out.RefreshToken) {
+		if strings.Contains(stderr.String(), s) {
+			t.Errorf("dev logged a secret (%d chars, prefix %.4s)", len(s), s)
+		}
 	}
-	if strings.Contains(stderr.String(), token[1]) {
-		t.Fatal("dev logged the refresh token")
-	}
+	testkit.NoTokenShaped(t, "dev's log", stderr.String())
 }
 
 // waitCommand returns the next printed curl command, its continuation
@@ -352,12 +353,14 @@ func TestServeShutdownDrainsInFlight(t *testing.T) {
 	if strings.Contains(stderr.String(), g.RefreshToken) || strings.Contains(stderr.String(), "sek\"") {
 		t.Fatal("a secret reached the logs")
 	}
+	testkit.NoTokenShaped(t, "serve's log", stderr.String())
 }
 
 // followDevSignIn does what a person does with the printed sign-in URL:
 // opens it, approves at the emulator's page, lands on the dev callback page
-// and runs the request it shows. It returns the code it used.
-func followDevSignIn(t *testing.T, base, signInURL string) string {
+// and runs the request it shows. It returns the code it used and the
+// tokens the sign-in answered.
+func followDevSignIn(t *testing.T, base, signInURL string) []string {
 	t.Helper()
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noFollow.Get(signInURL)
@@ -403,15 +406,16 @@ func followDevSignIn(t *testing.T, base, signInURL string) string {
 	var out struct {
 		Success   bool
 		AuthState struct {
-			User  struct{ Email string }
-			Token string
+			User                                                  struct{ Email string }
+			Token, AccessToken, RefreshToken, SessionRefreshToken string
 		}
 	}
 	if err := json.NewDecoder(signIn.Body).Decode(&out); err != nil || signIn.StatusCode != 200 || !out.Success ||
 		out.AuthState.User.Email != "octocat@example.com" || out.AuthState.Token == "" {
 		t.Fatalf("sign-in with the callback page's request: %d %+v %v", signIn.StatusCode, out, err)
 	}
-	return body.Code
+	st := out.AuthState
+	return []string{body.Code, st.Token, st.AccessToken, st.RefreshToken, st.SessionRefreshToken}
 }
 
 // `flashauth emulator` serves the emulator out of process: the control API

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flashbacktech/flashauth/internal/loadgen"
 	"github.com/flashbacktech/flashauth/internal/loadgen/loadgentest"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
 
 // TestMain lets -inproc start this test binary as its child servers.
@@ -19,6 +20,20 @@ func TestMain(m *testing.M) {
 }
 
 func noEnv(string) string { return "" }
+
+// runScanned is run, then a scan of everything it printed and its error for
+// GitHub tokens and JWTs: flashload mints and rotates thousands of tokens
+// and must report numbers, never one of them.
+func runScanned(t *testing.T, args []string, getenv func(string) string, stdout, stderr *bytes.Buffer) error {
+	t.Helper()
+	err := run(t.Context(), args, getenv, stdout, stderr)
+	all := stdout.String() + stderr.String()
+	if err != nil {
+		all += err.Error()
+	}
+	testkit.NoTokenShaped(t, "flashload's output", all)
+	return err
+}
 
 func TestRunRejectsBadArguments(t *testing.T) {
 	emu := []string{"-emulator-url", "http://127.0.0.1:9"}
@@ -46,7 +61,7 @@ func TestRunRejectsBadArguments(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			err := run(t.Context(), tc.args, noEnv, &out, &errOut)
+			err := runScanned(t, tc.args, noEnv, &out, &errOut)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("run(%q) = %v, want an error mentioning %q", tc.args, err, tc.want)
 			}
@@ -62,7 +77,7 @@ func TestRunURLReportsJSON(t *testing.T) {
 	var out, errOut bytes.Buffer
 	args := []string{"-url", target, "-emulator-url", emuURL, "-n", "30", "-sweep", "1,3",
 		"-scenario", "hot", "-upstream-latency", "1ms", "-json"}
-	if err := run(t.Context(), args, noEnv, &out, &errOut); err != nil {
+	if err := runScanned(t, args, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("run: %v (%s)", err, errOut.String())
 	}
 	var reps []loadgen.Report
@@ -88,7 +103,7 @@ func TestRunDirect(t *testing.T) {
 	_, emuURL, emu := loadgentest.Serve(t)
 	var out, errOut bytes.Buffer
 	args := []string{"-direct", "-emulator-url", emuURL, "-n", "10", "-c", "2"}
-	if err := run(t.Context(), args, func(k string) string {
+	if err := runScanned(t, args, func(k string) string {
 		if k == "GITHUB_CLIENT_SECRET" {
 			return emu.ClientSecret()
 		}
@@ -105,7 +120,7 @@ func TestRunInprocChart(t *testing.T) {
 	svg := filepath.Join(t.TempDir(), "chart.svg")
 	var out, errOut bytes.Buffer
 	args := []string{"-inproc", "-targets", "ceiling,sqlite", "-sweep", "1,2", "-n", "10", "-svg", svg, "-markdown"}
-	if err := run(t.Context(), args, noEnv, &out, &errOut); err != nil {
+	if err := runScanned(t, args, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("run: %v (%s)", err, errOut.String())
 	}
 	table := out.String()
@@ -138,7 +153,7 @@ func TestMedian(t *testing.T) {
 func TestRunKill9JSON(t *testing.T) {
 	var out, errOut bytes.Buffer
 	args := []string{"-kill9", "-c", "2", "-kill-after", "200ms", "-kill-upstream-timeout", "1s", "-runs", "2", "-json"}
-	if err := run(t.Context(), args, noEnv, &out, &errOut); err != nil {
+	if err := runScanned(t, args, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("run: %v (%s)", err, errOut.String())
 	}
 	var ks []loadgen.KillReport

@@ -146,3 +146,43 @@ func TestRandomHex(t *testing.T) {
 		t.Fatalf("two RandomHex(8) are equal: %q", a)
 	}
 }
+
+//go:noinline
+func parkHere(release chan struct{}, done chan struct{}) {
+	<-release
+	close(done)
+}
+
+func TestParkedAndWaitUntil(t *testing.T) {
+	const fn = "/testkit_test.parkHere("
+	if n := testkit.Parked(fn); n != 0 {
+		t.Fatalf("Parked = %d before any goroutine parks, want 0", n)
+	}
+	release, done := make(chan struct{}), make(chan struct{})
+	go parkHere(release, done)
+	testkit.WaitUntil(t, "the goroutine parked", func() bool { return testkit.Parked(fn) == 1 })
+	close(release)
+	<-done
+	if n := testkit.Parked(fn); n != 0 {
+		t.Fatalf("Parked = %d after the goroutine returned, want 0", n)
+	}
+}
+
+func TestTokenShaped(t *testing.T) {
+	jwt := "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxMjMiLCJleHAiOjE3fQ.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU"
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{"refresh ghr_" + strings.Repeat("aZ9", 20) + " done", 1},
+		{`{"token":"ghu_` + strings.Repeat("x", 36) + `","jwt":"` + jwt + `"}`, 2},
+		{"gho_" + strings.Repeat("A", 36) + "\nghs_" + strings.Repeat("b", 36), 2},
+		{"redacted ghr_abcd... and a kid eyJabc", 0},
+		{"error_code INVALID_REFRESH_TOKEN, request id 0123456789abcdef0123456789abcdef", 0},
+		{"", 0},
+	} {
+		if got := testkit.TokenShaped(tc.in); len(got) != tc.want {
+			t.Errorf("TokenShaped(%.40q...) = %d matches, want %d", tc.in, len(got), tc.want)
+		}
+	}
+}

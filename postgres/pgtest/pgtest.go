@@ -1,7 +1,7 @@
 // Package pgtest gives tests a PostgreSQL store of their own. Tests that use
 // it run only when FLASHAUTH_TEST_POSTGRES_URL points at a server, e.g.
 // postgres://postgres@127.0.0.1:5432/test?sslmode=disable, and skip
-// otherwise. Each call creates a fresh schema, dropped when the test ends,
+// otherwise (fail, when CI is set). Each call creates a fresh schema, dropped when the test ends,
 // so tests may run in parallel against one database.
 package pgtest
 
@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -28,6 +29,11 @@ func BaseURL(tb testing.TB) string {
 	tb.Helper()
 	base := os.Getenv(EnvURL)
 	if base == "" {
+		// CI (CI set, to anything but a false value) must run these
+		// tests: there a missing URL is a failure, not a skip.
+		if ci, err := strconv.ParseBool(os.Getenv("CI")); ci || (err != nil && os.Getenv("CI") != "") {
+			tb.Fatalf("CI is set but %s is not: start PostgreSQL and set it (.ci/run does)", EnvURL)
+		}
 		tb.Skipf("%s is not set; skipping PostgreSQL test", EnvURL)
 	}
 	return base
