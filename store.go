@@ -261,6 +261,9 @@ type AuditEvent struct {
 type AuditStore interface {
 	// AppendAudit records e; the store assigns its ID, which only grows.
 	AppendAudit(ctx context.Context, e AuditEvent) error
+	// AppendAudits records events in one transaction, in slice order: their
+	// IDs grow in that order. All or none are stored.
+	AppendAudits(ctx context.Context, events []AuditEvent) error
 	// ListAudit returns up to limit events, newest first; none for limit <= 0.
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
 	// QueryAudit returns the events f selects, newest first.

@@ -12,77 +12,125 @@ import (
 // auditQueue takes audit rows off the answer path. Every refresh, sign-in
 // and session refresh records one audit row; written synchronously it is a
 // third write transaction (after the ledger's claim and commit) that the
-// answer waits for. Here AppendAudit hands the row to a goroutine and
-// returns: the row still goes to the store, where concurrent rows share the
-// group commit of the ledger's writes (sqlite) or a pooled connection
-// (postgres), but nobody waits for it.
+// answer waits for. Here AppendAudit hands the row to one writer goroutine
+// and returns; the writer stores whatever has queued up in one transaction
+// (AppendAudits), in the order the rows were recorded, so the trail's ids
+// follow the order of events. Nobody waits for the write.
 //
-// Bounded: at most auditQueueDepth rows are in flight; beyond that
-// AppendAudit writes on the caller's time (backpressure, never a drop).
-// ListAudit and Close first wait for the rows in flight, so a reader sees
-// every row recorded before it asked, and a shutdown loses none. What it
-// gives up: a process killed (kill -9) right after answering can lose the
-// rows of the requests it was answering; their log lines, written
-// synchronously by audit.Recorder before the row, remain.
+// Bounded: at most auditQueueDepth rows wait; beyond that AppendAudit waits
+// for room (backpressure, never a drop, and never out of order), bounded by
+// the caller's context. ListAudit, QueryAudit and Close first wait for the
+// rows queued before them, so a reader sees every row recorded before it
+// asked, and a shutdown loses none. What it gives up: a process killed
+// (kill -9) right after answering can lose the rows of the requests it was
+// answering; their log lines, written synchronously by audit.Recorder before
+// the row, remain.
 type auditQueue struct {
 	flashauth.Store
 	log *slog.Logger
 
+	rows chan flashauth.AuditEvent
+	stop chan struct{} // closed by Close: the writer drains and exits
+	done chan struct{} // closed by the writer when it exits
+
 	mu      sync.Mutex
 	idle    *sync.Cond // signalled when pending drops to 0
-	pending int
+	pending int        // rows queued or being written
+	closed  bool
+	once    sync.Once
 }
 
-// auditQueueDepth bounds the rows in flight (each is a goroutine of a few
-// KiB until its batch commits).
+// auditQueueDepth bounds the rows waiting to be written.
 const auditQueueDepth = 1024
 
-// auditStoreTimeout bounds one queued append, as audit.Recorder bounds its
-// own.
+// auditBatch bounds the rows of one write transaction.
+const auditBatch = 256
+
+// auditStoreTimeout bounds one batch write, as audit.Recorder bounds its
+// own append.
 const auditStoreTimeout = 5 * time.Second
 
 func newAuditQueue(store flashauth.Store, log *slog.Logger) *auditQueue {
-	q := &auditQueue{Store: store, log: log}
+	q := &auditQueue{
+		Store: store, log: log,
+		rows: make(chan flashauth.AuditEvent, auditQueueDepth),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
 	q.idle = sync.NewCond(&q.mu)
+	go q.writer()
 	return q
 }
 
 // AppendAudit queues e and returns nil; the store's error, if any, is
-// logged. When the queue is full it appends synchronously.
+// logged. When the queue is full it waits for room, or for ctx.
 func (q *auditQueue) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
 	q.mu.Lock()
-	if q.pending >= auditQueueDepth {
+	if q.closed {
 		q.mu.Unlock()
 		return q.Store.AppendAudit(ctx, e)
 	}
 	q.pending++
 	q.mu.Unlock()
-	go func() {
-		defer q.done()
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditStoreTimeout)
-		defer cancel()
-		if err := q.Store.AppendAudit(actx, e); err != nil {
-			q.log.LogAttrs(actx, slog.LevelError, "audit event not stored",
+	select {
+	case q.rows <- e:
+		return nil
+	case <-ctx.Done():
+		q.written(1)
+		return ctx.Err()
+	}
+}
+
+// writer stores the queued rows, as many at a time as have queued up, in
+// order, until Close.
+func (q *auditQueue) writer() {
+	defer close(q.done)
+	batch := make([]flashauth.AuditEvent, 0, auditBatch)
+	for {
+		select {
+		case e := <-q.rows:
+			batch = append(batch[:0], e)
+		case <-q.stop:
+			return
+		}
+	more:
+		for len(batch) < auditBatch {
+			select {
+			case e := <-q.rows:
+				batch = append(batch, e)
+			default:
+				break more
+			}
+		}
+		q.write(batch)
+	}
+}
+
+func (q *auditQueue) write(batch []flashauth.AuditEvent) {
+	ctx, cancel := context.WithTimeout(context.Background(), auditStoreTimeout)
+	defer cancel()
+	if err := q.Store.AppendAudits(ctx, batch); err != nil {
+		for _, e := range batch {
+			q.log.LogAttrs(ctx, slog.LevelError, "audit event not stored",
 				slog.String("type", e.Type),
 				slog.String("outcome", e.Outcome),
 				slog.String("request_id", e.RequestID),
 				slog.String("err", err.Error()),
 			)
 		}
-	}()
-	return nil
+	}
+	q.written(len(batch))
 }
 
-func (q *auditQueue) done() {
+func (q *auditQueue) written(n int) {
 	q.mu.Lock()
-	q.pending--
+	q.pending -= n
 	if q.pending == 0 {
 		q.idle.Broadcast()
 	}
 	q.mu.Unlock()
 }
 
-// flush waits until no row is in flight.
+// flush waits until every row queued so far is written.
 func (q *auditQueue) flush() {
 	q.mu.Lock()
 	for q.pending > 0 {
@@ -97,8 +145,21 @@ func (q *auditQueue) ListAudit(ctx context.Context, limit int) ([]flashauth.Audi
 	return q.Store.ListAudit(ctx, limit)
 }
 
-// Close stores the rows in flight, then closes the store.
-func (q *auditQueue) Close() error {
+// QueryAudit returns the events f selects, including every row queued
+// before the call.
+func (q *auditQueue) QueryAudit(ctx context.Context, f flashauth.AuditFilter) ([]flashauth.AuditEvent, error) {
 	q.flush()
+	return q.Store.QueryAudit(ctx, f)
+}
+
+// Close stores the rows queued, stops the writer, then closes the store.
+// Rows recorded after Close are written directly.
+func (q *auditQueue) Close() error {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.flush()
+	q.once.Do(func() { close(q.stop) })
+	<-q.done
 	return q.Store.Close()
 }

@@ -181,6 +181,10 @@ func (m *meteredStore) AppendAudit(ctx context.Context, e flashauth.AuditEvent) 
 	return timed0(m, "append_audit", func() error { return m.Store.AppendAudit(ctx, e) })
 }
 
+func (m *meteredStore) AppendAudits(ctx context.Context, events []flashauth.AuditEvent) error {
+	return timed0(m, "append_audits", func() error { return m.Store.AppendAudits(ctx, events) })
+}
+
 func (m *meteredStore) PurgeAudit(ctx context.Context, before time.Time, limit int) (int64, error) {
 	return timed(m, "purge_audit", func() (int64, error) { return m.Store.PurgeAudit(ctx, before, limit) })
 }

@@ -12,15 +12,32 @@ import (
 	"github.com/flashbacktech/flashauth/internal/storesql"
 )
 
+const qAuditInsert = `
+			INSERT INTO audit_events (occurred_at, event_type, outcome, user_id, session_id,
+				ip_address, request_id, detail)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
 // AppendAudit records e; the store assigns its ID.
 func (db *DB) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
 	return db.do(ctx, func(ctx context.Context) error {
-		_, err := db.pool.Exec(ctx, `
-			INSERT INTO audit_events (occurred_at, event_type, outcome, user_id, session_id,
-				ip_address, request_id, detail)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		_, err := db.pool.Exec(ctx, qAuditInsert,
 			tsArg(e.Time), e.Type, e.Outcome, e.UserID, e.SessionID, e.IPAddress, e.RequestID, e.Detail)
 		return err
+	})
+}
+
+// AppendAudits records events in one transaction, in order (one round trip:
+// the inserts go as one batch, and a batch runs its statements in order).
+func (db *DB) AppendAudits(ctx context.Context, events []flashauth.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	return db.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var b pgx.Batch
+		for _, e := range events {
+			b.Queue(qAuditInsert, tsArg(e.Time), e.Type, e.Outcome, e.UserID, e.SessionID, e.IPAddress, e.RequestID, e.Detail)
+		}
+		return tx.SendBatch(ctx, &b).Close()
 	})
 }
 

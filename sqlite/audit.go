@@ -20,6 +20,21 @@ func (db *DB) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
 	})
 }
 
+// AppendAudits implements flashauth.AuditStore: one transaction, in order.
+func (db *DB) AppendAudits(ctx context.Context, events []flashauth.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	return db.writeTx(ctx, "append audit", func(ctx context.Context, tx *wtx) error {
+		for _, e := range events {
+			if _, err := tx.exec(ctx, qAuditInsert, ms(e.Time), e.Type, e.Outcome, e.UserID, e.SessionID, e.IPAddress, e.RequestID, e.Detail); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // ListAudit implements flashauth.AuditStore: the newest limit events.
 func (db *DB) ListAudit(ctx context.Context, limit int) ([]flashauth.AuditEvent, error) {
 	return db.QueryAudit(ctx, flashauth.AuditFilter{Limit: limit})

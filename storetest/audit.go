@@ -141,3 +141,43 @@ func testPurgeAudit(t *testing.T, open func(*testing.T) flashauth.Store) {
 		diff(t, step.name, step.left, left())
 	}
 }
+
+// testAppendAudits: a batch is stored whole, in slice order (ids grow in
+// that order), after what was appended before it; an empty batch is a no-op.
+func testAppendAudits(t *testing.T, open func(*testing.T) flashauth.Store) {
+	st := open(t)
+	must(t, "AppendAudit", st.AppendAudit(t.Context(), flashauth.AuditEvent{Type: "signin", Outcome: "ok", RequestID: "req-first"}))
+	must(t, "AppendAudits (empty)", st.AppendAudits(t.Context(), nil))
+	var batch []flashauth.AuditEvent
+	for i := range 50 {
+		batch = append(batch, flashauth.AuditEvent{
+			// Times out of order: the store keeps the batch's order, not
+			// the events' times.
+			Time: at(time.Duration(50-i) * time.Second), Type: audit.TypeGitHubRefresh, Outcome: audit.OutcomeOK,
+			UserID: fmt.Sprintf("u%d", i), RequestID: fmt.Sprintf("req-%02d", i),
+		})
+	}
+	must(t, "AppendAudits", st.AppendAudits(t.Context(), batch))
+	got, err := st.ListAudit(t.Context(), 100)
+	must(t, "ListAudit", err)
+	if len(got) != 51 {
+		t.Fatalf("ListAudit returned %d events, want 51", len(got))
+	}
+	var ids []string
+	for i := len(got) - 1; i >= 0; i-- { // oldest first
+		ids = append(ids, got[i].RequestID)
+	}
+	want := []string{"req-first"}
+	for i := range 50 {
+		want = append(want, fmt.Sprintf("req-%02d", i))
+	}
+	diff(t, "request ids, oldest first", want, ids)
+	for i := 1; i < len(got); i++ {
+		if got[i].ID >= got[i-1].ID {
+			t.Fatalf("ids not increasing in append order: %d after %d", got[i-1].ID, got[i].ID)
+		}
+	}
+	want0 := batch[49]
+	want0.ID = got[0].ID
+	diff(t, "the last event, whole", want0, got[0])
+}

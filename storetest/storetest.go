@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) flashauth.Store) {
 		{"Keys", testKeys},
 		{"OAuthStates", testStates},
 		{"Audit", testAudit},
+		{"AppendAudits", testAppendAudits},
 		{"AuditQuery", testAuditQuery},
 		{"PurgeAudit", testPurgeAudit},
 		{"Times", testTimes},
