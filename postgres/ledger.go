@@ -92,6 +92,12 @@ func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID 
 
 // CompleteLedger turns claimID's pending entry into a done one and upserts
 // lineage, all in one transaction.
+//
+// One round trip: the UPDATE and the lineage upserts go in one pipelined
+// batch, which PostgreSQL runs as one implicit transaction (see
+// ClaimLedger), instead of BEGIN, batch, COMMIT. Each upsert runs only if
+// the UPDATE made the entry done under claimID (a later statement of the
+// same transaction sees it): a lost claim writes no lineage.
 func (db *DB) CompleteLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, expiresAt time.Time, lineage []flashauth.Lineage) error {
 	// Upserting in a fixed order keeps two completions that share lineage
 	// rows from deadlocking.
@@ -99,23 +105,19 @@ func (db *DB) CompleteLedger(ctx context.Context, kind string, key []byte, claim
 	slices.SortStableFunc(lineage, func(a, b flashauth.Lineage) int {
 		return bytes.Compare(a.TokenHash, b.TokenHash)
 	})
-	return db.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	return db.do(ctx, func(ctx context.Context) error {
 		batch := &pgx.Batch{}
 		batch.Queue(`UPDATE ledger SET state = 2, sealed = $4, expires_at = $5
 			WHERE kind = $1 AND key = $2 AND claim_id = $3 AND state = 1`,
 			kind, key, claimID, sealed, tsArg(expiresAt))
 		for _, l := range lineage {
-			queueLineage(batch, l)
+			batch.Queue(upsertLineageIfCompleted, append(lineageArgs(l), kind, key, claimID)...)
 		}
-		res := tx.SendBatch(ctx, batch)
+		res := db.pool.SendBatch(ctx, batch)
 		tag, err := res.Exec()
 		if err != nil {
 			res.Close()
 			return fmt.Errorf("complete ledger: %w", err)
-		}
-		if tag.RowsAffected() == 0 {
-			res.Close()
-			return flashauth.ErrClaimLost
 		}
 		for range lineage {
 			if _, err := res.Exec(); err != nil {
@@ -123,9 +125,26 @@ func (db *DB) CompleteLedger(ctx context.Context, kind string, key []byte, claim
 				return fmt.Errorf("upsert lineage: %w", err)
 			}
 		}
-		return res.Close()
+		if err := res.Close(); err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return flashauth.ErrClaimLost
+		}
+		return nil
 	})
 }
+
+// upsertLineageIfCompleted is upsertLineage, run only when the ledger entry
+// ($8, $9) is done under claim $10.
+const upsertLineageIfCompleted = `
+	INSERT INTO lineage (token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at)
+	SELECT $1::bytea, $2::bytea, $3::text, $4::bytea, $5::timestamptz, $6::timestamptz, $7::timestamptz
+	WHERE EXISTS (SELECT 1 FROM ledger WHERE kind = $8 AND key = $9 AND claim_id = $10 AND state = 2)
+	ON CONFLICT (token_hash) DO UPDATE SET
+		parent_hash = EXCLUDED.parent_hash, user_id = EXCLUDED.user_id,
+		replaced_by = EXCLUDED.replaced_by, created_at = EXCLUDED.created_at,
+		rotated_at = EXCLUDED.rotated_at, expires_at = EXCLUDED.expires_at`
 
 // ReleaseLedger deletes claimID's pending entry.
 func (db *DB) ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error {

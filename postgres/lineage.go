@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/flashbacktech/flashauth"
@@ -20,10 +19,6 @@ const upsertLineage = `
 func lineageArgs(l flashauth.Lineage) []any {
 	return []any{l.TokenHash, l.ParentHash, textArg(l.UserID), l.ReplacedBy,
 		tsArg(l.CreatedAt), tsArg(l.RotatedAt), tsArg(l.ExpiresAt)}
-}
-
-func queueLineage(b *pgx.Batch, l flashauth.Lineage) {
-	b.Queue(upsertLineage, lineageArgs(l)...)
 }
 
 // PutLineage inserts or replaces the record of l.TokenHash.

@@ -29,6 +29,9 @@ type pragmas struct {
 	fk, sync  int
 	busy      int
 	queryOnly int
+	// checkpoint is wal_autocheckpoint: 8000 on the writer, SQLite's
+	// default 1000 on readers (which never commit).
+	checkpoint int
 }
 
 func readPragmas(ctx context.Context, c *sql.Conn) (pragmas, error) {
@@ -42,6 +45,7 @@ func readPragmas(ctx context.Context, c *sql.Conn) (pragmas, error) {
 		{"PRAGMA synchronous", &p.sync},
 		{"PRAGMA busy_timeout", &p.busy},
 		{"PRAGMA query_only", &p.queryOnly},
+		{"PRAGMA wal_autocheckpoint", &p.checkpoint},
 	} {
 		if err := c.QueryRowContext(ctx, q.sql).Scan(q.dest); err != nil {
 			return p, err
@@ -87,9 +91,9 @@ func TestPragmasOnEveryConnection(t *testing.T) {
 					c.Close()
 				}
 			}
-			want := pragmas{journal: "wal", fk: 1, sync: tc.wantSync, busy: 1234}
+			want := pragmas{journal: "wal", fk: 1, sync: tc.wantSync, busy: 1234, checkpoint: 8000}
 			check(db.write, 1, want)
-			want.queryOnly = 1
+			want.queryOnly, want.checkpoint = 1, 1000
 			check(db.read, readers, want)
 		})
 	}

@@ -60,7 +60,7 @@ type options struct {
 	killUpstreamTimeout                      time.Duration
 	maxRequests, hotTokens, replicas, runs   int
 	asJSON, markdown, allowRemote            bool
-	svg                                      string
+	svg, cpuProfileDir                       string
 	concurrencySet, latencySet               bool // -c, -upstream-latency were given
 }
 
@@ -94,6 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&o.asJSON, "json", false, "print the reports as JSON")
 	fs.BoolVar(&o.markdown, "markdown", false, "print the reports as Markdown: targets side by side, then every figure")
 	fs.StringVar(&o.svg, "svg", "", "write a chart of throughput and p99 against concurrency to this file")
+	fs.StringVar(&o.cpuProfileDir, "cpuprofile-target", "", "with -inproc or -kill9: every child process (emulator, baselines, flashauth) writes a CPU profile of its life to this directory as ROLE-PID.pprof, for go tool pprof")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow targets and an emulator off the loopback interface")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -110,6 +111,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	if o.clientSecret == "" {
 		o.clientSecret = getenv("GITHUB_CLIENT_SECRET")
+	}
+	if o.cpuProfileDir != "" {
+		// The children inherit the environment.
+		if err := os.MkdirAll(o.cpuProfileDir, 0o755); err != nil {
+			return err
+		}
+		if err := os.Setenv(loadgen.EnvCPUProfile, o.cpuProfileDir); err != nil {
+			return err
+		}
 	}
 	if o.kill9 {
 		return runKill(ctx, o, stdout)

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +41,9 @@ const (
 	envSecretKey       = "FLASHLOAD_CHILD_SECRET_KEY"
 	envAddr            = "FLASHLOAD_CHILD_ADDR"
 	envUpstreamTimeout = "FLASHLOAD_CHILD_UPSTREAM_TIMEOUT"
+	// EnvCPUProfile names a directory: every child writes a CPU profile of
+	// its whole life there, as ROLE-PID.pprof (flashload -cpuprofile-target).
+	EnvCPUProfile = "FLASHLOAD_CHILD_CPUPROFILE"
 )
 
 // Child roles.
@@ -57,13 +62,34 @@ func ServeChildIfAsked() {
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := serveChild(ctx, role, os.Getenv, os.Stdout, os.Stderr)
+	stopProfile, err := startProfile(os.Getenv(EnvCPUProfile), role)
+	if err == nil {
+		err = serveChild(ctx, role, os.Getenv, os.Stdout, os.Stderr)
+		stopProfile()
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "flashload %s child: %v\n", role, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// startProfile starts a CPU profile of this process into dir (nothing when
+// dir is empty) and returns the function that ends it.
+func startProfile(dir, role string) (func(), error) {
+	if dir == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(filepath.Join(dir, role+"-"+strconv.Itoa(os.Getpid())+".pprof"))
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
 
 // serveChild listens, prints "listening on URL" and serves role until ctx

@@ -1,0 +1,90 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/seal"
+)
+
+// The floor under flashauth's SQLite path: what modernc's SQLite costs per
+// statement and per transaction on this machine, without HTTP, JSON or
+// sealing. docs/benchmarks.md quotes them.
+//
+//	go test -run '^$' -bench . -benchtime 20000x ./sqlite
+
+func benchDB(b *testing.B) *DB {
+	b.Helper()
+	db, err := Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+// BenchmarkGetLineage: one prepared point read on the read pool (a hit).
+func BenchmarkGetLineage(b *testing.B) {
+	db := benchDB(b)
+	ctx := context.Background()
+	h := seal.Hash("lineage")
+	if err := db.PutLineage(ctx, flashauth.Lineage{TokenHash: h, CreatedAt: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := db.GetLineage(ctx, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSelectOne: the cheapest statement there is, through
+// database/sql and a prepared statement: the per-statement overhead alone.
+func BenchmarkSelectOne(b *testing.B) {
+	db := benchDB(b)
+	ctx := context.Background()
+	st, err := db.read.PrepareContext(ctx, `SELECT 1`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	var n int
+	for b.Loop() {
+		if err := st.QueryRowContext(ctx).Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkClaimLedger: one claim, alone in its write transaction (BEGIN
+// IMMEDIATE, a SELECT and an INSERT, COMMIT with its WAL append), as a
+// request on an idle server pays it.
+func BenchmarkClaimLedger(b *testing.B) {
+	db := benchDB(b)
+	ctx := context.Background()
+	now := time.Now()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, held, err := db.ClaimLedger(ctx, flashauth.LedgerGitHubRefresh, seal.Hash(fmt.Sprint("claim ", i)), "c", now, now.Add(time.Minute)); err != nil || !held {
+			b.Fatal(held, err)
+		}
+	}
+}
+
+// BenchmarkEmptyWriteTx: a write transaction that writes nothing (BEGIN
+// IMMEDIATE, COMMIT) through the writer goroutine: the fixed cost of a
+// commit and of the hand-off to the writer.
+func BenchmarkEmptyWriteTx(b *testing.B) {
+	db := benchDB(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if err := db.writeTx(ctx, "bench", func(context.Context, *wtx) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
