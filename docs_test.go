@@ -1,14 +1,12 @@
 package flashauth_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
 
 // TestAPIDocCoversCodesAndRoutes holds docs/api.md to the code: every error
@@ -47,28 +45,9 @@ func TestAPIDocCoversCodesAndRoutes(t *testing.T) {
 // errorCodes returns the values of the Code* constants of errors.go.
 func errorCodes(t *testing.T) []string {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "errors.go", nil, parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var codes []string
-	for _, decl := range f.Decls {
-		gd, ok := decl.(*ast.GenDecl)
-		if !ok || gd.Tok != token.CONST {
-			continue
-		}
-		for _, spec := range gd.Specs {
-			vs := spec.(*ast.ValueSpec)
-			for i, name := range vs.Names {
-				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && strings.HasPrefix(name.Name, "Code") && lit.Kind == token.STRING {
-					v, _ := strconv.Unquote(lit.Value)
-					codes = append(codes, v)
-				}
-			}
-		}
-	}
-	if len(codes) < 10 {
-		t.Fatalf("found only %d error codes in errors.go", len(codes))
+	for _, c := range testkit.StringConsts(t, "errors.go", 10, "Code") {
+		codes = append(codes, c.Value)
 	}
 	return codes
 }

@@ -6,16 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +26,7 @@ import (
 	"github.com/flashbacktech/flashauth/app/apptest"
 	"github.com/flashbacktech/flashauth/githubemu"
 	"github.com/flashbacktech/flashauth/httpapi"
+	"github.com/flashbacktech/flashauth/internal/testkit"
 )
 
 // loadOpenAPI parses the embedded document and validates it as OpenAPI 3.1.
@@ -97,26 +94,9 @@ func TestOpenAPIRoutesMatchCode(t *testing.T) {
 // at least one documented response.
 func TestOpenAPIErrorCodes(t *testing.T) {
 	doc := loadOpenAPI(t)
-	f, err := parser.ParseFile(token.NewFileSet(), "../errors.go", nil, parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var want []string
-	for _, decl := range f.Decls {
-		gd, ok := decl.(*ast.GenDecl)
-		if !ok || gd.Tok != token.CONST {
-			continue
-		}
-		for _, spec := range gd.Specs {
-			vs := spec.(*ast.ValueSpec)
-			for i, name := range vs.Names {
-				lit, ok := vs.Values[i].(*ast.BasicLit)
-				if strings.HasPrefix(name.Name, "Code") && ok && lit.Kind == token.STRING {
-					v, _ := strconv.Unquote(lit.Value)
-					want = append(want, v)
-				}
-			}
-		}
+	for _, c := range testkit.StringConsts(t, "../errors.go", 10, "Code") {
+		want = append(want, c.Value)
 	}
 	slices.Sort(want)
 	enum := doc.Components.Schemas["ErrorCode"].Value.Enum

@@ -3,6 +3,9 @@ package testkit_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -184,5 +187,18 @@ func TestTokenShaped(t *testing.T) {
 		if got := testkit.TokenShaped(tc.in); len(got) != tc.want {
 			t.Errorf("TokenShaped(%.40q...) = %d matches, want %d", tc.in, len(got), tc.want)
 		}
+	}
+}
+
+func TestStringConsts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.go")
+	src := "package p\n\nconst (\n\tCodeA = \"A\"\n\tCodeB, Other = \"B\", \"x\"\n\tNumber = 3\n\tcodeLower = \"no\"\n)\n\nconst CodeC = `C`\n"
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := testkit.StringConsts(t, path, 3, "Code")
+	want := []testkit.Const{{"CodeA", "A"}, {"CodeB", "B"}, {"CodeC", "C"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("StringConsts = %v, want %v", got, want)
 	}
 }
