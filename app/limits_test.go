@@ -115,6 +115,17 @@ func TestRejectedAttemptsDoNotLockOwnerOut(t *testing.T) {
 	if n := h.Emu.Calls().TokenRefresh; n != 2 {
 		t.Fatalf("upstream refreshes = %d, want 2 (the owner's, the bogus token's once)", n)
 	}
+	// The same for a token flashauth knows (issued at sign-in, never
+	// rotated) that GitHub has since revoked: its rejection is committed
+	// without touching the lineage, and every retry is still a replay.
+	revoked := h.SignIn(t, h.GitHubUser("revoked").ID, "")
+	h.Emu.RevokeGrant(revoked.GHRefresh)
+	for range 20 {
+		apptest.WantError(t, h.Refresh(revoked.GHRefresh), http.StatusUnauthorized, flashauth.CodeInvalidRefreshToken)
+	}
+	if n := h.Emu.Calls().TokenRefresh; n != 3 {
+		t.Fatalf("upstream refreshes = %d, want 3 (the revoked token's once)", n)
+	}
 }
 
 // metricsText returns the body of GET /metrics.

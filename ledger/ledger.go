@@ -125,12 +125,12 @@ type Op func(ctx context.Context) (Outcome, error)
 // outcome is still committed for the retry. Its deadline is the claim's lease.
 // A panic in op is an INTERNAL_ERROR, and its claim is released.
 func (l *Ledger) Do(ctx context.Context, kind, secret string, window time.Duration, op Op) (Result, error) {
-	return l.do(ctx, kind, secret, nil, false, window, op)
+	return l.do(ctx, kind, secret, nil, window, op)
 }
 
 // do is Do with the secret's hash when the caller already has it (nil:
-// computed here), and the Fresh hint of Call.
-func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, fresh bool, window time.Duration, op Op) (Result, error) {
+// computed here).
+func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
 	if window <= 0 {
 		// A commit that is dead on arrival would let another replica run op
 		// again: exactly-once needs a window.
@@ -146,7 +146,7 @@ func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, fresh 
 		led = true
 		l.inflight.Add(1)
 		defer l.inflight.Add(-1)
-		return l.run(context.WithoutCancel(ctx), kind, secret, key, fresh, window, op)
+		return l.run(context.WithoutCancel(ctx), kind, secret, key, window, op)
 	})
 	select {
 	case <-ctx.Done():
@@ -165,15 +165,12 @@ func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, fresh 
 // run is the single-flight body. ctx carries no cancellation (see Do), so
 // nothing here returns early because callers went away: the wait for another
 // process's claim ends with its commit or its lease.
-func (l *Ledger) run(ctx context.Context, kind, secret string, key []byte, fresh bool, window time.Duration, op Op) (Result, error) {
+func (l *Ledger) run(ctx context.Context, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
 	// A replay is the common case under retries and racing tabs: look first
-	// with a read, so replays do not queue behind writers - unless the
-	// caller knows the read would miss (fresh); the claim below replays a
-	// committed outcome all the same.
-	if !fresh {
-		if e, err := l.store.GetLedger(ctx, kind, key); err == nil && e.State == flashauth.LedgerDone && e.ExpiresAt.After(l.opt.Clock.Now()) {
-			return l.open(kind, secret, key, e)
-		}
+	// with a read, so replays do not queue behind writers - and so that
+	// BeforeClaim (the per-token rate limit) is never charged for one.
+	if e, err := l.store.GetLedger(ctx, kind, key); err == nil && e.State == flashauth.LedgerDone && e.ExpiresAt.After(l.opt.Clock.Now()) {
+		return l.open(kind, secret, key, e)
 	}
 	if l.opt.BeforeClaim != nil {
 		if err := l.opt.BeforeClaim(ctx, kind, key); err != nil {

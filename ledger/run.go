@@ -26,13 +26,6 @@ type Call struct {
 	Hash []byte
 	// Window is how long the outcome replays.
 	Window time.Duration
-	// Fresh says the caller has reason to believe no outcome is committed
-	// yet (a refresh token whose lineage shows it was never rotated): the
-	// read that looks for a replay before claiming is skipped, since it
-	// would miss. Only a hint: the claim itself finds a committed outcome
-	// and replays it, so a wrong hint costs a write transaction, never a
-	// second run of the operation.
-	Fresh bool
 }
 
 // Run is the typed entry point of the ledger, the one every flow uses: it
@@ -51,7 +44,7 @@ type Call struct {
 // Payload is set whenever a verdict is returned.
 func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.Context) (T, []flashauth.Lineage, error)) (T, Result, error) {
 	var zero T
-	res, err := l.do(ctx, c.Kind, c.Secret, c.Hash, c.Fresh, c.Window, func(ctx context.Context) (Outcome, error) {
+	res, err := l.do(ctx, c.Kind, c.Secret, c.Hash, c.Window, func(ctx context.Context) (Outcome, error) {
 		v, lineage, err := op(ctx)
 		if err != nil {
 			return Outcome{}, err

@@ -169,27 +169,3 @@ func TestRunUnderGroupCommitNeverAnswersAnUncommittedVerdictAsCommitted(t *testi
 		}
 	}
 }
-
-// A wrong Fresh hint (an outcome is committed after all) skips only the
-// pre-read: the claim finds the committed outcome and replays it, and the
-// operation does not run again.
-func TestRunFreshHintStillReplaysACommittedVerdict(t *testing.T) {
-	db := sqlitetest.Open(t)
-	l := ledger.New(db, ledger.Options{Clock: newClock()})
-	var calls atomic.Int64
-	for i, c := range []struct {
-		fresh, wantReplayed bool
-	}{{true, false}, {true, true}, {false, true}} {
-		got, res, err := ledger.Run(t.Context(), l, ledger.Call{Kind: kind, Secret: "s-fresh", Window: time.Minute, Fresh: c.fresh},
-			func(context.Context) (verdict, []flashauth.Lineage, error) {
-				calls.Add(1)
-				return verdict{Value: "first"}, nil, nil
-			})
-		if err != nil || got.Value != "first" || res.Replayed != c.wantReplayed {
-			t.Fatalf("call %d: %+v, %+v, %v; want value first, replayed %v", i, got, res, err, c.wantReplayed)
-		}
-	}
-	if n := calls.Load(); n != 1 {
-		t.Fatalf("the operation ran %d times, want 1", n)
-	}
-}

@@ -162,10 +162,6 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, caller Calle
 
 	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{
 		Kind: flashauth.LedgerGitHubRefresh, Secret: refreshToken, Hash: hash, Window: s.cfg.ReplayWindow,
-		// A token flashauth handed out and never saw rotated has nothing
-		// to replay unless GitHub did not rotate it or rejected it; the
-		// claim replays those.
-		Fresh: known && lin.ReplacedBy == nil,
 	}, func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
 		return s.exchange(ctx, refreshToken, hash, lin, known)
 	})
