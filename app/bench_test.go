@@ -35,13 +35,12 @@ func postBench(b *testing.B, client *http.Client, url, path, token string) appte
 	return r
 }
 
-// BenchmarkRefreshUnique: every iteration refreshes a token never seen
-// before: claim, upstream call to the in-process emulator over loopback,
-// seal, commit, answer.
-func BenchmarkRefreshUnique(b *testing.B) {
-	h := newBenchHarness(b)
+// mintTokens has the emulator issue n GitHub refresh tokens of one user,
+// before the clock starts.
+func mintTokens(b *testing.B, h *apptest.Harness, n int) []string {
+	b.Helper()
 	u := h.Emu.AddUser(githubemu.User{Login: "bench"})
-	tokens := make([]string, b.N)
+	tokens := make([]string, n)
 	for i := range tokens {
 		g, err := h.Emu.MintGrant(u.ID)
 		if err != nil {
@@ -49,6 +48,15 @@ func BenchmarkRefreshUnique(b *testing.B) {
 		}
 		tokens[i] = g.RefreshToken
 	}
+	return tokens
+}
+
+// BenchmarkRefreshUnique: every iteration refreshes a token never seen
+// before: claim, upstream call to the in-process emulator over loopback,
+// seal, commit, answer.
+func BenchmarkRefreshUnique(b *testing.B) {
+	h := newBenchHarness(b)
+	tokens := mintTokens(b, h, b.N)
 	client := h.Srv.Client()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -63,15 +71,7 @@ func BenchmarkRefreshUnique(b *testing.B) {
 // share the single SQLite writer.
 func BenchmarkRefreshUniqueParallel(b *testing.B) {
 	h := newBenchHarness(b)
-	u := h.Emu.AddUser(githubemu.User{Login: "bench"})
-	tokens := make([]string, b.N)
-	for i := range tokens {
-		g, err := h.Emu.MintGrant(u.ID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		tokens[i] = g.RefreshToken
-	}
+	tokens := mintTokens(b, h, b.N)
 	client := h.Srv.Client()
 	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	var next atomic.Int64
