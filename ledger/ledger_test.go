@@ -63,9 +63,19 @@ func TestDoReplaysWithinWindow(t *testing.T) {
 	}
 }
 
+// Of racing callers in one process, exactly one leads (runs the op and
+// passes BeforeClaim, the per-token limit's gate); every other one joins
+// it; a later caller replays and passes no gate.
 func TestDoSingleFlightInProcess(t *testing.T) {
 	db := sqlitetest.Open(t)
-	l := ledger.New(db, ledger.Options{Clock: newClock()})
+	var gates atomic.Int64
+	l := ledger.New(db, ledger.Options{Clock: newClock(), BeforeClaim: func(_ context.Context, k string, key []byte) error {
+		gates.Add(1)
+		if k != kind || !bytes.Equal(key, seal.Hash("s")) {
+			t.Errorf("BeforeClaim got kind %q and another key", k)
+		}
+		return nil
+	}})
 	var calls atomic.Int64
 	release := make(chan struct{})
 	op := func(ctx context.Context) (ledger.Outcome, error) {
@@ -109,6 +119,16 @@ func TestDoSingleFlightInProcess(t *testing.T) {
 	results[0].Payload[0] = 'X' // callers own their copies
 	if string(results[1].Payload) != "p" {
 		t.Fatal("callers share one payload slice")
+	}
+	if n := l.InFlight(); n != 0 {
+		t.Errorf("InFlight = %d after every caller returned, want 0", n)
+	}
+	if gates.Load() != 1 {
+		t.Fatalf("BeforeClaim ran %d times, want once: for the leader's claim", gates.Load())
+	}
+	r, err := l.Do(context.Background(), kind, "s", time.Minute, op)
+	if err != nil || !r.Replayed || r.Joined || gates.Load() != 1 || calls.Load() != 1 {
+		t.Fatalf("later caller: replayed %v joined %v, %v, gates %d, runs %d; want a replay that passes no gate", r.Replayed, r.Joined, err, gates.Load(), calls.Load())
 	}
 }
 
@@ -437,71 +457,6 @@ func TestReplay(t *testing.T) {
 	clk.Advance(time.Minute)
 	if _, ok, err := l.Replay(ctx, kind, "secret-1"); ok || err != nil {
 		t.Fatalf("Replay after the window = %v, %v; want nothing", ok, err)
-	}
-}
-
-// Of racing callers, exactly one leads (runs the op); every other one is
-// told it joined that attempt or replayed its commit, and BeforeClaim runs
-// once: for the leader's claim only.
-func TestDoTellsLeaderFromJoinedAndReplayed(t *testing.T) {
-	db := sqlitetest.Open(t)
-	var gates atomic.Int64
-	var gateKind atomic.Value
-	l := ledger.New(db, ledger.Options{Clock: newClock(), BeforeClaim: func(_ context.Context, k string, key []byte) error {
-		gates.Add(1)
-		gateKind.Store(k)
-		if !bytes.Equal(key, seal.Hash("s")) {
-			t.Errorf("BeforeClaim got another key")
-		}
-		return nil
-	}})
-	release := make(chan struct{})
-	var calls atomic.Int64
-	op := func(ctx context.Context) (ledger.Outcome, error) {
-		calls.Add(1)
-		<-release
-		return ledger.Outcome{Payload: []byte("p")}, nil
-	}
-	var wg sync.WaitGroup
-	results := make([]ledger.Result, 30)
-	for i := range results {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := l.Do(context.Background(), kind, "s", time.Minute, op)
-			if err != nil {
-				t.Error(err)
-			}
-			results[i] = r
-		}()
-	}
-	for l.InFlight() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	close(release)
-	wg.Wait()
-	if n := l.InFlight(); n != 0 {
-		t.Errorf("InFlight = %d after every caller returned, want 0", n)
-	}
-	var led, others int
-	for _, r := range results {
-		switch {
-		case !r.Joined && !r.Replayed:
-			led++
-		default:
-			others++
-		}
-	}
-	if led != 1 || others != len(results)-1 || calls.Load() != 1 {
-		t.Fatalf("leaders = %d, joined or replayed = %d, op ran %d times; want 1, %d, 1", led, others, calls.Load(), len(results)-1)
-	}
-	if gates.Load() != 1 || gateKind.Load() != kind {
-		t.Fatalf("BeforeClaim ran %d times (kind %v), want once for %s", gates.Load(), gateKind.Load(), kind)
-	}
-	// A replay is neither led nor joined, and passes no gate.
-	r, err := l.Do(context.Background(), kind, "s", time.Minute, op)
-	if err != nil || !r.Replayed || r.Joined || gates.Load() != 1 {
-		t.Fatalf("replay = replayed %v joined %v, %v, gates %d; want a replay that passes no gate", r.Replayed, r.Joined, err, gates.Load())
 	}
 }
 
