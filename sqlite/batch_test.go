@@ -361,3 +361,48 @@ func TestGroupCommitFastPathFallsBackOnFailure(t *testing.T) {
 		t.Errorf("%d events stored, want %d", len(events), n-1)
 	}
 }
+
+// The claim decides liveness in SQL, in milliseconds, while callers pass a
+// now with nanoseconds: an entry whose lease or expiry is half a
+// millisecond after now still blocks, one at now or before does not.
+func TestClaimLedgerLivenessBelowAMillisecond(t *testing.T) {
+	db := openInternal(t, filepath.Join(t.TempDir(), "claim.db"))
+	ctx := t.Context()
+	base := time.UnixMilli(1764120000000)
+	half := 500 * time.Microsecond
+	for i, tc := range []struct {
+		done bool
+		// until is the entry's lease (pending) or expiry (done), from base.
+		until time.Duration
+		now   time.Duration // the second claim's now, from base
+		live  bool
+	}{
+		{false, time.Millisecond, half, true},
+		{false, time.Millisecond, time.Millisecond, false},
+		{false, time.Millisecond, time.Millisecond + half, false},
+		{false, time.Millisecond, -half, true},
+		{true, time.Millisecond, half, true},
+		{true, time.Millisecond, time.Millisecond, false},
+		{true, time.Millisecond, time.Millisecond + half, false},
+		{true, time.Millisecond, -half, true},
+	} {
+		key := seal.Hash(fmt.Sprint("liveness ", i))
+		if _, held, err := db.ClaimLedger(ctx, flashauth.LedgerGitHubRefresh, key, "first", base, base.Add(tc.until)); err != nil || !held {
+			t.Fatalf("case %d: first claim: held=%v, %v", i, held, err)
+		}
+		if tc.done {
+			if err := db.CompleteLedger(ctx, flashauth.LedgerGitHubRefresh, key, "first", []byte("sealed"), base.Add(tc.until), nil); err != nil {
+				t.Fatalf("case %d: complete: %v", i, err)
+			}
+		}
+		now := base.Add(tc.now)
+		e, held, err := db.ClaimLedger(ctx, flashauth.LedgerGitHubRefresh, key, "second", now, now.Add(time.Minute))
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		if held == tc.live || (tc.live && e.ClaimID != "first") {
+			t.Errorf("case %d (done=%v, until %v, now %v): second claim held=%v entry claim %q; want live=%v",
+				i, tc.done, tc.until, tc.now, held, e.ClaimID, tc.live)
+		}
+	}
+}

@@ -16,8 +16,10 @@ const ledgerColumns = `kind, key, claim_id, state, lease_until, sealed, expires_
 const (
 	qLedgerSelect = `SELECT ` + ledgerColumns + ` FROM ledger WHERE kind = ? AND key = ?`
 	// qLedgerClaim takes the entry when it is absent or dead, in one
-	// statement: the upsert's WHERE is ledgerLive negated (a missing time
-	// counts as passed), so a live entry is left alone and nothing changes.
+	// statement. An entry is live (blocks new claims) while it is done and
+	// its expires_at is after now, or pending and its lease_until is after
+	// now; a missing time counts as passed. The upsert's WHERE is that
+	// negated, so a live entry is left alone and nothing changes.
 	qLedgerClaim = `INSERT INTO ledger (` + ledgerColumns + `)
 			VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)
 			ON CONFLICT (kind, key) DO UPDATE SET
@@ -55,8 +57,8 @@ func scanLedger(r rowScanner) (flashauth.LedgerEntry, error) {
 func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (flashauth.LedgerEntry, bool, error) {
 	var entry flashauth.LedgerEntry
 	err := db.writeTx(ctx, "claim ledger", func(ctx context.Context, tx *wtx) error {
-		// Now compares in milliseconds: for a stored millisecond m,
-		// m > floor(now) exactly when ledgerLive's m after now holds.
+		// Now compares in whole milliseconds: for a stored millisecond m,
+		// m > floor(now) exactly when the time m is after now.
 		nowMS := now.UnixMilli()
 		res, err := tx.exec(ctx, qLedgerClaim, kind, key, claimID, flashauth.LedgerPending, ms(leaseUntil), ms(now),
 			flashauth.LedgerDone, nowMS, flashauth.LedgerPending, nowMS)
@@ -86,17 +88,6 @@ func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID 
 	entry.LeaseUntil, entry.CreatedAt = roundMS(entry.LeaseUntil), roundMS(entry.CreatedAt)
 	held := entry.State == flashauth.LedgerPending && entry.ClaimID == claimID
 	return entry, held, nil
-}
-
-// ledgerLive reports whether e still blocks new claims at now.
-func ledgerLive(e flashauth.LedgerEntry, now time.Time) bool {
-	switch e.State {
-	case flashauth.LedgerDone:
-		return e.ExpiresAt.After(now)
-	case flashauth.LedgerPending:
-		return e.LeaseUntil.After(now)
-	}
-	return false
 }
 
 // roundMS returns t as it reads back from the store.
@@ -143,7 +134,7 @@ func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth
 }
 
 // PurgeLedger implements flashauth.LedgerStore. A missing time counts as
-// passed, as in ledgerLive: such a row could never be replayed or held.
+// passed, as in qLedgerClaim: such a row could never be replayed or held.
 func (db *DB) PurgeLedger(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := db.writeTx(ctx, "purge ledger", func(ctx context.Context, tx *wtx) error {
