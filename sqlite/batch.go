@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -11,7 +12,7 @@ import (
 // Group commit. Every write of the store is a transaction body (a func run
 // inside BEGIN IMMEDIATE ... COMMIT). Instead of one transaction per call,
 // one writer goroutine takes every body queued when it becomes free and runs
-// them in one transaction, each inside its own savepoint, then commits once.
+// them in one transaction, then commits once.
 // A caller is answered only after the COMMIT of its batch returned: a write
 // that returned nil is durable (as durable as the synchronous setting makes
 // any commit), exactly as before.
@@ -26,8 +27,11 @@ import (
 // server CPU per refresh fell by a fifth (docs/benchmarks.md).
 //
 // Failures stay per call:
-//   - a body that fails (or panics) is rolled back to its savepoint and gets
-//     its error; the others in the batch go on;
+//   - the bodies run without savepoints (two statements per body saved on
+//     every batch); when one fails (or panics), the transaction is rolled
+//     back and the batch runs again with a savepoint per body, where the
+//     failing body is rolled back to its savepoint and gets its error, and
+//     the others go on (a body that panicked is not run again);
 //   - when the transaction itself fails (the COMMIT, or a savepoint command:
 //     an I/O error, a constraint checked at commit time), nothing of the
 //     batch is stored, and every body is run again in a transaction of its
@@ -221,7 +225,13 @@ func (db *DB) runBatch(batch []*writeReq) {
 		live[0].done <- db.runOne(live[0].fn)
 		return
 	}
-	results, err := db.runGroup(live)
+	results, err := db.runFast(live)
+	if errors.Is(err, errBodyFailed) {
+		// A body failed or panicked: the transaction was rolled back. Run
+		// the batch again with a savepoint per body, so that the failure
+		// stays its own; a body that panicked is not run again.
+		results, err = db.runGroup(live, results)
+	}
 	if err != nil {
 		// The transaction failed as a whole: nothing of it is stored. Run
 		// every body again on its own, so that only the culprit fails. A
@@ -259,11 +269,17 @@ func (db *DB) runOne(fn txFunc) writeResult {
 	return res
 }
 
-// runGroup runs the bodies of batch in one transaction, each in a
-// savepoint. It returns each body's result, and an error when the
-// transaction failed as a whole (then none of it is stored, and the results
-// of the bodies that did not panic are void).
-func (db *DB) runGroup(batch []*writeReq) ([]writeResult, error) {
+// errBodyFailed tells runBatch that runFast stopped at a body that failed.
+var errBodyFailed = errors.New("sqlite: a body of the batch failed")
+
+// runFast runs the bodies of batch in one transaction without savepoints:
+// nothing can be undone body by body, so at the first body that returns an
+// error or panics, the whole transaction is rolled back and runFast returns
+// errBodyFailed (with the panics recorded in the results); runBatch then
+// runs the batch again in runGroup. Savepoints cost two statements per body
+// on every batch; this costs a rerun only on the batches that need it.
+// Any other error is the transaction's, as in runGroup.
+func (db *DB) runFast(batch []*writeReq) ([]writeResult, error) {
 	ctx := context.Background()
 	results := make([]writeResult, len(batch))
 	tx, err := db.write.BeginTx(ctx, nil)
@@ -272,6 +288,47 @@ func (db *DB) runGroup(batch []*writeReq) ([]writeResult, error) {
 	}
 	t := &wtx{Tx: tx, db: db}
 	for i, r := range batch {
+		res := call(ctx, t, r.fn)
+		if res.err != nil || res.panicked != nil {
+			_ = tx.Rollback()
+			if res.panicked != nil {
+				results[i] = res
+			}
+			return results, errBodyFailed
+		}
+		results[i] = res
+	}
+	if err := tx.Commit(); err != nil {
+		db.rollbackFailedCommit()
+		return results, err
+	}
+	db.w.batches.Add(1)
+	db.w.items.Add(int64(len(batch)))
+	return results, nil
+}
+
+// runGroup runs the bodies of batch in one transaction, each in a
+// savepoint, except those that already panicked in prev (their result is
+// kept; they are not run again). It returns each body's result, and an
+// error when the transaction failed as a whole (then none of it is stored,
+// and the results of the bodies that did not panic are void).
+func (db *DB) runGroup(batch []*writeReq, prev []writeResult) ([]writeResult, error) {
+	ctx := context.Background()
+	results := make([]writeResult, len(batch))
+	for i := range prev {
+		if prev[i].panicked != nil {
+			results[i] = prev[i]
+		}
+	}
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return results, err
+	}
+	t := &wtx{Tx: tx, db: db}
+	for i, r := range batch {
+		if results[i].panicked != nil {
+			continue
+		}
 		if _, err := t.exec(ctx, `SAVEPOINT item`); err != nil {
 			_ = tx.Rollback()
 			return results, err

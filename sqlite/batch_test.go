@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,5 +284,125 @@ func TestAbandonedQueuedWriteNeverRuns(t *testing.T) {
 	events, err := db.ListAudit(t.Context(), 10)
 	if err != nil || len(events) != 1 || events[0].Type != "after" {
 		t.Fatalf("events = %+v, %v; want only the later write", events, err)
+	}
+}
+
+// A batch runs without savepoints until a body fails; then its transaction
+// is rolled back and the batch runs again with a savepoint per body. The
+// healthy writes before and after the failing one are committed exactly
+// once (no duplicate rows from the first attempt), in one transaction, and
+// the failing body gets its own error with its row rolled back.
+func TestGroupCommitFastPathFallsBackOnFailure(t *testing.T) {
+	db := openInternal(t, filepath.Join(t.TempDir(), "batch.db"))
+	release := holdWriter(t, db)
+	before := db.w.batches.Load()
+	refused := errors.New("refused")
+	const n = 7
+	errs := make([]error, n)
+	runs := make([]atomic.Int32, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = db.writeTx(context.Background(), "test", func(ctx context.Context, tx *wtx) error {
+				runs[i].Add(1)
+				typ := fmt.Sprintf("write %d", i)
+				if i == n/2 {
+					typ = "failing"
+				}
+				if _, err := tx.exec(ctx, qAuditInsert, 1, typ, "ok", "", "", "", "", ""); err != nil {
+					return err
+				}
+				if i == n/2 {
+					return refused
+				}
+				return nil
+			})
+		})
+		waitQueued(t, db, i+1) // queue in order: the failing body is in the middle
+	}
+	release()
+	wg.Wait()
+	for i, err := range errs {
+		if want := error(nil); i == n/2 {
+			if !errors.Is(err, refused) {
+				t.Errorf("failing write: %v, want its own error", err)
+			}
+		} else if err != want {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	if r := runs[n-1].Load(); r != 1 {
+		t.Errorf("the last body ran %d times, want once: the batch did not stop at the failure", r)
+	}
+	if r := runs[0].Load(); r != 2 {
+		t.Errorf("the first body ran %d times, want twice (fast path, then with savepoints)", r)
+	}
+	if c := db.w.batches.Load() - before - 1; c != 1 {
+		t.Errorf("%d transactions committed the batch, want 1", c)
+	}
+	events, err := db.ListAudit(t.Context(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range events {
+		seen[e.Type]++
+	}
+	for i := range n {
+		typ, want := fmt.Sprintf("write %d", i), 1
+		if i == n/2 {
+			typ, want = "failing", 0
+		}
+		if seen[typ] != want {
+			t.Errorf("%q stored %d times, want %d (all: %v)", typ, seen[typ], want, seen)
+		}
+	}
+	if len(events) != n-1 {
+		t.Errorf("%d events stored, want %d", len(events), n-1)
+	}
+}
+
+// The claim decides liveness in SQL, in milliseconds, while callers pass a
+// now with nanoseconds: an entry whose lease or expiry is half a
+// millisecond after now still blocks, one at now or before does not.
+func TestClaimLedgerLivenessBelowAMillisecond(t *testing.T) {
+	db := openInternal(t, filepath.Join(t.TempDir(), "claim.db"))
+	ctx := t.Context()
+	base := time.UnixMilli(1764120000000)
+	half := 500 * time.Microsecond
+	for i, tc := range []struct {
+		done bool
+		// until is the entry's lease (pending) or expiry (done), from base.
+		until time.Duration
+		now   time.Duration // the second claim's now, from base
+		live  bool
+	}{
+		{false, time.Millisecond, half, true},
+		{false, time.Millisecond, time.Millisecond, false},
+		{false, time.Millisecond, time.Millisecond + half, false},
+		{false, time.Millisecond, -half, true},
+		{true, time.Millisecond, half, true},
+		{true, time.Millisecond, time.Millisecond, false},
+		{true, time.Millisecond, time.Millisecond + half, false},
+		{true, time.Millisecond, -half, true},
+	} {
+		key := seal.Hash(fmt.Sprint("liveness ", i))
+		if _, held, err := db.ClaimLedger(ctx, flashauth.LedgerGitHubRefresh, key, "first", base, base.Add(tc.until)); err != nil || !held {
+			t.Fatalf("case %d: first claim: held=%v, %v", i, held, err)
+		}
+		if tc.done {
+			if err := db.CompleteLedger(ctx, flashauth.LedgerGitHubRefresh, key, "first", []byte("sealed"), base.Add(tc.until), nil); err != nil {
+				t.Fatalf("case %d: complete: %v", i, err)
+			}
+		}
+		now := base.Add(tc.now)
+		e, held, err := db.ClaimLedger(ctx, flashauth.LedgerGitHubRefresh, key, "second", now, now.Add(time.Minute))
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		if held == tc.live || (tc.live && e.ClaimID != "first") {
+			t.Errorf("case %d (done=%v, until %v, now %v): second claim held=%v entry claim %q; want live=%v",
+				i, tc.done, tc.until, tc.now, held, e.ClaimID, tc.live)
+		}
 	}
 }

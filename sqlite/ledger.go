@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -16,12 +15,20 @@ const ledgerColumns = `kind, key, claim_id, state, lease_until, sealed, expires_
 // The ledger's statements, prepared once (stmts.go).
 const (
 	qLedgerSelect = `SELECT ` + ledgerColumns + ` FROM ledger WHERE kind = ? AND key = ?`
-	qLedgerClaim  = `INSERT INTO ledger (` + ledgerColumns + `)
+	// qLedgerClaim takes the entry when it is absent or dead, in one
+	// statement. An entry is live (blocks new claims) while it is done and
+	// its expires_at is after now, or pending and its lease_until is after
+	// now; a missing time counts as passed. The upsert's WHERE is that
+	// negated, so a live entry is left alone and nothing changes.
+	qLedgerClaim = `INSERT INTO ledger (` + ledgerColumns + `)
 			VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)
 			ON CONFLICT (kind, key) DO UPDATE SET
 				claim_id = excluded.claim_id, state = excluded.state,
 				lease_until = excluded.lease_until, sealed = NULL,
-				expires_at = NULL, created_at = excluded.created_at`
+				expires_at = NULL, created_at = excluded.created_at
+			WHERE NOT (
+				(ledger.state = ? AND ledger.expires_at IS NOT NULL AND ledger.expires_at > ?) OR
+				(ledger.state = ? AND ledger.lease_until IS NOT NULL AND ledger.lease_until > ?))`
 	qLedgerComplete = `UPDATE ledger SET state = ?, sealed = ?, expires_at = ?
 			WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`
 	qLedgerRelease = `DELETE FROM ledger WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`
@@ -43,27 +50,36 @@ func scanLedger(r rowScanner) (flashauth.LedgerEntry, error) {
 	return e, nil
 }
 
-// ClaimLedger implements flashauth.LedgerStore. The read and the write share
-// one BEGIN IMMEDIATE transaction, so no other writer, in this process or
-// another, can slip in between "is there a live entry?" and "take it".
+// ClaimLedger implements flashauth.LedgerStore. The write and, when it
+// changed nothing, the read of the live entry share one BEGIN IMMEDIATE
+// transaction, so no other writer, in this process or another, can slip in
+// between "is there a live entry?" and "take it".
 func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (flashauth.LedgerEntry, bool, error) {
 	var entry flashauth.LedgerEntry
 	err := db.writeTx(ctx, "claim ledger", func(ctx context.Context, tx *wtx) error {
-		cur, err := scanLedger(tx.queryRow(ctx, qLedgerSelect, kind, key))
-		switch {
-		case err == nil && ledgerLive(cur, now):
-			entry = cur
-			return nil
-		case err != nil && !errors.Is(err, sql.ErrNoRows):
+		// Now compares in whole milliseconds: for a stored millisecond m,
+		// m > floor(now) exactly when the time m is after now.
+		nowMS := now.UnixMilli()
+		res, err := tx.exec(ctx, qLedgerClaim, kind, key, claimID, flashauth.LedgerPending, ms(leaseUntil), ms(now),
+			flashauth.LedgerDone, nowMS, flashauth.LedgerPending, nowMS)
+		if err != nil {
 			return err
 		}
-		// Absent or dead: a fresh pending entry replaces whatever was there.
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			// A live entry blocked the claim: report it.
+			entry, err = scanLedger(tx.queryRow(ctx, qLedgerSelect, kind, key))
+			return err
+		}
+		// Absent or dead: a fresh pending entry replaced whatever was there.
 		entry = flashauth.LedgerEntry{
 			Kind: kind, Key: bytes.Clone(key), ClaimID: claimID, State: flashauth.LedgerPending,
 			LeaseUntil: leaseUntil, CreatedAt: now,
 		}
-		_, err = tx.exec(ctx, qLedgerClaim, kind, key, claimID, flashauth.LedgerPending, ms(leaseUntil), ms(now))
-		return err
+		return nil
 	})
 	if err != nil {
 		return flashauth.LedgerEntry{}, false, err
@@ -72,17 +88,6 @@ func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID 
 	entry.LeaseUntil, entry.CreatedAt = roundMS(entry.LeaseUntil), roundMS(entry.CreatedAt)
 	held := entry.State == flashauth.LedgerPending && entry.ClaimID == claimID
 	return entry, held, nil
-}
-
-// ledgerLive reports whether e still blocks new claims at now.
-func ledgerLive(e flashauth.LedgerEntry, now time.Time) bool {
-	switch e.State {
-	case flashauth.LedgerDone:
-		return e.ExpiresAt.After(now)
-	case flashauth.LedgerPending:
-		return e.LeaseUntil.After(now)
-	}
-	return false
 }
 
 // roundMS returns t as it reads back from the store.
@@ -129,7 +134,7 @@ func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth
 }
 
 // PurgeLedger implements flashauth.LedgerStore. A missing time counts as
-// passed, as in ledgerLive: such a row could never be replayed or held.
+// passed, as in qLedgerClaim: such a row could never be replayed or held.
 func (db *DB) PurgeLedger(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := db.writeTx(ctx, "purge ledger", func(ctx context.Context, tx *wtx) error {
