@@ -268,6 +268,36 @@ func TestDoRunsOnlyTheOperationOnAGoroutineOfItsOwn(t *testing.T) {
 	}
 }
 
+// A panic on the leader's own goroutine (here in BeforeClaim) goes up the
+// leader's stack; a caller that joined the attempt gets an internal error
+// instead of waiting forever.
+func TestDoLeaderPanicReleasesJoinedCallers(t *testing.T) {
+	var l *ledger.Ledger
+	l = ledger.New(sqlitetest.Open(t), ledger.Options{Clock: newClock(), BeforeClaim: func(context.Context, string, []byte) error {
+		testkit.WaitUntil(t, "the second caller parked on the attempt", func() bool { return testkit.Parked("/ledger.(*Ledger).do(") >= 1 })
+		panic("boom")
+	}})
+	var calls atomic.Int64
+	joined := make(chan error, 1)
+	go func() {
+		testkit.WaitUntil(t, "the leader in BeforeClaim", func() bool { return l.InFlight() == 1 })
+		_, err := l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "p"))
+		joined <- err
+	}()
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Errorf("leader recovered %v, want its panic", p)
+			}
+		}()
+		_, _ = l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "p"))
+	}()
+	testkit.WantCode(t, <-joined, flashauth.CodeInternal)
+	if calls.Load() != 0 || l.InFlight() != 0 {
+		t.Fatalf("op ran %d times, %d in flight; want none", calls.Load(), l.InFlight())
+	}
+}
+
 // stackOfWrites records the goroutine stack of the last claim and commit.
 type stackOfWrites struct {
 	flashauth.LedgerStore
