@@ -249,7 +249,7 @@ func StartChild(ctx context.Context, role string, env ...string) (*Child, error)
 // goroutines per request, most of them shallow (the connection's
 // background read, the upstream connection's two loops), and a few deep
 // ones raise that average for all of them: at 2,000 clients it costs
-// flashauth about 17 MiB of stacks, and the ceiling too. Every target gets
+// flashauth about 15 MiB of stacks, and the ceiling too. Every target gets
 // it, so they stay comparable; docs/deploy.md recommends it for `flashauth
 // serve`.
 const childGODEBUG = "adaptivestackstart=0"
