@@ -155,6 +155,14 @@ func headerSafe(s string, min byte) bool {
 	return true
 }
 
+// The connections newTransport keeps to one host at most, and their
+// buffer sizes.
+const (
+	transportMaxConns    = 1024
+	transportReadBuffer  = 2 << 10
+	transportWriteBuffer = 1 << 10
+)
+
 // refuseRedirect makes the client return a 3xx as it is: following it would
 // re-send the token request somewhere GitHub did not intend.
 func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -162,11 +170,20 @@ func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLa
 // newTransport is the default Transport: bounded dials and handshakes (the
 // per-call timeout bounds the rest), and idle connections closed before
 // GitHub's load balancers would, so that a request is rarely written to a
-// connection the server is closing (such a request could not be retried).
-// The keep-alive pool is sized for the concurrency of a busy broker: over
-// HTTP/1.1 every request in flight needs a connection, and one closed after
-// use (beyond MaxIdleConnsPerHost) means a new TCP and TLS handshake for the
-// next. An idle connection costs about 10 KiB.
+// connection the server is closing (such a request could not be retried). The
+// keep-alive pool is sized for the concurrency of a busy broker: over HTTP/1.1
+// every request in flight needs a connection, and one closed after use (beyond
+// MaxIdleConnsPerHost) means a new TCP and TLS handshake for the next. The
+// connections to one host are capped at 1,024, open or dialing (over HTTP/1.1,
+// 1,024 calls in flight: about 10,000 a second at 100 ms each); a call beyond
+// the cap waits for one. Without it, a burst of claims committed together
+// opened a connection, two goroutines and a dialing goroutine per call at
+// once. The idle pool holds as many, so that the next burst reuses them
+// instead of dialing again. Every connection, busy or idle, holds a read and a
+// write buffer (4 KiB each by default): the requests and answers here are well
+// under 1 KiB of body, so the buffers are 2 KiB and 1 KiB - at a thousand
+// connections, 5 MiB less (a longer header line or body is still read whole,
+// only in more steps). An idle connection then costs about 7 KiB.
 func newTransport() *http.Transport {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
@@ -175,9 +192,12 @@ func newTransport() *http.Transport {
 		ForceAttemptHTTP2:     true,
 		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   5 * time.Second,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   256,
+		MaxIdleConns:          transportMaxConns,
+		MaxIdleConnsPerHost:   transportMaxConns,
+		MaxConnsPerHost:       transportMaxConns,
 		IdleConnTimeout:       30 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		ReadBufferSize:        transportReadBuffer,
+		WriteBufferSize:       transportWriteBuffer,
 	}
 }

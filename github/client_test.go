@@ -22,6 +22,8 @@ func TestNewDefaults(t *testing.T) {
 		"userAgent": c.userAgent == "flashauth",
 		"clock":     c.clock == flashauth.SystemClock{},
 		"client":    c.hc != http.DefaultClient && c.hc.Transport != nil && c.hc.Transport != http.DefaultTransport,
+		"buffers":   c.hc.Transport.(*http.Transport).ReadBufferSize == 2<<10 && c.hc.Transport.(*http.Transport).WriteBufferSize == 1<<10,
+		"pool":      c.hc.Transport.(*http.Transport).MaxConnsPerHost == 1024 && c.hc.Transport.(*http.Transport).MaxIdleConnsPerHost == 1024,
 	} {
 		if !ok {
 			t.Errorf("default %s is wrong", name)

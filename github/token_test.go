@@ -88,6 +88,31 @@ func capture(t *testing.T, into chan<- captured, status int, body string) http.H
 	}
 }
 
+// The default Transport's buffers are small (newTransport): a header line
+// and a body longer than them, and a request longer than the write buffer,
+// still go through whole.
+func TestRefreshTokenThroughSmallBuffers(t *testing.T) {
+	long := strings.Repeat("a", 3*transportReadBuffer)
+	secret := strings.Repeat("s", 2*transportWriteBuffer)
+	body := `{"access_token":"` + newAccess + `","refresh_token":"` + newRefresh + `","token_type":"bearer","scope":"` + long + `"}`
+	c, _ := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("client_secret") != secret {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Security-Policy", long)
+		w.Header().Set("Content-Type", jsonCT)
+		_, _ = io.WriteString(w, body)
+	}), func(c *Config) { c.ClientSecret = secret })
+	got, err := c.RefreshToken(t.Context(), testRefresh)
+	if err != nil {
+		t.Fatalf("RefreshToken: %v", err)
+	}
+	if got.AccessToken != newAccess || got.RefreshToken != newRefresh || got.Scope != long {
+		t.Fatalf("got %q / %q, scope of %d bytes; want the whole answer", got.AccessToken, got.RefreshToken, len(got.Scope))
+	}
+}
+
 func TestTokenRequestShape(t *testing.T) {
 	okBody := `{"access_token":"` + newAccess + `","token_type":"bearer"}`
 	tests := []struct {

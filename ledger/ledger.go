@@ -18,10 +18,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/internal/testhook"
@@ -65,7 +64,9 @@ type Options struct {
 type Ledger struct {
 	store flashauth.LedgerStore
 	opt   Options
-	group singleflight.Group
+
+	mu      sync.Mutex
+	flights map[string]*flight // the attempts in flight, by kind and key
 	// inflight counts the operations this process is running or waiting
 	// on: one per secret, however many callers share it.
 	inflight atomic.Int64
@@ -88,7 +89,39 @@ func New(store flashauth.LedgerStore, opt Options) *Ledger {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Ledger{store: store, opt: opt}
+	return &Ledger{store: store, opt: opt, flights: map[string]*flight{}}
+}
+
+// flight is one attempt at (kind, key) in this process, shared by every
+// caller that arrives while it runs.
+type flight struct {
+	done  chan struct{} // closed once res and err are set
+	res   Result
+	err   error
+	joins int // callers that joined the attempt; guarded by Ledger.mu
+
+	// An operation runs on a goroutine of its own (see lead). When it has
+	// run, that goroutine hands its outcome to the leader, the caller that
+	// started the attempt, which commits it on its own goroutine - unless
+	// the leader went away first; then the goroutine commits it itself.
+	// state says which happened (handoffs below).
+	state   atomic.Int32
+	handoff chan ran // cap 1
+}
+
+// The states of a flight's handoff.
+const (
+	running   = iota // the operation runs; the leader waits
+	handed           // the outcome was handed to the leader
+	abandoned        // the leader went away: the goroutine commits
+)
+
+// ran is an operation that ran under a held claim: its outcome or error,
+// not yet committed or released.
+type ran struct {
+	claimID string
+	out     Outcome
+	err     error
 }
 
 // Result is what Do returns.
@@ -139,69 +172,177 @@ func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, window
 	if key == nil {
 		key = seal.Hash(secret)
 	}
-	// led is set only in the caller whose function singleflight runs; the
-	// channel receive below orders the write before the read.
-	led := false
-	ch := l.group.DoChan(kind+"\x00"+string(key), func() (any, error) {
-		led = true
-		l.inflight.Add(1)
-		defer l.inflight.Add(-1)
-		return l.run(context.WithoutCancel(ctx), kind, secret, key, window, op)
-	})
-	select {
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
-	case r := <-ch:
-		res, _ := r.Val.(Result) // a CommitError comes with its payload
-		if r.Shared && res.Payload != nil {
-			// Every caller gets its own copy of the payload.
-			res.Payload = append([]byte(nil), res.Payload...)
+	fk := kind + "\x00" + string(key)
+	l.mu.Lock()
+	if f, ok := l.flights[fk]; ok {
+		f.joins++
+		l.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case <-f.done:
+			return f.result(true)
 		}
-		res.Joined = !led
-		return res, r.Err
 	}
+	f := &flight{done: make(chan struct{}), handoff: make(chan ran, 1)}
+	l.flights[fk] = f
+	l.mu.Unlock()
+	l.inflight.Add(1)
+	return l.lead(ctx, fk, f, kind, secret, key, window, op)
 }
 
-// run is the single-flight body. ctx carries no cancellation (see Do), so
-// nothing here returns early because callers went away: the wait for another
-// process's claim ends with its commit or its lease.
-func (l *Ledger) run(ctx context.Context, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
-	// A replay is the common case under retries and racing tabs: look first
-	// with a read, so replays do not queue behind writers - and so that
-	// BeforeClaim (the per-token rate limit) is never charged for one.
+// result is f's outcome for one of its callers, once f is done.
+func (f *flight) result(joined bool) (Result, error) {
+	res := f.res // a CommitError comes with its payload
+	if f.joins > 0 && res.Payload != nil {
+		// Every caller gets its own copy of a shared payload. joins is
+		// final here: the flight left the map before done was closed.
+		res.Payload = append([]byte(nil), res.Payload...)
+	}
+	res.Joined = joined
+	return res, f.err
+}
+
+// finish ends the attempt f with its outcome.
+func (l *Ledger) finish(fk string, f *flight, res Result, err error) {
+	l.mu.Lock()
+	delete(l.flights, fk)
+	l.mu.Unlock()
+	f.res, f.err = res, err
+	l.inflight.Add(-1)
+	close(f.done)
+}
+
+// lead runs the attempt f for the caller that started it. Nothing of the
+// attempt is cancelled by ctx (see Do): the caller may stop waiting, the
+// attempt goes on.
+//
+// Only the operation - one upstream call, the longest step by far - runs on
+// a goroutine of its own, so that the caller can go away while it runs and
+// its outcome is still committed. Everything else runs on the caller's
+// goroutine, whose stack the request already has: the replay lookup,
+// BeforeClaim and the claim before, the commit after (unless the caller has
+// gone). So the goroutine lives only as long as the upstream call: at a
+// thousand concurrent refreshes, each extra goroutine is one more stack of
+// 8-16 KiB, and a request waiting on the store holds none (docs/design.md).
+func (l *Ledger) lead(ctx context.Context, fk string, f *flight, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
+	dctx := context.WithoutCancel(ctx)
+	settled := false
+	defer func() {
+		if !settled {
+			// A panic on the way (the store, BeforeClaim, sealing): the
+			// callers that joined get an internal error, and the panic goes
+			// on up the leader's own stack.
+			l.finish(fk, f, Result{}, errInternal("ledger: attempt panicked"))
+		}
+	}()
+	c, res, err := l.begin(dctx, kind, secret, key)
+	if c == nil {
+		settled = true
+		l.finish(fk, f, res, err)
+		return f.result(false)
+	}
+	go l.operate(dctx, fk, f, kind, secret, key, c, window, op)
+	var r ran
+	select {
+	case r = <-f.handoff:
+	case <-f.done: // no operation ran: the wait for another process ended in its commit, or in an error
+		settled = true
+		return f.result(false)
+	case <-ctx.Done():
+		if f.state.CompareAndSwap(running, abandoned) {
+			settled = true // the goroutine commits
+			return Result{}, ctx.Err()
+		}
+		r = <-f.handoff // handed over just now: commit it here
+	}
+	res, err = l.settle(dctx, kind, secret, key, r, window)
+	settled = true
+	l.finish(fk, f, res, err)
+	return f.result(false)
+}
+
+// operate is the goroutine of an attempt past its first claim: the wait
+// for another process's claim, if any - until that commit or its lease -
+// then the operation, whose outcome it hands to the leader or, if the
+// leader has gone, commits itself.
+func (l *Ledger) operate(ctx context.Context, fk string, f *flight, kind, secret string, key []byte, c *claim, window time.Duration, op Op) {
+	wait := l.opt.PollInterval
+	for !c.held {
+		time.Sleep(wait)
+		wait = min(2*wait, l.opt.MaxPoll)
+		if res, over, err := l.tryClaim(ctx, kind, secret, key, c); over {
+			l.finish(fk, f, res, err)
+			return
+		}
+	}
+	out, err := l.call(ctx, kind, c.deadline, op)
+	r := ran{claimID: c.id, out: out, err: err}
+	if f.state.CompareAndSwap(running, handed) {
+		f.handoff <- r
+		return
+	}
+	res, err := l.settle(ctx, kind, secret, key, r, window)
+	l.finish(fk, f, res, err)
+}
+
+// claim is a claim id and, once held, the deadline of the operation it
+// protects.
+type claim struct {
+	id       string
+	held     bool // false: another process holds the key
+	deadline time.Time
+}
+
+// begin is the start of an attempt: a replay of a committed outcome, or
+// BeforeClaim and a first claim. A nil claim means the attempt is over with
+// (res, err).
+//
+// A replay is the common case under retries and racing tabs: look first
+// with a read, so replays do not queue behind writers - and so that
+// BeforeClaim (the per-token rate limit) is never charged for one.
+func (l *Ledger) begin(ctx context.Context, kind, secret string, key []byte) (*claim, Result, error) {
 	if e, err := l.store.GetLedger(ctx, kind, key); err == nil && e.State == flashauth.LedgerDone && e.ExpiresAt.After(l.opt.Clock.Now()) {
-		return l.open(kind, secret, key, e)
+		res, err := l.open(kind, secret, key, e)
+		return nil, res, err
 	}
 	if l.opt.BeforeClaim != nil {
 		if err := l.opt.BeforeClaim(ctx, kind, key); err != nil {
-			return Result{}, err
+			return nil, Result{}, err
 		}
 	}
-	claimID, err := newClaimID()
+	id, err := newClaimID()
 	if err != nil {
-		return Result{}, err
+		return nil, Result{}, err
 	}
+	c := &claim{id: id}
+	if res, over, err := l.tryClaim(ctx, kind, secret, key, c); over {
+		return nil, res, err
+	}
+	return c, Result{}, nil
+}
+
+// tryClaim tries to take c for (kind, key) once. over: the attempt is over
+// with (res, err) - a committed outcome to replay, or a store error.
+// Otherwise c.held says whether c is now held.
+func (l *Ledger) tryClaim(ctx context.Context, kind, secret string, key []byte, c *claim) (res Result, over bool, err error) {
+	now := l.opt.Clock.Now()
 	lease := l.lease(kind)
-	wait := l.opt.PollInterval
-	for {
-		now := l.opt.Clock.Now()
-		// The operation's deadline counts from before the claim is written,
-		// so it never ends after the lease others see in the store.
-		deadline := time.Now().Add(lease)
-		entry, claimed, err := l.store.ClaimLedger(ctx, kind, key, claimID, now, now.Add(lease))
-		if err != nil {
-			return Result{}, fmt.Errorf("ledger claim: %w", err)
-		}
-		if claimed {
-			return l.execute(ctx, kind, secret, key, claimID, deadline, window, op)
-		}
-		if entry.State == flashauth.LedgerDone {
-			return l.open(kind, secret, key, entry)
-		}
-		// Another process holds the claim: wait for its commit or its lease.
-		time.Sleep(wait)
-		wait = min(2*wait, l.opt.MaxPoll)
+	// The operation's deadline counts from before the claim is written,
+	// so it never ends after the lease others see in the store.
+	deadline := time.Now().Add(lease)
+	entry, claimed, err := l.store.ClaimLedger(ctx, kind, key, c.id, now, now.Add(lease))
+	switch {
+	case err != nil:
+		return Result{}, true, fmt.Errorf("ledger claim: %w", err)
+	case claimed:
+		c.held, c.deadline = true, deadline
+		return Result{}, false, nil
+	case entry.State == flashauth.LedgerDone:
+		res, err := l.open(kind, secret, key, entry)
+		return res, true, err
 	}
+	return Result{}, false, nil
 }
 
 func (l *Ledger) lease(kind string) time.Duration {
@@ -219,34 +360,36 @@ func (l *Ledger) open(kind, secret string, key []byte, e flashauth.LedgerEntry) 
 	return Result{Payload: pt, Replayed: true}, nil
 }
 
-func (l *Ledger) execute(ctx context.Context, kind, secret string, key []byte, claimID string, deadline time.Time, window time.Duration, op Op) (Result, error) {
-	out, opErr := l.call(ctx, kind, deadline, op)
-	if opErr != nil {
-		if err := l.store.ReleaseLedger(ctx, kind, key, claimID); err != nil {
+// settle commits what an operation decided, or releases its claim when it
+// failed (nothing definitive happened).
+func (l *Ledger) settle(ctx context.Context, kind, secret string, key []byte, r ran, window time.Duration) (Result, error) {
+	if r.err != nil {
+		if err := l.store.ReleaseLedger(ctx, kind, key, r.claimID); err != nil {
 			// The lease will free it; the op's error is what matters.
 			l.opt.Logger.Warn("ledger release failed", "kind", kind, "err", err)
 		}
-		return Result{}, opErr
+		return Result{}, r.err
 	}
-	sealed, err := seal.Seal([]byte(secret), sealInfo(kind), out.Payload, key)
+	sealed, err := seal.Seal([]byte(secret), sealInfo(kind), r.out.Payload, key)
 	if err != nil {
 		return Result{}, err
 	}
-	if err := l.commit(ctx, kind, key, claimID, sealed, window, out.Lineage); err != nil {
+	if err := l.commit(ctx, kind, key, r.claimID, sealed, window, r.out.Lineage); err != nil {
 		// The operation happened (a single-use secret may be spent) but its
 		// outcome is not stored. Returning it is the only way it is not lost;
 		// a retry will not replay it.
-		return Result{Payload: out.Payload}, &CommitError{Err: err}
+		return Result{Payload: r.out.Payload}, &CommitError{Err: err}
 	}
 	testhook.AfterLedgerCommit(kind)
-	return Result{Payload: out.Payload}, nil
+	return Result{Payload: r.out.Payload}, nil
 }
 
 // call runs op under the claim's lease. Past the lease another process may
 // take the claim over and run the operation itself, so op must not outlive
 // it: the lease is op's deadline. A panic in op becomes an error, because
-// singleflight would re-raise it on a goroutine of its own, where nothing can
-// recover it, and take every in-flight refresh of the process down with it.
+// op runs on a goroutine of its own (see lead), where nothing else would
+// recover it, and it would take every in-flight refresh of the process down
+// with it.
 func (l *Ledger) call(ctx context.Context, kind string, deadline time.Time, op Op) (out Outcome, err error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -254,14 +397,14 @@ func (l *Ledger) call(ctx context.Context, kind string, deadline time.Time, op O
 		if p := recover(); p != nil {
 			// The panic value may hold a secret: only the stack is logged.
 			l.opt.Logger.Error("ledger operation panicked", "kind", kind, "stack", string(debug.Stack()))
-			out, err = Outcome{}, &flashauth.Error{
-				Code:    flashauth.CodeInternal,
-				Message: "An internal error occurred.",
-				Err:     errors.New("ledger: operation panicked"),
-			}
+			out, err = Outcome{}, errInternal("ledger: operation panicked")
 		}
 	}()
 	return op(ctx)
+}
+
+func errInternal(detail string) error {
+	return &flashauth.Error{Code: flashauth.CodeInternal, Message: "An internal error occurred.", Err: errors.New(detail)}
 }
 
 // commit completes claimID's entry. When the claim was lost because the

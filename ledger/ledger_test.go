@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,6 +239,79 @@ func TestDoCallerCancelDoesNotAbortOp(t *testing.T) {
 	if err != nil || string(r.Payload) != "kept" || !r.Replayed || calls.Load() != 1 {
 		t.Fatalf("second retry got %q replayed=%v, %v (calls %d), want the committed outcome", r.Payload, r.Replayed, err, calls.Load())
 	}
+}
+
+// Only the operation runs on a goroutine of its own: the claim and the
+// commit run on the goroutine of the caller that leads the attempt, which
+// has a request's stack already, so that a request waiting on the store
+// holds no second goroutine. A leader that went away leaves the commit to
+// the operation's goroutine (TestDoCallerCancelDoesNotAbortOp).
+func TestDoRunsOnlyTheOperationOnAGoroutineOfItsOwn(t *testing.T) {
+	st := &stackOfWrites{LedgerStore: sqlitetest.Open(t)}
+	l := ledger.New(st, ledger.Options{Clock: newClock()})
+	var opStack string
+	r, err := l.Do(context.Background(), kind, "s", time.Minute, func(context.Context) (ledger.Outcome, error) {
+		opStack = string(debug.Stack())
+		return ledger.Outcome{Payload: []byte("p")}, nil
+	})
+	if err != nil || string(r.Payload) != "p" {
+		t.Fatalf("Do = %q, %v", r.Payload, err)
+	}
+	const caller = "ledger_test.TestDoRunsOnlyTheOperationOnAGoroutineOfItsOwn("
+	if strings.Contains(opStack, caller) {
+		t.Errorf("the operation ran on the caller's goroutine:\n%s", opStack)
+	}
+	for name, stack := range map[string]string{"claim": st.claim, "commit": st.complete} {
+		if !strings.Contains(stack, caller) {
+			t.Errorf("the %s ran on another goroutine than the caller's:\n%s", name, stack)
+		}
+	}
+}
+
+// A panic on the leader's own goroutine (here in BeforeClaim) goes up the
+// leader's stack; a caller that joined the attempt gets an internal error
+// instead of waiting forever.
+func TestDoLeaderPanicReleasesJoinedCallers(t *testing.T) {
+	var l *ledger.Ledger
+	l = ledger.New(sqlitetest.Open(t), ledger.Options{Clock: newClock(), BeforeClaim: func(context.Context, string, []byte) error {
+		testkit.WaitUntil(t, "the second caller parked on the attempt", func() bool { return testkit.Parked("/ledger.(*Ledger).do(") >= 1 })
+		panic("boom")
+	}})
+	var calls atomic.Int64
+	joined := make(chan error, 1)
+	go func() {
+		testkit.WaitUntil(t, "the leader in BeforeClaim", func() bool { return l.InFlight() == 1 })
+		_, err := l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "p"))
+		joined <- err
+	}()
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Errorf("leader recovered %v, want its panic", p)
+			}
+		}()
+		_, _ = l.Do(context.Background(), kind, "s", time.Minute, okOp(&calls, "p"))
+	}()
+	testkit.WantCode(t, <-joined, flashauth.CodeInternal)
+	if calls.Load() != 0 || l.InFlight() != 0 {
+		t.Fatalf("op ran %d times, %d in flight; want none", calls.Load(), l.InFlight())
+	}
+}
+
+// stackOfWrites records the goroutine stack of the last claim and commit.
+type stackOfWrites struct {
+	flashauth.LedgerStore
+	claim, complete string
+}
+
+func (s *stackOfWrites) ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (flashauth.LedgerEntry, bool, error) {
+	s.claim = string(debug.Stack())
+	return s.LedgerStore.ClaimLedger(ctx, kind, key, claimID, now, leaseUntil)
+}
+
+func (s *stackOfWrites) CompleteLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, expiresAt time.Time, lineage []flashauth.Lineage) error {
+	s.complete = string(debug.Stack())
+	return s.LedgerStore.CompleteLedger(ctx, kind, key, claimID, sealed, expiresAt, lineage)
 }
 
 func TestDoErrorIsNotCached(t *testing.T) {

@@ -43,6 +43,9 @@ func NewCeiling(githubURL, clientID, clientSecret string, conns int) *Ceiling {
 	tr.MaxIdleConns = conns + 16
 	tr.MaxIdleConnsPerHost = conns + 16
 	tr.IdleConnTimeout = 90 * time.Second
+	// The buffer sizes of flashauth's GitHub client: the same bytes per
+	// upstream connection.
+	tr.ReadBufferSize, tr.WriteBufferSize = 2<<10, 1<<10
 	return &Ceiling{
 		tokenURL: strings.TrimRight(githubURL, "/") + "/login/oauth/access_token",
 		clientID: clientID, secret: clientSecret,

@@ -208,7 +208,7 @@ func StartChild(ctx context.Context, role string, env ...string) (*Child, error)
 		return nil, fmt.Errorf("start %s: %w", role, err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(append(os.Environ(), envRole+"="+role), env...)
+	cmd.Env = childEnv(os.Environ(), append([]string{envRole + "=" + role}, env...))
 	cmd.SysProcAttr = procAttr()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -240,6 +240,35 @@ func StartChild(ctx context.Context, role string, env ...string) (*Child, error)
 	}
 	c.Kill()
 	return nil, fmt.Errorf("%s child did not start: %s", role, strings.TrimSpace(c.stderr.String()))
+}
+
+// childGODEBUG is the runtime setting every child runs with, ahead of any
+// GODEBUG it inherits (a setting given there wins): new goroutines start
+// with the smallest stack (2 KiB) instead of the average stack the last
+// collection scanned. A server at thousands of connections starts several
+// goroutines per request, most of them shallow (the connection's
+// background read, the upstream connection's two loops), and a few deep
+// ones raise that average for all of them: at 2,000 clients it costs
+// flashauth about 15 MiB of stacks, and the ceiling too. Every target gets
+// it, so they stay comparable; docs/deploy.md recommends it for `flashauth
+// serve`.
+const childGODEBUG = "adaptivestackstart=0"
+
+// childEnv is a child's environment: the parent's, with GODEBUG led by
+// childGODEBUG, then extra ("KEY=value").
+func childEnv(parent, extra []string) []string {
+	env := make([]string, 0, len(parent)+len(extra)+1)
+	godebug := "GODEBUG=" + childGODEBUG
+	for _, kv := range parent {
+		if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+			if v != "" {
+				godebug += "," + v
+			}
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(append(env, godebug), extra...)
 }
 
 // Pid is the child's process id.

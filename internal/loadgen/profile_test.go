@@ -1,8 +1,10 @@
 package loadgen
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -31,5 +33,29 @@ func TestStartProfile(t *testing.T) {
 	}
 	if _, err := startProfile(filepath.Join(dir, "missing"), RoleFlashauth); err == nil {
 		t.Fatal("a profile into a missing directory started")
+	}
+}
+
+// Children run with adaptivestackstart=0 ahead of the GODEBUG they inherit,
+// so that a setting given explicitly still wins; the rest of the
+// environment passes through, the child's own variables last.
+func TestChildEnv(t *testing.T) {
+	got := childEnv([]string{"A=1", "GODEBUG=adaptivestackstart=1,madvdontneed=0", "B=2"}, []string{envRole + "=" + RoleCeiling})
+	want := []string{"A=1", "B=2", "GODEBUG=adaptivestackstart=0,adaptivestackstart=1,madvdontneed=0", envRole + "=" + RoleCeiling}
+	if !slices.Equal(got, want) {
+		t.Errorf("childEnv = %q, want %q", got, want)
+	}
+	got = childEnv([]string{"A=1"}, nil)
+	if want := []string{"A=1", "GODEBUG=adaptivestackstart=0"}; !slices.Equal(got, want) {
+		t.Errorf("childEnv = %q, want %q", got, want)
+	}
+}
+
+// The ceiling's upstream connections have the buffers of flashauth's GitHub
+// client (github.newTransport), so that neither pays bytes the other does not.
+func TestCeilingTransportBuffers(t *testing.T) {
+	tr := NewCeiling("http://127.0.0.1:1", "id", "secret", 4).client.Transport.(*http.Transport)
+	if tr.ReadBufferSize != 2<<10 || tr.WriteBufferSize != 1<<10 {
+		t.Errorf("buffers %d / %d, want 2 KiB / 1 KiB", tr.ReadBufferSize, tr.WriteBufferSize)
 	}
 }
