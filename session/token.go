@@ -6,9 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
+	josejson "github.com/go-jose/go-jose/v4/json"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/flashbacktech/flashauth"
@@ -61,20 +64,76 @@ func (s *Service) issueAccess(ctx context.Context, u flashauth.User, sessionID s
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", time.Time{}, fmt.Errorf("session: random: %w", err)
 	}
-	std := jwt.Claims{
-		Issuer:   s.cfg.Issuer,
-		Subject:  u.ID,
-		Audience: jwt.Audience{s.cfg.Audience},
-		IssuedAt: jwt.NewNumericDate(now),
-		Expiry:   jwt.NewNumericDate(exp),
-		ID:       base64.RawURLEncoding.EncodeToString(jti[:]),
-	}
-	own := accessClaims{UserID: u.ID, Email: u.Email, OrgID: u.OrgID, SessionID: sessionID, Type: tokenType}
-	tok, err := jwt.Signed(r.signer.signer).Claims(std).Claims(own).Serialize()
+	tok, err := s.signAccess(r.signer.signer, u, sessionID, now, exp, base64.RawURLEncoding.EncodeToString(jti[:]))
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("session: sign: %w", err)
+		return "", time.Time{}, err
 	}
 	return tok, exp, nil
+}
+
+// signAccess signs the access token of u's session sessionID, issued at now,
+// expiring at exp, with id jti.
+func (s *Service) signAccess(signer jose.Signer, u flashauth.User, sessionID string, now, exp time.Time, jti string) (string, error) {
+	payload, err := josejson.Marshal(accessPayload{
+		Audience:  validUTF8(s.cfg.Audience),
+		Email:     validUTF8(u.Email),
+		Expiry:    exp.Unix(),
+		IssuedAt:  now.Unix(),
+		Issuer:    validUTF8(s.cfg.Issuer),
+		ID:        validUTF8(jti),
+		OrgID:     validUTF8(u.OrgID),
+		SessionID: validUTF8(sessionID),
+		Subject:   validUTF8(u.ID),
+		Type:      tokenType,
+		UserID:    validUTF8(u.ID),
+	})
+	if err != nil {
+		return "", fmt.Errorf("session: sign: %w", err)
+	}
+	sig, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("session: sign: %w", err)
+	}
+	tok, err := sig.CompactSerialize()
+	if err != nil {
+		return "", fmt.Errorf("session: sign: %w", err)
+	}
+	return tok, nil
+}
+
+// validUTF8 replaces each byte of s that is not UTF-8 with U+FFFD, as the
+// claims builder's round trip through JSON did (its encoder wrote \ufffd,
+// which decoded to the rune, which it wrote back unescaped).
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s { // an invalid byte ranges as one utf8.RuneError
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// accessPayload is the claims set of an access token as it is signed: the
+// registered claims (jwt.Claims: iss, sub, a single aud, exp, iat, jti)
+// merged with accessClaims, keys in sorted order. It is the payload
+// jwt.Signed(...).Claims(std).Claims(own).Serialize() produced, byte for
+// byte (go-jose's JSON encoder, the same omitempty fields), without that
+// builder's round trip of each claims struct through JSON and a map.
+// verify still reads it with jwt.Claims and accessClaims.
+type accessPayload struct {
+	Audience  string `json:"aud"` // one audience: a string, as jwt.Audience writes it
+	Email     string `json:"email"`
+	Expiry    int64  `json:"exp"`
+	IssuedAt  int64  `json:"iat"`
+	Issuer    string `json:"iss,omitempty"`
+	ID        string `json:"jti,omitempty"`
+	OrgID     string `json:"orgId"`
+	SessionID string `json:"sid"`
+	Subject   string `json:"sub,omitempty"`
+	Type      string `json:"type"`
+	UserID    string `json:"userId"`
 }
 
 // errAuth is the answer to every token that does not authenticate; why is
