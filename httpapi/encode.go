@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/flashbacktech/flashauth"
@@ -56,14 +57,29 @@ func statusOf(code string) int {
 // writeJSON writes v with status. Bodies are small; encoding first means a
 // failure cannot leave half a body behind.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	buf.Reset()
+	// Encode writes what Marshal returns plus the newline, in one piece:
+	// nothing when it fails.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"success":false,"error_code":"INTERNAL_ERROR","message":"An internal error occurred."}`)
+		buf.Reset()
+		buf.WriteString(`{"success":false,"error_code":"INTERNAL_ERROR","message":"An internal error occurred."}` + "\n")
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	setFixed(w.Header(), "Content-Type", jsonType)
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(buf.Bytes())
+}
+
+// bodyPool holds the buffers answers are encoded into.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putBody returns buf to bodyPool unless an unusually large answer grew it.
+func putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		bodyPool.Put(buf)
+	}
 }
 
 // writeError answers err in the contract's error shape. The caller logs.
@@ -91,8 +107,7 @@ func retrySeconds(d time.Duration) int {
 // the body at most maxBody bytes and exactly one JSON object. Unknown fields
 // are ignored (real clients send extra ones).
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
+	if !jsonContentType(r.Header.Get("Content-Type")) {
 		return flashauth.Errorf(flashauth.CodeUnsupportedMediaType, "Content-Type must be application/json.")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -106,11 +121,29 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return decodeObject(body, v)
 }
 
+// jsonContentType reports whether a Content-Type names application/json.
+func jsonContentType(ct string) bool {
+	if ct == "application/json" {
+		return true // what clients send; the parse below agrees
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}
+
 // decodeObject parses body as exactly one JSON object into v.
 func decodeObject(body []byte, v any) error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return flashauth.Errorf(flashauth.CodeInvalidRequest, "The request body must be a JSON object.")
+	}
+	// A body that is one JSON value and nothing else - what clients send -
+	// decodes in one pass. Anything else (Unmarshal checks the syntax of
+	// the whole body before it stores into v, so v is untouched by a
+	// syntax error) is decoded by the Decoder below, whose verdict and
+	// messages are the contract's: it also accepts a valid object followed
+	// by a stray ] or }, and it tells extra data from bad JSON.
+	if json.Unmarshal(body, v) == nil {
+		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
@@ -134,10 +167,31 @@ type tokenField struct {
 func (f *tokenField) UnmarshalJSON(b []byte) error {
 	f.set = true
 	f.null = string(b) == "null"
+	if v, ok := plainString(b); ok {
+		f.value, f.typed = v, true
+		return nil
+	}
 	if err := json.Unmarshal(b, &f.value); err == nil && len(b) > 0 && b[0] == '"' {
 		f.typed = true
 	}
 	return nil
+}
+
+// plainString returns the value of b, a JSON string literal the decoder
+// has checked, when it holds only printable ASCII without escapes (any
+// token): then it is the bytes between the quotes, what json.Unmarshal
+// would store, without a second parse.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	b = b[1 : len(b)-1]
+	for _, c := range b {
+		if c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(b), true
 }
 
 // optionalString reports whether f is absent, null or a string.

@@ -35,7 +35,9 @@ func (s *server) handleGitHubRefresh() http.Handler {
 		}
 		// The session travels with the request: the audit rows the refresh
 		// records name it.
-		r = r.WithContext(withSession(r.Context(), p.SessionID))
+		if p.SessionID != "" {
+			r = r.WithContext(withSession(r.Context(), p.SessionID))
+		}
 		res, err := s.Refresh.Refresh(r.Context(), token, refresh.Caller{UserID: p.UserID})
 		s.metrics.refreshOutcome(res.Replayed, res.Joined, err)
 		if err != nil {
