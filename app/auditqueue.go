@@ -82,6 +82,24 @@ func (q *auditQueue) AppendAudit(ctx context.Context, e flashauth.AuditEvent) er
 
 // writer stores the queued rows, as many at a time as have queued up, in
 // order, until Close.
+// TryAppendAudit queues e when there is room (audit.Queue), and never waits.
+func (q *auditQueue) TryAppendAudit(e flashauth.AuditEvent) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	q.pending++
+	q.mu.Unlock()
+	select {
+	case q.rows <- e:
+		return true
+	default:
+		q.written(1)
+		return false
+	}
+}
+
 func (q *auditQueue) writer() {
 	defer close(q.done)
 	batch := make([]flashauth.AuditEvent, 0, auditBatch)
