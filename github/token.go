@@ -18,13 +18,10 @@ import (
 // expiring tokens, a rotated refresh token). The request is never re-sent
 // once it may have reached GitHub: the refresh token is single-use.
 func (c *Client) RefreshToken(ctx context.Context, refreshToken string) (flashauth.GitHubToken, error) {
-	form := url.Values{
-		"client_id":     {c.clientID},
-		"client_secret": {c.clientSecret},
-		"grant_type":    {"refresh_token"},
-		"refresh_token": {refreshToken},
-	}
-	return c.token(ctx, opRefresh, form)
+	// url.Values{client_id, client_secret, grant_type: refresh_token,
+	// refresh_token}.Encode(), with the part that never changes encoded
+	// once (New).
+	return c.token(ctx, opRefresh, c.refreshForm+url.QueryEscape(refreshToken))
 }
 
 // ExchangeCode trades an authorization code for tokens. Like a refresh
@@ -42,12 +39,11 @@ func (c *Client) ExchangeCode(ctx context.Context, req flashauth.CodeExchange) (
 	if req.CodeVerifier != "" {
 		form.Set("code_verifier", req.CodeVerifier)
 	}
-	return c.token(ctx, opExchange, form)
+	return c.token(ctx, opExchange, form.Encode())
 }
 
 // token posts form to the token endpoint and classifies the answer.
-func (c *Client) token(ctx context.Context, op string, form url.Values) (flashauth.GitHubToken, error) {
-	body := form.Encode()
+func (c *Client) token(ctx context.Context, op string, body string) (flashauth.GitHubToken, error) {
 	r, err := c.send(ctx, op, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tokenURL, strings.NewReader(body))
 		if err != nil {
@@ -111,6 +107,10 @@ const maxExpirySeconds = 100 * 365 * 24 * 60 * 60
 type seconds int64
 
 func (s *seconds) UnmarshalJSON(b []byte) error {
+	if n, ok := plainSeconds(b); ok {
+		*s = n
+		return nil
+	}
 	text := string(b)
 	switch {
 	case text == "null":
@@ -131,6 +131,23 @@ func (s *seconds) UnmarshalJSON(b []byte) error {
 	}
 	*s = seconds(n)
 	return nil
+}
+
+// plainSeconds parses b when it is what GitHub sends, a JSON number of at
+// most 10 digits within maxExpirySeconds (as ParseInt would), without a
+// string copy of it.
+func plainSeconds(b []byte) (seconds, bool) {
+	if len(b) == 0 || len(b) > 10 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return seconds(n), n <= maxExpirySeconds
 }
 
 // parseTokenResponse parses a JSON answer of the token endpoint. It returns
