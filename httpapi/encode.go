@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -110,15 +109,19 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if !jsonContentType(r.Header.Get("Content-Type")) {
 		return flashauth.Errorf(flashauth.CodeUnsupportedMediaType, "Content-Type must be application/json.")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
+	// The body is read into a pooled buffer: decoding copies what it keeps
+	// (strings, json.RawMessage), so nothing refers to it afterwards.
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return flashauth.Errorf(flashauth.CodePayloadTooLarge, "The request body is larger than %d bytes.", maxBody)
 		}
 		return &flashauth.Error{Code: flashauth.CodeInvalidRequest, Message: "The request body could not be read.", Err: err}
 	}
-	return decodeObject(body, v)
+	return decodeObject(buf.Bytes(), v)
 }
 
 // jsonContentType reports whether a Content-Type names application/json.
