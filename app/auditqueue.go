@@ -80,8 +80,6 @@ func (q *auditQueue) AppendAudit(ctx context.Context, e flashauth.AuditEvent) er
 	}
 }
 
-// writer stores the queued rows, as many at a time as have queued up, in
-// order, until Close.
 // TryAppendAudit queues e when there is room (audit.Queue), and never waits.
 func (q *auditQueue) TryAppendAudit(e flashauth.AuditEvent) bool {
 	q.mu.Lock()
@@ -100,6 +98,8 @@ func (q *auditQueue) TryAppendAudit(e flashauth.AuditEvent) bool {
 	}
 }
 
+// writer stores the queued rows, as many at a time as have queued up, in
+// order, until Close.
 func (q *auditQueue) writer() {
 	defer close(q.done)
 	batch := make([]flashauth.AuditEvent, 0, auditBatch)
