@@ -222,8 +222,10 @@ func (a *App) newLedger(c Config, reg prometheus.Registerer) *ledger.Ledger {
 		KindLease: map[string]time.Duration{flashauth.LedgerGitHubCode: codeLease(c.UpstreamTimeout)},
 		Logger:    a.log,
 		BeforeClaim: func(_ context.Context, kind string, key []byte) error {
-			if kind != flashauth.LedgerGitHubRefresh && kind != flashauth.LedgerSessionRefresh {
-				return nil // codes are single-use at GitHub: the per-IP limit is enough
+			if tokenLimit == nil || kind != flashauth.LedgerGitHubRefresh && kind != flashauth.LedgerSessionRefresh {
+				// No limit (nor its key to build), or a code: codes are
+				// single-use at GitHub, the per-IP limit is enough.
+				return nil
 			}
 			if ok, wait := tokenLimit.Allow(kind + "\x00" + string(key)); !ok {
 				return ratelimit.Refused(wait)

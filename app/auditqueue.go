@@ -80,6 +80,24 @@ func (q *auditQueue) AppendAudit(ctx context.Context, e flashauth.AuditEvent) er
 	}
 }
 
+// TryAppendAudit queues e when there is room (audit.Queue), and never waits.
+func (q *auditQueue) TryAppendAudit(e flashauth.AuditEvent) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	q.pending++
+	q.mu.Unlock()
+	select {
+	case q.rows <- e:
+		return true
+	default:
+		q.written(1)
+		return false
+	}
+}
+
 // writer stores the queued rows, as many at a time as have queued up, in
 // order, until Close.
 func (q *auditQueue) writer() {

@@ -102,3 +102,28 @@ func TestAuditQueueFullHonoursContext(t *testing.T) {
 		t.Log("second Close returned nil")
 	}
 }
+
+// TryAppendAudit queues a row when there is room, and refuses once the
+// queue is closed (the recorder then appends to the store itself).
+func TestAuditQueueTryAppend(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := newAuditQueue(db, slog.New(slog.DiscardHandler))
+	if !q.TryAppendAudit(flashauth.AuditEvent{Type: "try", RequestID: "r1"}) {
+		t.Fatal("an empty queue refused a row")
+	}
+	if evs, err := q.ListAudit(t.Context(), 10); err != nil || len(evs) != 1 || evs[0].RequestID != "r1" {
+		t.Fatalf("ListAudit: %+v, %v; want the queued row", evs, err)
+	}
+	q.mu.Lock()
+	q.closed = true // what Close does first
+	q.mu.Unlock()
+	if q.TryAppendAudit(flashauth.AuditEvent{Type: "try", RequestID: "r2"}) {
+		t.Fatal("a closed queue took a row")
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -80,8 +80,22 @@ const storeTimeout = 2 * time.Second
 // nothing, so callers need no checks.
 type Recorder struct {
 	store flashauth.AuditStore
+	queue Queue // store, when it is one
 	log   *slog.Logger
 	clock flashauth.Clock
+}
+
+// Queue is an audit store that can take an event without waiting (app's
+// queue in front of the store, which writes rows off the answer path).
+// Record offers every event there first, and only when it is refused (the
+// queue is full or closed) appends it the way it appends to any store,
+// bounded by a timeout; so the common case costs neither a timer nor a
+// context.
+type Queue interface {
+	// TryAppendAudit queues e, after every event queued before it, and
+	// reports true; or, when that would wait, does nothing and reports
+	// false.
+	TryAppendAudit(e flashauth.AuditEvent) bool
 }
 
 // New returns a Recorder. A nil store keeps the log line only; a nil log
@@ -93,7 +107,8 @@ func New(store flashauth.AuditStore, log *slog.Logger, clock flashauth.Clock) *R
 	if clock == nil {
 		clock = flashauth.SystemClock{}
 	}
-	return &Recorder{store: store, log: log, clock: clock}
+	q, _ := store.(Queue)
+	return &Recorder{store: store, queue: q, log: log, clock: clock}
 }
 
 // Record stamps e with the time (unless set) and, for the fields e leaves
@@ -127,7 +142,7 @@ func (r *Recorder) Record(ctx context.Context, e flashauth.AuditEvent) {
 		slog.String("request_id", e.RequestID),
 		slog.String("detail", e.Detail),
 	)
-	if r.store == nil {
+	if r.store == nil || r.queue != nil && r.queue.TryAppendAudit(e) {
 		return
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)

@@ -253,3 +253,41 @@ func TestOutcome(t *testing.T) {
 		}
 	}
 }
+
+// queueStore is an audit store with a queue in front (audit.Queue), which
+// takes events while open is set.
+type queueStore struct {
+	flashauth.AuditStore
+	mu             sync.Mutex
+	open           bool
+	queued, direct []string
+}
+
+func (q *queueStore) TryAppendAudit(e flashauth.AuditEvent) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.open {
+		q.queued = append(q.queued, e.RequestID)
+	}
+	return q.open
+}
+
+func (q *queueStore) AppendAudit(_ context.Context, e flashauth.AuditEvent) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.direct = append(q.direct, e.RequestID)
+	return nil
+}
+
+// An event goes to the queue when it takes it, else to the store, never
+// both and never neither.
+func TestRecordOffersTheQueueFirst(t *testing.T) {
+	q := &queueStore{open: true}
+	r := audit.New(q, nil, testkit.NewClock(now))
+	r.Record(context.Background(), flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: audit.OutcomeOK, RequestID: "queued"})
+	q.open = false
+	r.Record(context.Background(), flashauth.AuditEvent{Type: audit.TypeSignIn, Outcome: audit.OutcomeOK, RequestID: "refused"})
+	if !cmp.Equal(q.queued, []string{"queued"}) || !cmp.Equal(q.direct, []string{"refused"}) {
+		t.Fatalf("queued %v, appended %v; want [queued] and [refused]", q.queued, q.direct)
+	}
+}

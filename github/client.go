@@ -65,12 +65,14 @@ type Config struct {
 // Client talks to GitHub. It is safe for concurrent use.
 type Client struct {
 	clientID, clientSecret string
-	tokenURL               string
-	userURL, emailsURL     string
-	hc                     *http.Client
-	timeout                time.Duration
-	userAgent              string
-	clock                  flashauth.Clock
+	// refreshForm is the encoded form of a refresh up to the token's value.
+	refreshForm        string
+	tokenURL           string
+	userURL, emailsURL string
+	hc                 *http.Client
+	timeout            time.Duration
+	userAgent          string
+	clock              flashauth.Clock
 }
 
 var _ flashauth.GitHub = (*Client)(nil)
@@ -117,13 +119,18 @@ func New(cfg Config) (*Client, error) {
 	return &Client{
 		clientID:     cfg.ClientID,
 		clientSecret: cfg.ClientSecret,
-		tokenURL:     base + "/login/oauth/access_token",
-		userURL:      api + "/user",
-		emailsURL:    api + "/user/emails",
-		hc:           hc,
-		timeout:      cfg.Timeout,
-		userAgent:    cfg.UserAgent,
-		clock:        cfg.Clock,
+		refreshForm: url.Values{
+			"client_id":     {cfg.ClientID},
+			"client_secret": {cfg.ClientSecret},
+			"grant_type":    {"refresh_token"},
+		}.Encode() + "&refresh_token=",
+		tokenURL:  base + "/login/oauth/access_token",
+		userURL:   api + "/user",
+		emailsURL: api + "/user/emails",
+		hc:        hc,
+		timeout:   cfg.Timeout,
+		userAgent: cfg.UserAgent,
+		clock:     cfg.Clock,
 	}, nil
 }
 

@@ -69,6 +69,7 @@ type captured struct {
 	method, path, rawQuery string
 	header                 http.Header
 	form                   url.Values
+	body                   string
 }
 
 func capture(t *testing.T, into chan<- captured, status int, body string) http.HandlerFunc {
@@ -81,7 +82,7 @@ func capture(t *testing.T, into chan<- captured, status int, body string) http.H
 		if err != nil {
 			t.Errorf("body is not a form: %v", err)
 		}
-		into <- captured{method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, header: r.Header.Clone(), form: form}
+		into <- captured{method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, header: r.Header.Clone(), form: form, body: string(raw)}
 		w.Header().Set("Content-Type", jsonCT)
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body)
@@ -341,5 +342,22 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 	}
 	if n := followed.Load(); n != 0 {
 		t.Errorf("redirect followed %d times, want 0", n)
+	}
+}
+
+// A refresh's body is the form url.Values encodes, byte for byte, whatever
+// the credentials hold: its constant part is encoded once.
+func TestRefreshFormEncoding(t *testing.T) {
+	const id, secret, token = "Iv1.a+b/c", "s&e=c r%et", "ghr_a+b/c=d&e f%g"
+	seen := make(chan captured, 1)
+	c, _ := newTestClient(t, capture(t, seen, http.StatusOK, `{"access_token":"`+newAccess+`"}`), func(cfg *Config) {
+		cfg.ClientID, cfg.ClientSecret = id, secret
+	})
+	if _, err := c.RefreshToken(context.Background(), token); err != nil {
+		t.Fatal(err)
+	}
+	want := url.Values{"client_id": {id}, "client_secret": {secret}, "grant_type": {"refresh_token"}, "refresh_token": {token}}.Encode()
+	if got := (<-seen).body; got != want {
+		t.Fatalf("body %q, want %q", got, want)
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/flashbacktech/flashauth"
@@ -56,14 +56,60 @@ func statusOf(code string) int {
 // writeJSON writes v with status. Bodies are small; encoding first means a
 // failure cannot leave half a body behind.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"success":false,"error_code":"INTERNAL_ERROR","message":"An internal error occurred."}`)
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	buf.Reset()
+	if a, ok := v.(jsonAppender); ok {
+		if b, ok := a.appendJSON(buf.AvailableBuffer()); ok {
+			buf.Write(append(b, '\n'))
+			setFixed(w.Header(), "Content-Type", jsonType)
+			w.WriteHeader(status)
+			_, _ = w.Write(buf.Bytes())
+			return
+		}
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	// Encode writes what Marshal returns plus the newline, in one piece:
+	// nothing when it fails.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"success":false,"error_code":"INTERNAL_ERROR","message":"An internal error occurred."}` + "\n")
+	}
+	setFixed(w.Header(), "Content-Type", jsonType)
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(buf.Bytes())
+}
+
+// jsonAppender is an answer that can write its JSON itself (the token
+// answers, the most frequent ones): appendJSON appends what json.Marshal
+// would write, or reports false when a string needs escaping (then the
+// encoder writes the answer). A test holds the two to the same bytes.
+type jsonAppender interface {
+	appendJSON(b []byte) ([]byte, bool)
+}
+
+// appendPlainString appends s as a JSON string and reports true when it
+// needs no escaping under json.Marshal's rules: printable ASCII other
+// than ", \, <, > and &.
+func appendPlainString(b []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return b, false
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), true
+}
+
+// bodyPool holds the buffers answers are encoded into.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putBody returns buf to bodyPool unless an unusually large answer grew it.
+func putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		bodyPool.Put(buf)
+	}
 }
 
 // writeError answers err in the contract's error shape. The caller logs.
@@ -91,19 +137,31 @@ func retrySeconds(d time.Duration) int {
 // the body at most maxBody bytes and exactly one JSON object. Unknown fields
 // are ignored (real clients send extra ones).
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
+	if !jsonContentType(r.Header.Get("Content-Type")) {
 		return flashauth.Errorf(flashauth.CodeUnsupportedMediaType, "Content-Type must be application/json.")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
+	// The body is read into a pooled buffer: decoding copies what it keeps
+	// (strings, json.RawMessage), so nothing refers to it afterwards.
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return flashauth.Errorf(flashauth.CodePayloadTooLarge, "The request body is larger than %d bytes.", maxBody)
 		}
 		return &flashauth.Error{Code: flashauth.CodeInvalidRequest, Message: "The request body could not be read.", Err: err}
 	}
-	return decodeObject(body, v)
+	return decodeObject(buf.Bytes(), v)
+}
+
+// jsonContentType reports whether a Content-Type names application/json.
+func jsonContentType(ct string) bool {
+	if ct == "application/json" {
+		return true // what clients send; the parse below agrees
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }
 
 // decodeObject parses body as exactly one JSON object into v.
@@ -111,6 +169,15 @@ func decodeObject(body []byte, v any) error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return flashauth.Errorf(flashauth.CodeInvalidRequest, "The request body must be a JSON object.")
+	}
+	// A body that is one JSON value and nothing else - what clients send -
+	// decodes in one pass. Anything else (Unmarshal checks the syntax of
+	// the whole body before it stores into v, so v is untouched by a
+	// syntax error) is decoded by the Decoder below, whose verdict and
+	// messages are the contract's: it also accepts a valid object followed
+	// by a stray ] or }, and it tells extra data from bad JSON.
+	if json.Unmarshal(body, v) == nil {
+		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
@@ -134,10 +201,31 @@ type tokenField struct {
 func (f *tokenField) UnmarshalJSON(b []byte) error {
 	f.set = true
 	f.null = string(b) == "null"
+	if v, ok := plainString(b); ok {
+		f.value, f.typed = v, true
+		return nil
+	}
 	if err := json.Unmarshal(b, &f.value); err == nil && len(b) > 0 && b[0] == '"' {
 		f.typed = true
 	}
 	return nil
+}
+
+// plainString returns the value of b, a JSON string literal the decoder
+// has checked, when it holds only printable ASCII without escapes (any
+// token): then it is the bytes between the quotes, what json.Unmarshal
+// would store, without a second parse.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	b = b[1 : len(b)-1]
+	for _, c := range b {
+		if c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(b), true
 }
 
 // optionalString reports whether f is absent, null or a string.

@@ -60,7 +60,7 @@ var uuidRequestID = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-
 // behind the log redactor: an id that looks like a token (a client that
 // confused its headers) is replaced like any other bad one.
 func acceptRequestID(id string) bool {
-	if !saneRequestID.MatchString(id) {
+	if id == "" || !saneRequestID.MatchString(id) { // most requests send none
 		return false
 	}
 	return uuidRequestID.MatchString(id) || logging.Redact(id) == id
@@ -110,12 +110,12 @@ func (s *server) withRequest(next http.Handler) http.Handler {
 		r = r.WithContext(ctx)
 		h := w.Header()
 		h.Set("X-Request-Id", id)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		setFixed(h, "X-Content-Type-Options", nosniff)
+		setFixed(h, "X-Frame-Options", frameDeny)
+		setFixed(h, "Referrer-Policy", noReferrer)
+		setFixed(h, "Content-Security-Policy", cspNone)
 		if r.TLS != nil {
-			h.Set("Strict-Transport-Security", "max-age=63072000")
+			setFixed(h, "Strict-Transport-Security", hsts)
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
@@ -136,6 +136,9 @@ func (s *server) withRequest(next http.Handler) http.Handler {
 				status = http.StatusOK
 			}
 			s.metrics.observe(route, r.Method, status, time.Since(start))
+			if !s.log.Enabled(ctx, slog.LevelInfo) {
+				return // nor the attributes of a line nobody writes
+			}
 			s.log.LogAttrs(ctx, slog.LevelInfo, "request",
 				slog.String("request_id", id),
 				slog.String("method", r.Method),
@@ -260,6 +263,29 @@ func (s *server) cors(next http.Handler) http.Handler {
 
 // noStore marks a response that carries tokens as uncacheable.
 func noStore(w http.ResponseWriter) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
+	h := w.Header()
+	setFixed(h, "Cache-Control", cacheNoStore)
+	setFixed(h, "Pragma", pragmaNoCache)
 }
+
+// The values of the headers every response (or every token answer) has,
+// made once.
+var (
+	nosniff       = fixedValue("nosniff")
+	frameDeny     = fixedValue("DENY")
+	noReferrer    = fixedValue("no-referrer")
+	cspNone       = fixedValue("default-src 'none'; frame-ancestors 'none'")
+	hsts          = fixedValue("max-age=63072000")
+	cacheNoStore  = fixedValue("no-store")
+	pragmaNoCache = fixedValue("no-cache")
+	jsonType      = fixedValue("application/json; charset=utf-8")
+)
+
+// fixedValue is a header value shared by every response: its slice is full
+// (len == cap), so an Add to the header copies it instead of writing into
+// it, and nothing writes its element.
+func fixedValue(v string) []string { return []string{v}[:1:1] }
+
+// setFixed is h.Set(key, v[0]) for a canonical key and a fixedValue,
+// without allocating the value's slice.
+func setFixed(h http.Header, key string, v []string) { h[key] = v }

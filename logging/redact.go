@@ -83,6 +83,9 @@ func secretKey(key string) bool {
 
 // Redact returns s with anything that looks like a secret replaced.
 func Redact(s string) string {
+	if s == "" {
+		return s // most audit details and attributes: no pattern can match
+	}
 	s = paramPattern.ReplaceAllString(s, "${1}=[REDACTED]")
 	s = jsonParamPattern.ReplaceAllString(s, `"${1}"${2}"[REDACTED]"`)
 	s = credentialPattern.ReplaceAllString(s, "${1}[REDACTED]")

@@ -185,6 +185,7 @@ func wellFormedRefreshToken(tok string) bool {
 	if len(tok) != base64.RawURLEncoding.EncodedLen(refreshTokenBytes) {
 		return false
 	}
-	_, err := base64.RawURLEncoding.DecodeString(tok)
+	var b [refreshTokenBytes]byte
+	_, err := base64.RawURLEncoding.Decode(b[:], []byte(tok))
 	return err == nil
 }

@@ -2,11 +2,14 @@ package session
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -61,20 +64,117 @@ func (s *Service) issueAccess(ctx context.Context, u flashauth.User, sessionID s
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", time.Time{}, fmt.Errorf("session: random: %w", err)
 	}
-	std := jwt.Claims{
-		Issuer:   s.cfg.Issuer,
-		Subject:  u.ID,
-		Audience: jwt.Audience{s.cfg.Audience},
-		IssuedAt: jwt.NewNumericDate(now),
-		Expiry:   jwt.NewNumericDate(exp),
-		ID:       base64.RawURLEncoding.EncodeToString(jti[:]),
-	}
-	own := accessClaims{UserID: u.ID, Email: u.Email, OrgID: u.OrgID, SessionID: sessionID, Type: tokenType}
-	tok, err := jwt.Signed(r.signer.signer).Claims(std).Claims(own).Serialize()
+	tok, err := s.signAccess(r.signer, u, sessionID, now, exp, base64.RawURLEncoding.EncodeToString(jti[:]))
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("session: sign: %w", err)
+		return "", time.Time{}, err
 	}
 	return tok, exp, nil
+}
+
+// signAccess signs the access token of u's session sessionID, issued at now,
+// expiring at exp, with id jti: a compact JWS, EdDSA over k's header and
+// the claims (see appendClaims), as go-jose signs it.
+func (s *Service) signAccess(k *signingKey, u flashauth.User, sessionID string, now, exp time.Time, jti string) (string, error) {
+	var buf [512]byte
+	claims := s.appendClaims(buf[:0], u, sessionID, now, exp, jti)
+	b64 := base64.RawURLEncoding
+	tok := make([]byte, 0, len(k.header)+b64.EncodedLen(len(claims))+1+b64.EncodedLen(ed25519.SignatureSize))
+	tok = append(tok, k.header...)
+	tok = b64.AppendEncode(tok, claims)
+	sig := ed25519.Sign(k.priv, tok)
+	tok = append(tok, '.')
+	tok = b64.AppendEncode(tok, sig)
+	return string(tok), nil
+}
+
+// appendClaims appends the claims set of an access token: the registered
+// claims (jwt.Claims: iss, sub, a single aud, exp, iat, jti) merged with
+// accessClaims, keys in sorted order, an empty iss, sub or jti left out.
+// It is the payload jwt.Signed(...).Claims(std).Claims(own).Serialize()
+// signs, byte for byte, without that builder's round trip of each claims
+// struct through JSON and a map. verify reads it with jwt.Claims and
+// accessClaims.
+func (s *Service) appendClaims(b []byte, u flashauth.User, sessionID string, now, exp time.Time, jti string) []byte {
+	b = append(b, `{"aud":`...)
+	b = appendClaimString(b, s.cfg.Audience) // one audience: a string, as jwt.Audience writes it
+	b = append(b, `,"email":`...)
+	b = appendClaimString(b, u.Email)
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, exp.Unix(), 10)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, now.Unix(), 10)
+	if s.cfg.Issuer != "" {
+		b = append(b, `,"iss":`...)
+		b = appendClaimString(b, s.cfg.Issuer)
+	}
+	if jti != "" {
+		b = append(b, `,"jti":`...)
+		b = appendClaimString(b, jti)
+	}
+	b = append(b, `,"orgId":`...)
+	b = appendClaimString(b, u.OrgID)
+	b = append(b, `,"sid":`...)
+	b = appendClaimString(b, sessionID)
+	if u.ID != "" {
+		b = append(b, `,"sub":`...)
+		b = appendClaimString(b, u.ID)
+	}
+	b = append(b, `,"type":`...)
+	b = appendClaimString(b, tokenType)
+	b = append(b, `,"userId":`...)
+	b = appendClaimString(b, u.ID)
+	return append(b, '}')
+}
+
+// appendClaimString appends s as a JSON string the way the claims
+// builder's round trip left it: escaped as go-jose's encoder escapes (",
+// \, control characters, <, >, &, U+2028, U+2029), and each byte that is
+// not UTF-8 as U+FFFD itself (the encoder wrote \ufffd, which decoded to
+// the rune, which it wrote back unescaped).
+func appendClaimString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if 0x20 <= c && c != '\\' && c != '"' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = utf8.AppendRune(b, utf8.RuneError)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // errAuth is the answer to every token that does not authenticate; why is
