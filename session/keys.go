@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -45,11 +44,7 @@ type keyring struct {
 }
 
 type signingKey struct {
-	priv ed25519.PrivateKey
-	// header is the token's first part and its dot: the protected JWS
-	// header ({"alg":"EdDSA","kid":...,"typ":"JWT"}), base64url-encoded.
-	// It is the same for every token the key signs, so it is made once.
-	header   string
+	signer   jose.Signer
 	retireAt time.Time
 	// expiresAt is when the key stops verifying; no token it signs may
 	// outlive it (it was computed with the AccessTTL of its day).
@@ -322,34 +317,14 @@ func (s *Service) openSigner(k flashauth.SigningKey) (*signingKey, error) {
 	if !bytes.Equal(edPriv.Public().(ed25519.PublicKey), k.PublicKey) {
 		return nil, fmt.Errorf("session: signing key %s: private key does not match public key", k.ID)
 	}
-	sk, err := newSigningKey(k.ID, edPriv)
-	if err != nil {
-		return nil, err
-	}
-	sk.retireAt, sk.expiresAt = k.RetireAt, k.ExpiresAt
-	return sk, nil
-}
-
-// newSigningKey is the signing key id of priv. Its header is the one
-// go-jose's signer writes for it: taken from a token that signer signs.
-func newSigningKey(id string, priv ed25519.PrivateKey) (*signingKey, error) {
 	signer, err := jose.NewSigner(jose.SigningKey{
 		Algorithm: jose.EdDSA,
-		Key:       jose.JSONWebKey{Key: priv, KeyID: id, Algorithm: string(jose.EdDSA)},
+		Key:       jose.JSONWebKey{Key: edPriv, KeyID: k.ID, Algorithm: string(jose.EdDSA)},
 	}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		return nil, fmt.Errorf("session: signer: %w", err)
 	}
-	jws, err := signer.Sign([]byte("{}"))
-	if err != nil {
-		return nil, fmt.Errorf("session: signer: %w", err)
-	}
-	compact, err := jws.CompactSerialize()
-	if err != nil {
-		return nil, fmt.Errorf("session: signer: %w", err)
-	}
-	header, _, _ := strings.Cut(compact, ".")
-	return &signingKey{priv: priv, header: header + "."}, nil
+	return &signingKey{signer: signer, retireAt: k.RetireAt, expiresAt: k.ExpiresAt}, nil
 }
 
 // generateKey makes a new key of the given generation, sealing its private

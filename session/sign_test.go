@@ -27,10 +27,6 @@ func TestSignAccessMatchesBuilder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := newSigningKey("k1", priv)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Unix(1_764_000_000, 0)
 	exp := now.Add(time.Hour)
 	for _, c := range []struct {
@@ -43,13 +39,11 @@ func TestSignAccessMatchesBuilder(t *testing.T) {
 		{"empty fields", "flashauth", "flashauth", "", "", "", "", ""},
 		{"escapes", "https://auth.example/<&>", "aud \"x\"", "u\\1", "<b>&amp;\u2028\u00e9@ex\x01ample.com", "o\t1", "s\n1", "j"},
 		{"unicode", "iss", "aud", "ユーザー", "😀@example.com", "组织", "s", "jti"},
-		{"invalid utf-8", "iss", "aud", "u\xff", "a\xc3@example.com", "o\xe2\x80", "s\xff\xfe", "jti"},
-		{"separators", "i\u2029", "a\u2028", "u", "x\u2028y\u2029@example.com\x7f", "\r\x00\x1f", "<s>", "&"},
-		{"no issuer", "", "aud", "u", "e", "o", "s", "j"},
+		{"invalid utf-8", "iss", "aud", "u\xff", "a\xc3@example.com", "o", "s", "jti"},
 	} {
 		s := &Service{cfg: Config{Issuer: c.issuer, Audience: c.audience}}
 		u := flashauth.User{ID: c.id, Email: c.email, OrgID: c.org}
-		got, err := s.signAccess(key, u, c.session, now, exp, c.tokenJTI)
+		got, err := s.signAccess(signer, u, c.session, now, exp, c.tokenJTI)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -68,27 +62,6 @@ func TestSignAccessMatchesBuilder(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("%s:\n got %s\nwant %s", c.name, got, want)
-		}
-	}
-}
-
-// BenchmarkSignAccess signs one access token: claims, Ed25519, encoding.
-func BenchmarkSignAccess(b *testing.B) {
-	_, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	key, err := newSigningKey("k1", priv)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &Service{cfg: Config{Issuer: DefaultIssuer, Audience: DefaultAudience}}
-	u := flashauth.User{ID: "01JBENCHUSER0000000000000", Email: "bench@example.com", OrgID: "01JBENCHORG00000000000000"}
-	now := time.Unix(1_764_000_000, 0)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.signAccess(key, u, "01JBENCHSESSION0000000000", now, now.Add(time.Hour), "AAAAAAAAAAAAAAAAAAAAAA"); err != nil {
-			b.Fatal(err)
 		}
 	}
 }

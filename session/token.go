@@ -2,16 +2,16 @@ package session
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
+	josejson "github.com/go-jose/go-jose/v4/json"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/flashbacktech/flashauth"
@@ -64,7 +64,7 @@ func (s *Service) issueAccess(ctx context.Context, u flashauth.User, sessionID s
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", time.Time{}, fmt.Errorf("session: random: %w", err)
 	}
-	tok, err := s.signAccess(r.signer, u, sessionID, now, exp, base64.RawURLEncoding.EncodeToString(jti[:]))
+	tok, err := s.signAccess(r.signer.signer, u, sessionID, now, exp, base64.RawURLEncoding.EncodeToString(jti[:]))
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -72,109 +72,68 @@ func (s *Service) issueAccess(ctx context.Context, u flashauth.User, sessionID s
 }
 
 // signAccess signs the access token of u's session sessionID, issued at now,
-// expiring at exp, with id jti: a compact JWS, EdDSA over k's header and
-// the claims (see appendClaims), as go-jose signs it.
-func (s *Service) signAccess(k *signingKey, u flashauth.User, sessionID string, now, exp time.Time, jti string) (string, error) {
-	var buf [512]byte
-	claims := s.appendClaims(buf[:0], u, sessionID, now, exp, jti)
-	b64 := base64.RawURLEncoding
-	tok := make([]byte, 0, len(k.header)+b64.EncodedLen(len(claims))+1+b64.EncodedLen(ed25519.SignatureSize))
-	tok = append(tok, k.header...)
-	tok = b64.AppendEncode(tok, claims)
-	sig := ed25519.Sign(k.priv, tok)
-	tok = append(tok, '.')
-	tok = b64.AppendEncode(tok, sig)
-	return string(tok), nil
+// expiring at exp, with id jti.
+func (s *Service) signAccess(signer jose.Signer, u flashauth.User, sessionID string, now, exp time.Time, jti string) (string, error) {
+	payload, err := josejson.Marshal(accessPayload{
+		Audience:  validUTF8(s.cfg.Audience),
+		Email:     validUTF8(u.Email),
+		Expiry:    exp.Unix(),
+		IssuedAt:  now.Unix(),
+		Issuer:    validUTF8(s.cfg.Issuer),
+		ID:        validUTF8(jti),
+		OrgID:     validUTF8(u.OrgID),
+		SessionID: validUTF8(sessionID),
+		Subject:   validUTF8(u.ID),
+		Type:      tokenType,
+		UserID:    validUTF8(u.ID),
+	})
+	if err != nil {
+		return "", fmt.Errorf("session: sign: %w", err)
+	}
+	sig, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("session: sign: %w", err)
+	}
+	tok, err := sig.CompactSerialize()
+	if err != nil {
+		return "", fmt.Errorf("session: sign: %w", err)
+	}
+	return tok, nil
 }
 
-// appendClaims appends the claims set of an access token: the registered
-// claims (jwt.Claims: iss, sub, a single aud, exp, iat, jti) merged with
-// accessClaims, keys in sorted order, an empty iss, sub or jti left out.
-// It is the payload jwt.Signed(...).Claims(std).Claims(own).Serialize()
-// signs, byte for byte, without that builder's round trip of each claims
-// struct through JSON and a map. verify reads it with jwt.Claims and
-// accessClaims.
-func (s *Service) appendClaims(b []byte, u flashauth.User, sessionID string, now, exp time.Time, jti string) []byte {
-	b = append(b, `{"aud":`...)
-	b = appendClaimString(b, s.cfg.Audience) // one audience: a string, as jwt.Audience writes it
-	b = append(b, `,"email":`...)
-	b = appendClaimString(b, u.Email)
-	b = append(b, `,"exp":`...)
-	b = strconv.AppendInt(b, exp.Unix(), 10)
-	b = append(b, `,"iat":`...)
-	b = strconv.AppendInt(b, now.Unix(), 10)
-	if s.cfg.Issuer != "" {
-		b = append(b, `,"iss":`...)
-		b = appendClaimString(b, s.cfg.Issuer)
+// validUTF8 replaces each byte of s that is not UTF-8 with U+FFFD, as the
+// claims builder's round trip through JSON did (its encoder wrote \ufffd,
+// which decoded to the rune, which it wrote back unescaped).
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
 	}
-	if jti != "" {
-		b = append(b, `,"jti":`...)
-		b = appendClaimString(b, jti)
+	var b strings.Builder
+	for _, r := range s { // an invalid byte ranges as one utf8.RuneError
+		b.WriteRune(r)
 	}
-	b = append(b, `,"orgId":`...)
-	b = appendClaimString(b, u.OrgID)
-	b = append(b, `,"sid":`...)
-	b = appendClaimString(b, sessionID)
-	if u.ID != "" {
-		b = append(b, `,"sub":`...)
-		b = appendClaimString(b, u.ID)
-	}
-	b = append(b, `,"type":`...)
-	b = appendClaimString(b, tokenType)
-	b = append(b, `,"userId":`...)
-	b = appendClaimString(b, u.ID)
-	return append(b, '}')
+	return b.String()
 }
 
-// appendClaimString appends s as a JSON string the way the claims
-// builder's round trip left it: escaped as go-jose's encoder escapes (",
-// \, control characters, <, >, &, U+2028, U+2029), and each byte that is
-// not UTF-8 as U+FFFD itself (the encoder wrote \ufffd, which decoded to
-// the rune, which it wrote back unescaped).
-func appendClaimString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if 0x20 <= c && c != '\\' && c != '"' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = utf8.AppendRune(b, utf8.RuneError)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+// accessPayload is the claims set of an access token as it is signed: the
+// registered claims (jwt.Claims: iss, sub, a single aud, exp, iat, jti)
+// merged with accessClaims, keys in sorted order. It is the payload
+// jwt.Signed(...).Claims(std).Claims(own).Serialize() produced, byte for
+// byte (go-jose's JSON encoder, the same omitempty fields), without that
+// builder's round trip of each claims struct through JSON and a map.
+// verify still reads it with jwt.Claims and accessClaims.
+type accessPayload struct {
+	Audience  string `json:"aud"` // one audience: a string, as jwt.Audience writes it
+	Email     string `json:"email"`
+	Expiry    int64  `json:"exp"`
+	IssuedAt  int64  `json:"iat"`
+	Issuer    string `json:"iss,omitempty"`
+	ID        string `json:"jti,omitempty"`
+	OrgID     string `json:"orgId"`
+	SessionID string `json:"sid"`
+	Subject   string `json:"sub,omitempty"`
+	Type      string `json:"type"`
+	UserID    string `json:"userId"`
 }
 
 // errAuth is the answer to every token that does not authenticate; why is
