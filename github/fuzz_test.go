@@ -2,7 +2,6 @@ package github
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,43 +93,4 @@ func FuzzSecondsAsParseInt(f *testing.F) {
 			t.Fatalf("%q: %d, %v; before %d, %v", b, got, gotErr, want, wantErr)
 		}
 	})
-}
-
-// FuzzScanTokenJSON: whatever body the one-pass scanner takes,
-// json.Unmarshal takes too, with the same values; and it takes what GitHub
-// sends.
-func FuzzScanTokenJSON(f *testing.F) {
-	for _, s := range []string{
-		`{"access_token":"ghu_16C7e42F292c6912E7710c838347Ae178B4a","expires_in":28800,"refresh_token":"ghr_1B4a2e77838347a7E420ce178F2E7c6912E169246c34E1ccbF66C46812d16D5B1A9Dc86A1498","refresh_token_expires_in":15811200,"scope":"","token_type":"bearer"}`,
-		`{"error":"bad_refresh_token","error_description":"The refresh token passed is incorrect or expired.","error_uri":"https://docs.github.com"}`,
-		` { "access_token" : "a" , "x" : 0 } `, `{}`, `{"access_token":"a","access_token":"b"}`, `{"ACCESS_TOKEN":"a"}`,
-		`{"access_token":1}`, `{"expires_in":"28800"}`, `{"expires_in":012}`, `{"expires_in":1.5}`, `{"expires_in":99999999999}`,
-		`{"x":null}`, `{"x":[1]}`, `{"a":"\u0041"}`, `{"a":"b",}`, `{"a":"b"}}`, `{"a":"b"} x`, `{"access_token":"é"}`, `{"":"a"}`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		got, ok := scanTokenJSON(b)
-		if !ok {
-			return
-		}
-		var want tokenJSON
-		if err := json.Unmarshal(b, &want); err != nil {
-			t.Fatalf("%q: scanned %+v, but Unmarshal says %v", b, got, err)
-		}
-		if got != want {
-			t.Fatalf("%q: scanned %+v, Unmarshal %+v", b, got, want)
-		}
-	})
-}
-
-func TestScanTokenJSONTakesGitHubsAnswer(t *testing.T) {
-	for _, b := range []string{
-		`{"access_token":"ghu_16C7e42F292c6912E7710c838347Ae178B4a","expires_in":28800,"refresh_token":"ghr_1B4a2e77838347a7E420ce178F2E7c6912E169246c34E1ccbF66C46812d16D5B1A9Dc86A1498","refresh_token_expires_in":15811200,"scope":"","token_type":"bearer"}`,
-		`{"error":"bad_refresh_token","error_description":"The refresh token passed is incorrect or expired.","error_uri":"https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#bad-verification-code"}`,
-	} {
-		if _, ok := scanTokenJSON([]byte(b)); !ok {
-			t.Errorf("%s: left to Unmarshal", b)
-		}
-	}
 }

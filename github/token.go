@@ -154,12 +154,17 @@ func plainSeconds(b []byte) (seconds, bool) {
 // the token, or GitHub's OAuth error code (a 200 with `error` is not a
 // success), or a parse error that never quotes the body.
 func parseTokenResponse(body []byte) (flashauth.GitHubToken, string, error) {
-	raw, ok := scanTokenJSON(body)
-	if !ok {
-		raw = tokenJSON{}
-		if err := json.Unmarshal(body, &raw); err != nil {
-			return flashauth.GitHubToken{}, "", jsonError(err)
-		}
+	var raw struct {
+		AccessToken           string  `json:"access_token"`
+		RefreshToken          string  `json:"refresh_token"`
+		TokenType             string  `json:"token_type"`
+		Scope                 string  `json:"scope"`
+		ExpiresIn             seconds `json:"expires_in"`
+		RefreshTokenExpiresIn seconds `json:"refresh_token_expires_in"`
+		Error                 string  `json:"error"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return flashauth.GitHubToken{}, "", jsonError(err)
 	}
 	if raw.Error != "" {
 		if !oauthCodeShape(raw.Error) {
@@ -178,145 +183,6 @@ func parseTokenResponse(body []byte) (flashauth.GitHubToken, string, error) {
 		ExpiresIn:             time.Duration(raw.ExpiresIn) * time.Second,
 		RefreshTokenExpiresIn: time.Duration(raw.RefreshTokenExpiresIn) * time.Second,
 	}, "", nil
-}
-
-// tokenJSON is the token endpoint's JSON answer.
-type tokenJSON struct {
-	AccessToken           string  `json:"access_token"`
-	RefreshToken          string  `json:"refresh_token"`
-	TokenType             string  `json:"token_type"`
-	Scope                 string  `json:"scope"`
-	ExpiresIn             seconds `json:"expires_in"`
-	RefreshTokenExpiresIn seconds `json:"refresh_token_expires_in"`
-	Error                 string  `json:"error"`
-}
-
-// scanTokenJSON decodes the answers GitHub actually sends - one flat
-// object whose strings are printable ASCII without escapes, whose numbers
-// are plain digits and whose keys are the fields' exact names or no
-// spelling of them - in one pass, without reflection. It reports false for
-// anything else, which json.Unmarshal then decides: the fast path only
-// ever takes bodies Unmarshal takes, with the same values (a fuzz test
-// holds it to that).
-func scanTokenJSON(b []byte) (tokenJSON, bool) {
-	var t tokenJSON
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return t, false
-	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return t, skipSpace(b, i+1) == len(b)
-	}
-	for {
-		key, j, ok := plainJSONString(b, i)
-		if !ok {
-			return t, false
-		}
-		i = skipSpace(b, j)
-		if i >= len(b) || b[i] != ':' {
-			return t, false
-		}
-		i = skipSpace(b, i+1)
-		if i >= len(b) {
-			return t, false
-		}
-		var val []byte // the string's contents or the number's digits
-		isStr := b[i] == '"'
-		switch c := b[i]; {
-		case isStr:
-			s, j, ok := plainJSONString(b, i)
-			if !ok {
-				return t, false
-			}
-			val, i = s, j
-		case c >= '0' && c <= '9':
-			j := i
-			for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-				j++
-			}
-			if c == '0' && j > i+1 || j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
-				return t, false
-			}
-			val, i = b[i:j], j
-		default:
-			return t, false // null, booleans, objects, arrays, negative numbers
-		}
-		var field *string
-		switch string(key) {
-		case "access_token":
-			field = &t.AccessToken
-		case "refresh_token":
-			field = &t.RefreshToken
-		case "token_type":
-			field = &t.TokenType
-		case "scope":
-			field = &t.Scope
-		case "error":
-			field = &t.Error
-		case "expires_in", "refresh_token_expires_in":
-			n, ok := plainSeconds(val)
-			if isStr || !ok {
-				return t, false
-			}
-			if string(key) == "expires_in" {
-				t.ExpiresIn = n
-			} else {
-				t.RefreshTokenExpiresIn = n
-			}
-		default:
-			for _, f := range tokenJSONKeys {
-				if strings.EqualFold(string(key), f) {
-					return t, false // Unmarshal matches names case-insensitively
-				}
-			}
-		}
-		if field != nil {
-			if !isStr {
-				return t, false // a type error: Unmarshal words it
-			}
-			*field = string(val)
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return t, false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return t, skipSpace(b, i+1) == len(b)
-		default:
-			return t, false
-		}
-	}
-}
-
-var tokenJSONKeys = []string{"access_token", "refresh_token", "token_type", "scope", "expires_in", "refresh_token_expires_in", "error"}
-
-// skipSpace skips JSON white space from i.
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// plainJSONString returns the contents of the JSON string at b[i] when it
-// is printable ASCII without escapes, and the index after it.
-func plainJSONString(b []byte, i int) ([]byte, int, bool) {
-	if i >= len(b) || b[i] != '"' {
-		return nil, 0, false
-	}
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			return b[i+1 : j], j + 1, true
-		case c < ' ' || c > '~' || c == '\\':
-			return nil, 0, false
-		}
-	}
-	return nil, 0, false
 }
 
 // oauthCodeShape reports whether s looks like an OAuth error code
