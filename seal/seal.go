@@ -7,6 +7,7 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -28,38 +29,9 @@ func Hash(secret string) []byte {
 }
 
 // key derives the AES-256 key for secret in the given context (info), with
-// HKDF-SHA256 (RFC 5869) without a salt: hkdf.Key(sha256.New, secret, nil,
-// info, 32), computed as its two HMACs over stack buffers rather than
-// allocated hash states (a test holds it to hkdf.Key).
-func key(secret []byte, info string) [32]byte {
-	// Extract: PRK = HMAC(salt, secret), the missing salt being HashLen zeros.
-	var salt [sha256.Size]byte
-	prk := hmacSHA256(salt[:], secret)
-	// Expand: the key is T(1) = HMAC(PRK, info || 0x01), all of it.
-	var msg [128]byte
-	return hmacSHA256(prk[:], append(append(msg[:0], info...), 1))
-}
-
-// hmacSHA256 is HMAC-SHA256 (RFC 2104) for a key of at most one block.
-func hmacSHA256(key, msg []byte) [sha256.Size]byte {
-	const block = 64
-	var pad [block]byte
-	copy(pad[:], key)
-	for i := range pad {
-		pad[i] ^= 0x36
-	}
-	var stack [block + 256]byte
-	in := stack[:0]
-	if n := block + len(msg); n > len(stack) {
-		in = make([]byte, 0, n)
-	}
-	inner := sha256.Sum256(append(append(in, pad[:]...), msg...))
-	var outer [block + sha256.Size]byte
-	for i := range pad {
-		outer[i] = pad[i] ^ 0x36 ^ 0x5c
-	}
-	copy(outer[block:], inner[:])
-	return sha256.Sum256(outer[:])
+// HKDF-SHA256.
+func key(secret []byte, info string) ([]byte, error) {
+	return hkdf.Key(sha256.New, secret, nil, info, 32)
 }
 
 // Seal encrypts plaintext with AES-256-GCM under a key derived from secret
@@ -96,8 +68,11 @@ func Open(secret []byte, info string, blob, aad []byte) ([]byte, error) {
 }
 
 func newGCM(secret []byte, info string) (cipher.AEAD, error) {
-	k := key(secret, info)
-	block, err := aes.NewCipher(k[:])
+	k, err := key(secret, info)
+	if err != nil {
+		return nil, fmt.Errorf("seal: derive key: %w", err)
+	}
+	block, err := aes.NewCipher(k)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
