@@ -59,15 +59,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer putBody(buf)
 	buf.Reset()
-	if a, ok := v.(jsonAppender); ok {
-		if b, ok := a.appendJSON(buf.AvailableBuffer()); ok {
-			buf.Write(append(b, '\n'))
-			setFixed(w.Header(), "Content-Type", jsonType)
-			w.WriteHeader(status)
-			_, _ = w.Write(buf.Bytes())
-			return
-		}
-	}
 	// Encode writes what Marshal returns plus the newline, in one piece:
 	// nothing when it fails.
 	if err := json.NewEncoder(buf).Encode(v); err != nil {
@@ -78,28 +69,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	setFixed(w.Header(), "Content-Type", jsonType)
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
-}
-
-// jsonAppender is an answer that can write its JSON itself (the token
-// answers, the most frequent ones): appendJSON appends what json.Marshal
-// would write, or reports false when a string needs escaping (then the
-// encoder writes the answer). A test holds the two to the same bytes.
-type jsonAppender interface {
-	appendJSON(b []byte) ([]byte, bool)
-}
-
-// appendPlainString appends s as a JSON string and reports true when it
-// needs no escaping under json.Marshal's rules: printable ASCII other
-// than ", \, <, > and &.
-func appendPlainString(b []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return b, false
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"'), true
 }
 
 // bodyPool holds the buffers answers are encoded into.

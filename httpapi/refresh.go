@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +14,13 @@ import (
 func (s *server) handleGitHubRefresh() http.Handler {
 	type request struct {
 		RefreshToken tokenField `json:"refresh_token"`
+	}
+	type response struct {
+		tokenAnswer
+		ExpiresIn             int64  `json:"expiresIn"`
+		RefreshTokenExpiresAt int64  `json:"refreshTokenExpiresAt"`
+		TokenType             string `json:"tokenType"`
+		Scope                 string `json:"scope"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req request
@@ -41,7 +47,7 @@ func (s *server) handleGitHubRefresh() http.Handler {
 		}
 		t := res.Token
 		noStore(w)
-		writeJSON(w, http.StatusOK, gitHubRefreshAnswer{
+		writeJSON(w, http.StatusOK, response{
 			tokenAnswer:           newTokenAnswer(t.AccessToken, t.RefreshToken, t.ExpiresAt),
 			ExpiresIn:             t.ExpiresIn,
 			RefreshTokenExpiresAt: flashauth.UnixMilli(t.RefreshTokenExpiresAt),
@@ -49,29 +55,6 @@ func (s *server) handleGitHubRefresh() http.Handler {
 			Scope:                 t.Scope,
 		})
 	})
-}
-
-// gitHubRefreshAnswer is the answer of POST /auth/github/refresh.
-type gitHubRefreshAnswer struct {
-	tokenAnswer
-	ExpiresIn             int64  `json:"expiresIn"`
-	RefreshTokenExpiresAt int64  `json:"refreshTokenExpiresAt"`
-	TokenType             string `json:"tokenType"`
-	Scope                 string `json:"scope"`
-}
-
-// appendJSON implements jsonAppender.
-func (a gitHubRefreshAnswer) appendJSON(b []byte) ([]byte, bool) {
-	b, ok := a.tokenAnswer.appendJSON(b)
-	b = append(b, `,"expiresIn":`...)
-	b = strconv.AppendInt(b, a.ExpiresIn, 10)
-	b = append(b, `,"refreshTokenExpiresAt":`...)
-	b = strconv.AppendInt(b, a.RefreshTokenExpiresAt, 10)
-	b = append(b, `,"tokenType":`...)
-	b, ok2 := appendPlainString(b, a.TokenType)
-	b = append(b, `,"scope":`...)
-	b, ok3 := appendPlainString(b, a.Scope)
-	return append(b, '}'), ok && ok2 && ok3
 }
 
 // tokenAnswer is what both refresh answers (POST /auth/github/refresh,
@@ -84,22 +67,6 @@ type tokenAnswer struct {
 	AccessToken  string `json:"accessToken"`
 	RefreshToken string `json:"refreshToken"`
 	ExpiresAt    int64  `json:"expiresAt"`
-}
-
-// appendJSON appends a's fields as an object left open, for the answers
-// that embed it to continue.
-func (a tokenAnswer) appendJSON(b []byte) ([]byte, bool) {
-	b = append(b, `{"success":`...)
-	b = strconv.AppendBool(b, a.Success)
-	b = append(b, `,"token":`...)
-	b, ok := appendPlainString(b, a.Token)
-	b = append(b, `,"accessToken":`...)
-	b, ok2 := appendPlainString(b, a.AccessToken)
-	b = append(b, `,"refreshToken":`...)
-	b, ok3 := appendPlainString(b, a.RefreshToken)
-	b = append(b, `,"expiresAt":`...)
-	b = strconv.AppendInt(b, a.ExpiresAt, 10)
-	return b, ok && ok2 && ok3
 }
 
 func newTokenAnswer(access, refresh string, expiresAt time.Time) tokenAnswer {

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/session"
@@ -24,25 +23,13 @@ func (q *sessionTokenRequest) field() tokenField {
 	return q.RefreshTokenCamel
 }
 
-// sessionRefreshAnswer is the answer of POST /user/refresh.
-type sessionRefreshAnswer struct {
-	tokenAnswer
-	TokenID          string `json:"tokenId"`
-	SessionExpiresAt int64  `json:"sessionExpiresAt"`
-}
-
-// appendJSON implements jsonAppender.
-func (a sessionRefreshAnswer) appendJSON(b []byte) ([]byte, bool) {
-	b, ok := a.tokenAnswer.appendJSON(b)
-	b = append(b, `,"tokenId":`...)
-	b, ok2 := appendPlainString(b, a.TokenID)
-	b = append(b, `,"sessionExpiresAt":`...)
-	b = strconv.AppendInt(b, a.SessionExpiresAt, 10)
-	return append(b, '}'), ok && ok2
-}
-
 // handleSessionRefresh serves POST /user/refresh (docs/api.md).
 func (s *server) handleSessionRefresh() http.Handler {
+	type response struct {
+		tokenAnswer
+		TokenID          string `json:"tokenId"`
+		SessionExpiresAt int64  `json:"sessionExpiresAt"`
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req sessionTokenRequest
 		tok, ok := s.readToken(w, r, &req, req.field, "refresh_token (or refreshToken)")
@@ -56,7 +43,7 @@ func (s *server) handleSessionRefresh() http.Handler {
 			return
 		}
 		noStore(w)
-		writeJSON(w, http.StatusOK, sessionRefreshAnswer{
+		writeJSON(w, http.StatusOK, response{
 			tokenAnswer:      newTokenAnswer(iss.AccessToken, iss.RefreshToken, iss.AccessExpiresAt),
 			TokenID:          iss.SessionID,
 			SessionExpiresAt: flashauth.UnixMilli(iss.SessionExpiresAt),
