@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,6 +31,9 @@ const (
 type DB struct {
 	pool      *pgxpool.Pool
 	opTimeout time.Duration
+	// The writers of the ledger's hot writes (group commit, batch.go).
+	claims      *batcher[claimReq]
+	completions *batcher[completeReq]
 }
 
 var _ flashauth.Store = (*DB)(nil)
@@ -97,11 +101,22 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	newCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), db.opTimeout)
+	}
+	db.claims = newBatcher(newCtx, db.claimOne, db.claimMany)
+	db.completions = newBatcher(newCtx, db.completeOne, db.completeMany)
 	return db, nil
 }
 
-// Close closes every connection of the pool, waiting for those in use.
+// Close stops taking ledger writes, lets every one already queued commit,
+// then closes every connection of the pool, waiting for those in use.
 func (db *DB) Close() error {
+	db.claims.close()
+	db.completions.close()
+	if f := os.Getenv("H9PG_STATS"); f != "" {
+		os.WriteFile(f, fmt.Appendf(nil, "claims %d/%d completions %d/%d\n", db.claims.items.Load(), db.claims.batches.Load(), db.completions.items.Load(), db.completions.batches.Load()), 0o644)
+	}
 	db.pool.Close()
 	return nil
 }

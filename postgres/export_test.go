@@ -1,0 +1,26 @@
+package postgres
+
+// Test-only views of the group-commit writers (batch.go).
+
+// Queued returns how many claims and completions wait for their writer.
+func (db *DB) Queued() (claims, completions int) {
+	return len(db.claims.queue), len(db.completions.queue)
+}
+
+// Batches returns how many batches the claim and completion writers ran.
+func (db *DB) Batches() (claims, completions int64) {
+	return db.claims.batches.Load(), db.completions.batches.Load()
+}
+
+// Fallbacks returns how many claim and completion batches failed as a whole
+// and ran their calls one by one.
+func (db *DB) Fallbacks() (claims, completions int64) {
+	return db.claims.fallbacks.Load(), db.completions.fallbacks.Load()
+}
+
+// ClaimsClosed reports whether the claim writer refuses new calls.
+func (db *DB) ClaimsClosed() bool {
+	db.claims.mu.RLock()
+	defer db.claims.mu.RUnlock()
+	return db.claims.closed
+}
