@@ -24,3 +24,6 @@ func (db *DB) ClaimsClosed() bool {
 	defer db.claims.mu.RUnlock()
 	return db.claims.closed
 }
+
+// Writers is how many batches of one kind may be in flight at once.
+const Writers = writers

@@ -432,11 +432,16 @@ func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth
 	return e, err
 }
 
-// PurgeLedger deletes dead entries.
+// PurgeLedger deletes dead entries. It skips the rows another transaction
+// has locked (a claim is replacing the dead entry, or judging it): those are
+// not its to delete now, and waiting for them could deadlock with a batch of
+// claims (batch.go), which locks many rows in key order while a purge would
+// lock them in the order of its scan. The next purge takes what is left.
 func (db *DB) PurgeLedger(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := db.do(ctx, func(ctx context.Context) error {
-		tag, err := db.pool.Exec(ctx, `DELETE FROM ledger WHERE `+ledgerDead("$1"), tsArg(now))
+		tag, err := db.pool.Exec(ctx, `DELETE FROM ledger WHERE (kind, key) IN (
+			SELECT kind, key FROM ledger WHERE `+ledgerDead("$1")+` FOR UPDATE SKIP LOCKED)`, tsArg(now))
 		n = tag.RowsAffected()
 		return err
 	})

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -114,9 +113,6 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 func (db *DB) Close() error {
 	db.claims.close()
 	db.completions.close()
-	if f := os.Getenv("H9PG_STATS"); f != "" {
-		os.WriteFile(f, fmt.Appendf(nil, "claims %d/%d completions %d/%d\n", db.claims.items.Load(), db.claims.batches.Load(), db.completions.items.Load(), db.completions.batches.Load()), 0o644)
-	}
 	db.pool.Close()
 	return nil
 }
