@@ -12,9 +12,9 @@ import (
 )
 
 // Group commit. The ledger's hot writes (ClaimLedger, CompleteLedger) are
-// not sent by their callers: each kind has one writer goroutine that takes
-// every call queued when it becomes free and sends them together, as a few
-// set-based statements (unnest of arrays) in one pipelined batch, which
+// not sent by their callers: each kind has a few writer goroutines
+// (writers); a writer takes every call queued when it becomes free and sends
+// them together, as a few set-based statements (unnest of arrays) in one pipelined batch, which
 // PostgreSQL runs as one implicit transaction: one round trip, one commit and
 // one WAL flush for N calls instead of N of each. A caller is answered only
 // after its batch committed. A lone call runs the single-row statements it
@@ -37,6 +37,11 @@ import (
 // conditional upserts and updates, only applied to many rows at once. Rows
 // are locked in (kind, key) order, the same in every batch, so two
 // replicas' batches never deadlock on each other.
+//
+// The hot reads (GetLedger, GetLineage) go the same way, one statement per
+// batch: a read needs no transaction, and the statement runs after every
+// call in it began, so each caller reads what it would have read alone at
+// that moment.
 //
 // Close stops taking calls, lets the writers run everything queued, and only
 // then closes the pool.

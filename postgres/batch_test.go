@@ -493,3 +493,137 @@ func TestPurgeSkipsLockedRows(t *testing.T) {
 		t.Fatalf("PurgeLedger after the lock: %d, %v; want the last one", n, err)
 	}
 }
+
+// tableLock holds an ACCESS EXCLUSIVE lock on table, which stalls every
+// read of it, until release is called.
+func tableLock(t *testing.T, url, table string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("lock connect: %v", err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	if _, err := tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{table}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatalf("lock table: %v", err)
+	}
+	done := false
+	release = func() {
+		if done {
+			return
+		}
+		done = true
+		if err := tx.Commit(ctx); err != nil {
+			t.Errorf("release lock: %v", err)
+		}
+		conn.Close(ctx)
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// Concurrent GetLedger and GetLineage calls share one statement, and each
+// gets its own row, or ErrNotFound, exactly as alone.
+func TestBatchReads(t *testing.T) {
+	db, url, app := batchStore(t)
+	ks := keys("read", 3)
+	for i, k := range ks {
+		if _, _, err := db.ClaimLedger(t.Context(), kindRefresh, k, fmt.Sprint("c", i), base, base.Add(time.Minute)); err != nil {
+			t.Fatalf("ClaimLedger: %v", err)
+		}
+		l := flashauth.Lineage{TokenHash: k, UserID: fmt.Sprint("u", i), CreatedAt: base}
+		if err := db.PutLineage(t.Context(), l); err != nil {
+			t.Fatalf("PutLineage: %v", err)
+		}
+	}
+	missing := seal.Hash("missing")
+	want := []struct {
+		key []byte
+		id  int // -1: not found
+	}{{ks[0], 0}, {ks[1], 1}, {missing, -1}, {ks[2], 2}, {ks[1], 1}}
+
+	type ledgerResult struct {
+		e   flashauth.LedgerEntry
+		err error
+	}
+	type lineageResult struct {
+		l   flashauth.Lineage
+		err error
+	}
+	getLedger := func(key []byte) <-chan ledgerResult {
+		ch := make(chan ledgerResult, 1)
+		go func() {
+			e, err := db.GetLedger(context.Background(), kindRefresh, key)
+			ch <- ledgerResult{e, err}
+		}()
+		return ch
+	}
+	getLineage := func(hash []byte) <-chan lineageResult {
+		ch := make(chan lineageResult, 1)
+		go func() {
+			l, err := db.GetLineage(context.Background(), hash)
+			ch <- lineageResult{l, err}
+		}()
+		return ch
+	}
+
+	// Every reader of each table stalls on a table lock, one call each;
+	// the calls made meanwhile queue up behind them.
+	releaseLedger := tableLock(t, url, "ledger")
+	releaseLineage := tableLock(t, url, "lineage")
+	var heldLedger []<-chan ledgerResult
+	var heldLineage []<-chan lineageResult
+	for i := range postgres.Writers {
+		heldLedger = append(heldLedger, getLedger(ks[0]))
+		waitLockWaits(t, url, app, 2*i+1)
+		heldLineage = append(heldLineage, getLineage(ks[0]))
+		waitLockWaits(t, url, app, 2*i+2)
+	}
+	var ledgerChans []<-chan ledgerResult
+	var lineageChans []<-chan lineageResult
+	for _, w := range want {
+		ledgerChans = append(ledgerChans, getLedger(w.key))
+		lineageChans = append(lineageChans, getLineage(w.key))
+	}
+	for {
+		a, b := db.QueuedReads()
+		if a == len(want) && b == len(want) {
+			break
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+	beforeLedger, beforeLineage := db.ReadBatches()
+	releaseLedger()
+	releaseLineage()
+	for i := range postgres.Writers {
+		if r := <-heldLedger[i]; r.err != nil {
+			t.Fatalf("held GetLedger: %v", r.err)
+		}
+		if r := <-heldLineage[i]; r.err != nil {
+			t.Fatalf("held GetLineage: %v", r.err)
+		}
+	}
+	for i, w := range want {
+		lr, nr := <-ledgerChans[i], <-lineageChans[i]
+		if w.id < 0 {
+			if !errors.Is(lr.err, flashauth.ErrNotFound) || !errors.Is(nr.err, flashauth.ErrNotFound) {
+				t.Errorf("read %d of a missing key: %v, %v; want ErrNotFound", i, lr.err, nr.err)
+			}
+			continue
+		}
+		if lr.err != nil || lr.e.ClaimID != fmt.Sprint("c", w.id) || string(lr.e.Key) != string(w.key) {
+			t.Errorf("GetLedger %d: %+v, %v; want claim c%d", i, lr.e, lr.err, w.id)
+		}
+		if nr.err != nil || nr.l.UserID != fmt.Sprint("u", w.id) || string(nr.l.TokenHash) != string(w.key) {
+			t.Errorf("GetLineage %d: %+v, %v; want user u%d", i, nr.l, nr.err, w.id)
+		}
+	}
+	afterLedger, afterLineage := db.ReadBatches()
+	if afterLedger != beforeLedger+1 || afterLineage != beforeLineage+1 {
+		t.Errorf("read batches %d -> %d and %d -> %d, want one each", beforeLedger, afterLedger, beforeLineage, afterLineage)
+	}
+}

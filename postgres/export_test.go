@@ -27,3 +27,15 @@ func (db *DB) ClaimsClosed() bool {
 
 // Writers is how many batches of one kind may be in flight at once.
 const Writers = writers
+
+// QueuedReads returns how many GetLedger and GetLineage calls wait for their
+// reader.
+func (db *DB) QueuedReads() (ledger, lineage int) {
+	return len(db.ledgerReads.queue), len(db.lineageReads.queue)
+}
+
+// ReadBatches returns how many batches the GetLedger and GetLineage readers
+// ran.
+func (db *DB) ReadBatches() (ledger, lineage int64) {
+	return db.ledgerReads.batches.Load(), db.lineageReads.batches.Load()
+}

@@ -420,16 +420,62 @@ func (db *DB) ReleaseLedger(ctx context.Context, kind string, key []byte, claimI
 	})
 }
 
-// GetLedger returns the entry or ErrNotFound.
+// GetLedger returns the entry or ErrNotFound. Concurrent calls share one
+// statement (see batch.go; a read needs no transaction, and the statement
+// runs after every call in it began).
 func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth.LedgerEntry, error) {
-	var e flashauth.LedgerEntry
-	err := db.do(ctx, func(ctx context.Context) error {
-		var err error
-		e, err = scanLedger(db.pool.QueryRow(ctx,
-			`SELECT `+ledgerColumns+` FROM ledger WHERE kind = $1 AND key = $2`, kind, key))
-		return notFound(err)
-	})
-	return e, err
+	g := &getLedgerReq{kind: kind, key: key}
+	if err := db.do(ctx, func(ctx context.Context) error { return db.ledgerReads.do(ctx, g) }); err != nil {
+		return flashauth.LedgerEntry{}, err
+	}
+	return g.entry, nil
+}
+
+// getLedgerReq is one GetLedger call; entry is its result.
+type getLedgerReq struct {
+	kind  string
+	key   []byte
+	entry flashauth.LedgerEntry
+}
+
+func (db *DB) getLedgerOne(ctx context.Context, g *getLedgerReq) error {
+	var err error
+	g.entry, err = scanLedger(db.pool.QueryRow(ctx,
+		`SELECT `+ledgerColumns+` FROM ledger WHERE kind = $1 AND key = $2`, g.kind, g.key))
+	return notFound(err)
+}
+
+func (db *DB) getLedgerMany(ctx context.Context, gs []*getLedgerReq, errs []error) error {
+	kinds, keys := make([]string, len(gs)), make([][]byte, len(gs))
+	for i, g := range gs {
+		kinds[i], keys[i] = g.kind, g.key
+	}
+	rows, err := db.pool.Query(ctx, selectManySQL, kinds, keys)
+	if err != nil {
+		return err
+	}
+	got := make(map[string]flashauth.LedgerEntry, len(gs))
+	for rows.Next() {
+		e, err := scanLedger(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		got[e.Kind+"\x00"+string(e.Key)] = e
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i, g := range gs {
+		e, ok := got[g.kind+"\x00"+string(g.key)]
+		if !ok {
+			errs[i] = flashauth.ErrNotFound
+			continue
+		}
+		g.entry = e
+	}
+	return nil
 }
 
 // PurgeLedger deletes dead entries. It skips the rows another transaction

@@ -31,8 +31,10 @@ type DB struct {
 	pool      *pgxpool.Pool
 	opTimeout time.Duration
 	// The writers of the ledger's hot writes (group commit, batch.go).
-	claims      *batcher[claimReq]
-	completions *batcher[completeReq]
+	claims       *batcher[claimReq]
+	completions  *batcher[completeReq]
+	ledgerReads  *batcher[getLedgerReq]
+	lineageReads *batcher[getLineageReq]
 }
 
 var _ flashauth.Store = (*DB)(nil)
@@ -105,6 +107,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	}
 	db.claims = newBatcher(newCtx, db.claimOne, db.claimMany)
 	db.completions = newBatcher(newCtx, db.completeOne, db.completeMany)
+	db.ledgerReads = newBatcher(newCtx, db.getLedgerOne, db.getLedgerMany)
+	db.lineageReads = newBatcher(newCtx, db.getLineageOne, db.getLineageMany)
 	return db, nil
 }
 
@@ -113,6 +117,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 func (db *DB) Close() error {
 	db.claims.close()
 	db.completions.close()
+	db.ledgerReads.close()
+	db.lineageReads.close()
 	db.pool.Close()
 	return nil
 }
