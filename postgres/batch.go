@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strings"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -26,12 +27,13 @@ import (
 //
 // Failures stay per call:
 //   - when the batch's transaction fails with an error from the server (a
-//     constraint one call violates, a deadlock) or before anything was sent,
-//     nothing of it is stored, and every call is run again in a transaction
-//     of its own, so only the culprit fails;
-//   - when the outcome is unknown (the connection broke or the store's
-//     timeout ran out after the batch was sent), every call of the batch
-//     gets that error, as each would have if it had been sent alone.
+//     constraint one call violates, a deadlock), nothing of it is stored,
+//     and every call is run again in a transaction of its own, so only the
+//     culprit fails;
+//   - when the database could not be reached, or the outcome is unknown (the
+//     connection broke or the store's timeout ran out after the batch was
+//     sent), every call of the batch gets that error, as each would have if
+//     it had been sent alone.
 //
 // Across replicas nothing changes: each call's statements are the same
 // conditional upserts and updates, only applied to many rows at once. Rows
@@ -228,10 +230,13 @@ func (b *batcher[T]) run(batch []*call[T]) {
 }
 
 // rolledBack reports whether err says for certain that a transaction
-// committed nothing: the server refused it, or nothing was sent.
+// committed nothing while the database is there to run its calls again: the
+// server refused it (a constraint, a deadlock). A connection that failed -
+// before sending (no connection could be had) or after (the outcome is
+// unknown) - is the database's trouble, not one call's: each call gets the
+// error, as it would have alone, instead of waiting for N more attempts.
 func rolledBack(err error) bool {
-	if _, ok := errors.AsType[*pgconn.PgError](err); ok {
-		return true
-	}
-	return pgconn.SafeToRetry(err)
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && !disconnected(pgErr.Code) && !strings.HasPrefix(pgErr.Code, classConnection) &&
+		pgErr.Code != codeTooManyConns
 }

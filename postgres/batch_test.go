@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/postgres"
@@ -625,5 +626,29 @@ func TestBatchReads(t *testing.T) {
 	afterLedger, afterLineage := db.ReadBatches()
 	if afterLedger != beforeLedger+1 || afterLineage != beforeLineage+1 {
 		t.Errorf("read batches %d -> %d and %d -> %d, want one each", beforeLedger, afterLedger, beforeLineage, afterLineage)
+	}
+}
+
+// A batch is run again call by call only when the server refused it; when
+// the database is out of reach or the outcome is unknown, every call gets
+// the error at once (N more attempts would only make each wait longer).
+func TestBatchRetriesOnlyRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "23514"}, true}, // check violation
+		{&pgconn.PgError{Code: "40P01"}, true}, // deadlock victim
+		{fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "23502"}), true},
+		{&pgconn.PgError{Code: "57P01"}, false}, // admin shutdown
+		{&pgconn.PgError{Code: "08006"}, false}, // connection failure
+		{&pgconn.PgError{Code: "53300"}, false}, // too many connections
+		{context.DeadlineExceeded, false},
+		{&pgconn.ConnectError{}, false},
+		{errors.New("broken pipe"), false},
+	} {
+		if got := postgres.RolledBack(tc.err); got != tc.want {
+			t.Errorf("RolledBack(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

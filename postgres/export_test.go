@@ -39,3 +39,7 @@ func (db *DB) QueuedReads() (ledger, lineage int) {
 func (db *DB) ReadBatches() (ledger, lineage int64) {
 	return db.ledgerReads.batches.Load(), db.lineageReads.batches.Load()
 }
+
+// RolledBack reports whether a batch that failed with err is run again call
+// by call.
+var RolledBack = rolledBack
