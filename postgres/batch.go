@@ -3,8 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
-	"strings"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
