@@ -26,18 +26,33 @@ func (db *DB) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
 	})
 }
 
-// AppendAudits records events in one transaction, in order (one round trip:
-// the inserts go as one batch, and a batch runs its statements in order).
+// AppendAudits records events in one transaction, in order: one statement
+// inserting the rows of arrays in the order given (WITH ORDINALITY), so the
+// identity column numbers them in that order, in one round trip.
 func (db *DB) AppendAudits(ctx context.Context, events []flashauth.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	return db.tx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		var b pgx.Batch
-		for _, e := range events {
-			b.Queue(qAuditInsert, tsArg(e.Time), e.Type, e.Outcome, e.UserID, e.SessionID, e.IPAddress, e.RequestID, e.Detail)
-		}
-		return tx.SendBatch(ctx, &b).Close()
+	n := len(events)
+	at := make([]pgtype.Timestamptz, n)
+	types, outcomes, users, sessions := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ips, requests, details := make([]string, n), make([]string, n), make([]string, n)
+	for i, e := range events {
+		at[i], types[i], outcomes[i], users[i], sessions[i] = tsArg(e.Time), e.Type, e.Outcome, e.UserID, e.SessionID
+		ips[i], requests[i], details[i] = e.IPAddress, e.RequestID, e.Detail
+	}
+	return db.do(ctx, func(ctx context.Context) error {
+		_, err := db.pool.Exec(ctx, `
+			INSERT INTO audit_events (occurred_at, event_type, outcome, user_id, session_id,
+				ip_address, request_id, detail)
+			SELECT u.occurred_at, u.event_type, u.outcome, u.user_id, u.session_id,
+				u.ip_address, u.request_id, u.detail
+			FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
+				$6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+				AS u(occurred_at, event_type, outcome, user_id, session_id, ip_address, request_id, detail, ord)
+			ORDER BY u.ord`,
+			at, types, outcomes, users, sessions, ips, requests, details)
+		return err
 	})
 }
 

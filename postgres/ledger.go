@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,7 +40,28 @@ func scanLedger(row pgx.Row) (flashauth.LedgerEntry, error) {
 }
 
 // ClaimLedger makes (kind, key) a pending entry held by claimID unless a live
-// entry exists.
+// entry exists. Concurrent calls share one transaction (see batch.go).
+func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (flashauth.LedgerEntry, bool, error) {
+	c := &claimReq{kind: kind, key: key, claimID: claimID, now: now, leaseUntil: leaseUntil}
+	if err := db.do(ctx, func(ctx context.Context) error { return db.claims.do(ctx, c) }); err != nil {
+		return flashauth.LedgerEntry{}, false, err
+	}
+	// A caller that already holds a live claim still holds it.
+	return c.entry, c.entry.State == flashauth.LedgerPending && c.entry.ClaimID == claimID, nil
+}
+
+// claimReq is one ClaimLedger call; entry is its result.
+type claimReq struct {
+	kind            string
+	key             []byte
+	claimID         string
+	now, leaseUntil time.Time
+	entry           flashauth.LedgerEntry
+}
+
+func (c *claimReq) ledgerKey() string { return c.kind + "\x00" + string(c.key) }
+
+// claimOne runs one claim in a transaction of its own.
 //
 // The upsert replaces a dead row and returns it, or returns nothing when the
 // row is live. In that case ON CONFLICT has still locked the row it judged,
@@ -49,55 +71,154 @@ func scanLedger(row pgx.Row) (flashauth.LedgerEntry, error) {
 // Both statements go in one pipelined batch, which PostgreSQL runs as one
 // implicit transaction (everything up to the batch's Sync): one round trip
 // instead of four (BEGIN, upsert, SELECT, COMMIT).
-func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID string, now, leaseUntil time.Time) (flashauth.LedgerEntry, bool, error) {
-	var e flashauth.LedgerEntry
-	err := db.do(ctx, func(ctx context.Context) error {
-		batch := &pgx.Batch{}
-		batch.Queue(`
-			INSERT INTO ledger (`+ledgerColumns+`)
-			VALUES ($1, $2, $3, 1, $5, NULL, NULL, $4)
-			ON CONFLICT (kind, key) DO UPDATE SET
-				claim_id = EXCLUDED.claim_id, state = 1, lease_until = EXCLUDED.lease_until,
-				sealed = NULL, expires_at = NULL, created_at = EXCLUDED.created_at
-			WHERE `+ledgerDead("$4")+`
-			RETURNING `+ledgerColumns,
-			kind, key, claimID, tsArg(now), tsArg(leaseUntil))
-		batch.Queue(`SELECT `+ledgerColumns+` FROM ledger WHERE kind = $1 AND key = $2`, kind, key)
-		res := db.pool.SendBatch(ctx, batch)
-		claimed, cerr := scanLedger(res.QueryRow())
-		current, serr := scanLedger(res.QueryRow())
-		if err := res.Close(); err != nil {
+func (db *DB) claimOne(ctx context.Context, c *claimReq) error {
+	batch := &pgx.Batch{}
+	batch.Queue(`
+		INSERT INTO ledger (`+ledgerColumns+`)
+		VALUES ($1, $2, $3, 1, $5, NULL, NULL, $4)
+		ON CONFLICT (kind, key) DO UPDATE SET
+			claim_id = EXCLUDED.claim_id, state = 1, lease_until = EXCLUDED.lease_until,
+			sealed = NULL, expires_at = NULL, created_at = EXCLUDED.created_at
+		WHERE `+ledgerDead("$4")+`
+		RETURNING `+ledgerColumns,
+		c.kind, c.key, c.claimID, tsArg(c.now), tsArg(c.leaseUntil))
+	batch.Queue(`SELECT `+ledgerColumns+` FROM ledger WHERE kind = $1 AND key = $2`, c.kind, c.key)
+	res := db.pool.SendBatch(ctx, batch)
+	claimed, cerr := scanLedger(res.QueryRow())
+	current, serr := scanLedger(res.QueryRow())
+	if err := res.Close(); err != nil {
+		return err
+	}
+	switch {
+	case cerr == nil:
+		c.entry = claimed
+	case !errors.Is(cerr, pgx.ErrNoRows):
+		return cerr
+	case errors.Is(serr, pgx.ErrNoRows):
+		return errLockedRowVanished
+	case serr != nil:
+		return serr
+	default:
+		c.entry = current
+	}
+	return nil
+}
+
+var errLockedRowVanished = errors.New("ledger: locked row vanished")
+
+// claimMany runs claims in one transaction: per round of distinct keys (a
+// key claimed twice in one batch goes to a later round, so it behaves as two
+// calls one after the other), one upsert of every row in (kind, key) order,
+// then one SELECT of the rows, which reads each as the upsert left it (see
+// claimOne: a live row was locked, a dead one replaced).
+func (db *DB) claimMany(ctx context.Context, cs []*claimReq, errs []error) error {
+	rounds := splitRounds(cs, (*claimReq).ledgerKey)
+	batch := &pgx.Batch{}
+	for _, r := range rounds {
+		slices.SortFunc(r, func(a, b *claimReq) int { return compareKey(a.kind, a.key, b.kind, b.key) })
+		kinds, keys := make([]string, len(r)), make([][]byte, len(r))
+		ids := make([]string, len(r))
+		nows, leases := make([]pgtype.Timestamptz, len(r)), make([]pgtype.Timestamptz, len(r))
+		for i, c := range r {
+			kinds[i], keys[i], ids[i], nows[i], leases[i] = c.kind, c.key, c.claimID, tsArg(c.now), tsArg(c.leaseUntil)
+		}
+		batch.Queue(claimManySQL, kinds, keys, ids, nows, leases)
+		batch.Queue(selectManySQL, kinds, keys)
+	}
+	res := db.pool.SendBatch(ctx, batch)
+	defer res.Close()
+	index := make(map[*claimReq]int, len(cs))
+	for i, c := range cs {
+		index[c] = i
+	}
+	for _, r := range rounds {
+		if _, err := res.Exec(); err != nil {
 			return err
 		}
-		switch {
-		case cerr == nil:
-			e = claimed
-		case !errors.Is(cerr, pgx.ErrNoRows):
-			return cerr
-		case errors.Is(serr, pgx.ErrNoRows):
-			return errors.New("ledger: locked row vanished")
-		case serr != nil:
-			return serr
-		default:
-			e = current
+		rows, err := res.Query()
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return flashauth.LedgerEntry{}, false, err
+		got := make(map[string]flashauth.LedgerEntry, len(r))
+		for rows.Next() {
+			e, err := scanLedger(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			got[e.Kind+"\x00"+string(e.Key)] = e
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, c := range r {
+			e, ok := got[c.ledgerKey()]
+			if !ok {
+				errs[index[c]] = errLockedRowVanished
+				continue
+			}
+			c.entry = e
+		}
 	}
-	// A caller that already holds a live claim still holds it.
-	return e, e.State == flashauth.LedgerPending && e.ClaimID == claimID, nil
+	return res.Close()
+}
+
+// claimManySQL is claimOne's upsert for arrays of rows, inserted in the
+// order given. The time "now" of each call is its created_at.
+var claimManySQL = `
+	INSERT INTO ledger (` + ledgerColumns + `)
+	SELECT u.kind, u.key, u.claim_id, 1, u.lease_until, NULL, NULL, u.now
+	FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+		WITH ORDINALITY AS u(kind, key, claim_id, now, lease_until, ord)
+	ORDER BY u.ord
+	ON CONFLICT (kind, key) DO UPDATE SET
+		claim_id = EXCLUDED.claim_id, state = 1, lease_until = EXCLUDED.lease_until,
+		sealed = NULL, expires_at = NULL, created_at = EXCLUDED.created_at
+	WHERE ` + ledgerDead("EXCLUDED.created_at")
+
+// selectManySQL reads the rows of arrays of keys.
+//
+// Every set-based statement here reaches the rows of its keys through a
+// LATERAL subquery that the planner cannot flatten into a join (OFFSET 0,
+// FOR UPDATE), so each key is one lookup of the primary key. A plain join
+// with unnest is planned as a hash join over a sequential scan while the
+// table is small, and pgx's prepared statement keeps that generic plan as
+// the table grows.
+var selectManySQL = `SELECT l.* FROM unnest($1::text[], $2::bytea[]) AS u(kind, key)
+	CROSS JOIN LATERAL (SELECT ` + ledgerColumns + ` FROM ledger
+		WHERE ledger.kind = u.kind AND ledger.key = u.key OFFSET 0) l`
+
+// compareKey orders ledger keys: the order every batch locks rows in.
+func compareKey(kindA string, keyA []byte, kindB string, keyB []byte) int {
+	if c := strings.Compare(kindA, kindB); c != 0 {
+		return c
+	}
+	return bytes.Compare(keyA, keyB)
+}
+
+// splitRounds splits items into rounds whose keys are distinct: round n
+// holds the (n+1)th item of every key, in the order given. ON CONFLICT DO
+// UPDATE cannot touch one row twice in a statement; rounds run one after the
+// other, as the calls would have.
+func splitRounds[T any](items []T, key func(T) string) [][]T {
+	seen := make(map[string]int, len(items))
+	var rounds [][]T
+	for _, it := range items {
+		k := key(it)
+		n := seen[k]
+		seen[k] = n + 1
+		if n == len(rounds) {
+			rounds = append(rounds, nil)
+		}
+		rounds[n] = append(rounds[n], it)
+	}
+	return rounds
 }
 
 // CompleteLedger turns claimID's pending entry into a done one and upserts
-// lineage, all in one transaction.
-//
-// One round trip: the UPDATE and the lineage upserts go in one pipelined
-// batch, which PostgreSQL runs as one implicit transaction (see
-// ClaimLedger), instead of BEGIN, batch, COMMIT. Each upsert runs only if
-// the UPDATE made the entry done under claimID (a later statement of the
-// same transaction sees it): a lost claim writes no lineage.
+// lineage, all in one transaction. Concurrent calls share one transaction
+// (see batch.go).
 func (db *DB) CompleteLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, expiresAt time.Time, lineage []flashauth.Lineage) error {
 	// Upserting in a fixed order keeps two completions that share lineage
 	// rows from deadlocking.
@@ -105,35 +226,178 @@ func (db *DB) CompleteLedger(ctx context.Context, kind string, key []byte, claim
 	slices.SortStableFunc(lineage, func(a, b flashauth.Lineage) int {
 		return bytes.Compare(a.TokenHash, b.TokenHash)
 	})
-	return db.do(ctx, func(ctx context.Context) error {
-		batch := &pgx.Batch{}
-		batch.Queue(`UPDATE ledger SET state = 2, sealed = $4, expires_at = $5
-			WHERE kind = $1 AND key = $2 AND claim_id = $3 AND state = 1`,
-			kind, key, claimID, sealed, tsArg(expiresAt))
-		for _, l := range lineage {
-			batch.Queue(upsertLineageIfCompleted, append(lineageArgs(l), kind, key, claimID)...)
-		}
-		res := db.pool.SendBatch(ctx, batch)
-		tag, err := res.Exec()
-		if err != nil {
+	c := &completeReq{kind: kind, key: key, claimID: claimID, sealed: sealed, expiresAt: expiresAt, lineage: lineage}
+	return db.do(ctx, func(ctx context.Context) error { return db.completions.do(ctx, c) })
+}
+
+// completeReq is one CompleteLedger call, its lineage sorted.
+type completeReq struct {
+	kind      string
+	key       []byte
+	claimID   string
+	sealed    []byte
+	expiresAt time.Time
+	lineage   []flashauth.Lineage
+}
+
+func (c *completeReq) ledgerKey() string { return c.kind + "\x00" + string(c.key) }
+
+// completeOne runs one completion in a transaction of its own.
+//
+// One round trip: the UPDATE and the lineage upserts go in one pipelined
+// batch, which PostgreSQL runs as one implicit transaction (see
+// claimOne), instead of BEGIN, batch, COMMIT. Each upsert runs only if
+// the UPDATE made the entry done under claimID (a later statement of the
+// same transaction sees it): a lost claim writes no lineage.
+func (db *DB) completeOne(ctx context.Context, c *completeReq) error {
+	batch := &pgx.Batch{}
+	batch.Queue(`UPDATE ledger SET state = 2, sealed = $4, expires_at = $5
+		WHERE kind = $1 AND key = $2 AND claim_id = $3 AND state = 1`,
+		c.kind, c.key, c.claimID, c.sealed, tsArg(c.expiresAt))
+	for _, l := range c.lineage {
+		batch.Queue(upsertLineageIfCompleted, append(lineageArgs(l), c.kind, c.key, c.claimID)...)
+	}
+	res := db.pool.SendBatch(ctx, batch)
+	tag, err := res.Exec()
+	if err != nil {
+		res.Close()
+		return fmt.Errorf("complete ledger: %w", err)
+	}
+	for range c.lineage {
+		if _, err := res.Exec(); err != nil {
 			res.Close()
-			return fmt.Errorf("complete ledger: %w", err)
+			return fmt.Errorf("upsert lineage: %w", err)
 		}
-		for range lineage {
-			if _, err := res.Exec(); err != nil {
-				res.Close()
-				return fmt.Errorf("upsert lineage: %w", err)
-			}
+	}
+	if err := res.Close(); err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return flashauth.ErrClaimLost
+	}
+	return nil
+}
+
+// completeMany runs completions in one transaction: per round of distinct
+// keys, the rows still pending under their calls' claims are locked in
+// (kind, key) order and made done; then every lineage row is upserted, in rounds of
+// distinct token hashes in call order, each only if its call's entry is
+// done under its claim - exactly what completeOne writes, call after call.
+func (db *DB) completeMany(ctx context.Context, cs []*completeReq, errs []error) error {
+	rounds := splitRounds(cs, (*completeReq).ledgerKey)
+	batch := &pgx.Batch{}
+	for _, r := range rounds {
+		slices.SortFunc(r, func(a, b *completeReq) int { return compareKey(a.kind, a.key, b.kind, b.key) })
+		kinds, keys := make([]string, len(r)), make([][]byte, len(r))
+		ids, sealed := make([]string, len(r)), make([][]byte, len(r))
+		expires := make([]pgtype.Timestamptz, len(r))
+		for i, c := range r {
+			kinds[i], keys[i], ids[i], sealed[i], expires[i] = c.kind, c.key, c.claimID, c.sealed, tsArg(c.expiresAt)
 		}
-		if err := res.Close(); err != nil {
+		batch.Queue(completeManySQL, kinds, keys, ids, sealed, expires)
+	}
+	type lin struct {
+		l flashauth.Lineage
+		c *completeReq
+	}
+	var all []lin
+	for _, c := range cs {
+		for _, l := range c.lineage {
+			all = append(all, lin{l, c})
+		}
+	}
+	linRounds := splitRounds(all, func(x lin) string { return string(x.l.TokenHash) })
+	for _, r := range linRounds {
+		slices.SortStableFunc(r, func(a, b lin) int { return bytes.Compare(a.l.TokenHash, b.l.TokenHash) })
+		n := len(r)
+		hashes, parents, replaced := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		users := make([]pgtype.Text, n)
+		created, rotated, expires := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+		kinds, keys, ids := make([]string, n), make([][]byte, n), make([]string, n)
+		for i, x := range r {
+			hashes[i], parents[i], users[i], replaced[i] = x.l.TokenHash, x.l.ParentHash, textArg(x.l.UserID), x.l.ReplacedBy
+			created[i], rotated[i], expires[i] = tsArg(x.l.CreatedAt), tsArg(x.l.RotatedAt), tsArg(x.l.ExpiresAt)
+			kinds[i], keys[i], ids[i] = x.c.kind, x.c.key, x.c.claimID
+		}
+		batch.Queue(upsertLineageManyIfCompleted, hashes, parents, users, replaced, created, rotated, expires, kinds, keys, ids)
+	}
+	res := db.pool.SendBatch(ctx, batch)
+	defer res.Close()
+	index := make(map[*completeReq]int, len(cs))
+	for i, c := range cs {
+		index[c] = i
+	}
+	for _, r := range rounds {
+		rows, err := res.Query()
+		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return flashauth.ErrClaimLost
+		done := make(map[string]bool, len(r))
+		for rows.Next() {
+			var (
+				kind string
+				key  []byte
+			)
+			if err := rows.Scan(&kind, &key); err != nil {
+				rows.Close()
+				return err
+			}
+			done[kind+"\x00"+string(key)] = true
 		}
-		return nil
-	})
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, c := range r {
+			if !done[c.ledgerKey()] {
+				errs[index[c]] = flashauth.ErrClaimLost
+			}
+		}
+	}
+	for range linRounds {
+		if _, err := res.Exec(); err != nil {
+			return fmt.Errorf("upsert lineage: %w", err)
+		}
+	}
+	return res.Close()
 }
+
+// completeManySQL is completeOne's UPDATE for arrays of rows, returning the
+// keys it completed. It is spelled as an upsert only so that every key is
+// one lookup of the primary key (see selectManySQL): the LATERAL subquery
+// locks each row that is pending under its claim, in the order given, and
+// only those rows are proposed; a locked row cannot vanish, so each one
+// conflicts and takes the DO UPDATE branch, which checks the claim again.
+// Nothing is ever inserted.
+const completeManySQL = `
+	INSERT INTO ledger (` + ledgerColumns + `)
+	SELECT u.kind, u.key, u.claim_id, 2, NULL, u.sealed, u.expires_at, NULL
+	FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bytea[], $5::timestamptz[])
+		WITH ORDINALITY AS u(kind, key, claim_id, sealed, expires_at, ord)
+	CROSS JOIN LATERAL (SELECT 1 FROM ledger
+		WHERE ledger.kind = u.kind AND ledger.key = u.key AND ledger.claim_id = u.claim_id
+			AND ledger.state = 1 FOR UPDATE) held
+	ORDER BY u.ord
+	ON CONFLICT (kind, key) DO UPDATE SET
+		state = 2, sealed = EXCLUDED.sealed, expires_at = EXCLUDED.expires_at
+	WHERE ledger.claim_id = EXCLUDED.claim_id AND ledger.state = 1
+	RETURNING kind, key`
+
+// upsertLineageManyIfCompleted is upsertLineageIfCompleted for arrays of
+// rows, each with the ledger entry and claim it depends on.
+const upsertLineageManyIfCompleted = `
+	INSERT INTO lineage (token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at)
+	SELECT u.token_hash, u.parent_hash, u.user_id, u.replaced_by, u.created_at, u.rotated_at, u.expires_at
+	FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::timestamptz[], $6::timestamptz[],
+		$7::timestamptz[], $8::text[], $9::bytea[], $10::text[]) WITH ORDINALITY
+		AS u(token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at, kind, key, claim_id, ord)
+	CROSS JOIN LATERAL (SELECT 1 FROM ledger l
+		WHERE l.kind = u.kind AND l.key = u.key AND l.claim_id = u.claim_id AND l.state = 2 OFFSET 0) done
+	ORDER BY u.ord
+	ON CONFLICT (token_hash) DO UPDATE SET
+		parent_hash = EXCLUDED.parent_hash, user_id = EXCLUDED.user_id,
+		replaced_by = EXCLUDED.replaced_by, created_at = EXCLUDED.created_at,
+		rotated_at = EXCLUDED.rotated_at, expires_at = EXCLUDED.expires_at`
 
 // upsertLineageIfCompleted is upsertLineage, run only when the ledger entry
 // ($8, $9) is done under claim $10.
@@ -156,23 +420,74 @@ func (db *DB) ReleaseLedger(ctx context.Context, kind string, key []byte, claimI
 	})
 }
 
-// GetLedger returns the entry or ErrNotFound.
+// GetLedger returns the entry or ErrNotFound. Concurrent calls share one
+// statement (see batch.go; a read needs no transaction, and the statement
+// runs after every call in it began).
 func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth.LedgerEntry, error) {
-	var e flashauth.LedgerEntry
-	err := db.do(ctx, func(ctx context.Context) error {
-		var err error
-		e, err = scanLedger(db.pool.QueryRow(ctx,
-			`SELECT `+ledgerColumns+` FROM ledger WHERE kind = $1 AND key = $2`, kind, key))
-		return notFound(err)
-	})
-	return e, err
+	g := &getLedgerReq{kind: kind, key: key}
+	if err := db.do(ctx, func(ctx context.Context) error { return db.ledgerReads.do(ctx, g) }); err != nil {
+		return flashauth.LedgerEntry{}, err
+	}
+	return g.entry, nil
 }
 
-// PurgeLedger deletes dead entries.
+// getLedgerReq is one GetLedger call; entry is its result.
+type getLedgerReq struct {
+	kind  string
+	key   []byte
+	entry flashauth.LedgerEntry
+}
+
+func (db *DB) getLedgerOne(ctx context.Context, g *getLedgerReq) error {
+	var err error
+	g.entry, err = scanLedger(db.pool.QueryRow(ctx,
+		`SELECT `+ledgerColumns+` FROM ledger WHERE kind = $1 AND key = $2`, g.kind, g.key))
+	return notFound(err)
+}
+
+func (db *DB) getLedgerMany(ctx context.Context, gs []*getLedgerReq, errs []error) error {
+	kinds, keys := make([]string, len(gs)), make([][]byte, len(gs))
+	for i, g := range gs {
+		kinds[i], keys[i] = g.kind, g.key
+	}
+	rows, err := db.pool.Query(ctx, selectManySQL, kinds, keys)
+	if err != nil {
+		return err
+	}
+	got := make(map[string]flashauth.LedgerEntry, len(gs))
+	for rows.Next() {
+		e, err := scanLedger(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		got[e.Kind+"\x00"+string(e.Key)] = e
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i, g := range gs {
+		e, ok := got[g.kind+"\x00"+string(g.key)]
+		if !ok {
+			errs[i] = flashauth.ErrNotFound
+			continue
+		}
+		g.entry = e
+	}
+	return nil
+}
+
+// PurgeLedger deletes dead entries. It skips the rows another transaction
+// has locked (a claim is replacing the dead entry, or judging it): those are
+// not its to delete now, and waiting for them could deadlock with a batch of
+// claims (batch.go), which locks many rows in key order while a purge would
+// lock them in the order of its scan. The next purge takes what is left.
 func (db *DB) PurgeLedger(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := db.do(ctx, func(ctx context.Context) error {
-		tag, err := db.pool.Exec(ctx, `DELETE FROM ledger WHERE `+ledgerDead("$1"), tsArg(now))
+		tag, err := db.pool.Exec(ctx, `DELETE FROM ledger WHERE (kind, key) IN (
+			SELECT kind, key FROM ledger WHERE `+ledgerDead("$1")+` FOR UPDATE SKIP LOCKED)`, tsArg(now))
 		n = tag.RowsAffected()
 		return err
 	})

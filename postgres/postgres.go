@@ -30,6 +30,11 @@ const (
 type DB struct {
 	pool      *pgxpool.Pool
 	opTimeout time.Duration
+	// The writers of the ledger's hot writes (group commit, batch.go).
+	claims       *batcher[claimReq]
+	completions  *batcher[completeReq]
+	ledgerReads  *batcher[getLedgerReq]
+	lineageReads *batcher[getLineageReq]
 }
 
 var _ flashauth.Store = (*DB)(nil)
@@ -97,11 +102,23 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	newCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), db.opTimeout)
+	}
+	db.claims = newBatcher(newCtx, db.claimOne, db.claimMany)
+	db.completions = newBatcher(newCtx, db.completeOne, db.completeMany)
+	db.ledgerReads = newBatcher(newCtx, db.getLedgerOne, db.getLedgerMany)
+	db.lineageReads = newBatcher(newCtx, db.getLineageOne, db.getLineageMany)
 	return db, nil
 }
 
-// Close closes every connection of the pool, waiting for those in use.
+// Close stops taking ledger writes, lets every one already queued commit,
+// then closes every connection of the pool, waiting for those in use.
 func (db *DB) Close() error {
+	db.claims.close()
+	db.completions.close()
+	db.ledgerReads.close()
+	db.lineageReads.close()
 	db.pool.Close()
 	return nil
 }

@@ -1,0 +1,242 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
+)
+
+// Group commit. The ledger's hot writes (ClaimLedger, CompleteLedger) are
+// not sent by their callers: each kind has a few writer goroutines
+// (writers); a writer takes every call queued when it becomes free and sends
+// them together, as a few set-based statements (unnest of arrays) in one pipelined batch, which
+// PostgreSQL runs as one implicit transaction: one round trip, one commit and
+// one WAL flush for N calls instead of N of each. A caller is answered only
+// after its batch committed. A lone call runs the single-row statements it
+// always did, so an idle store costs what it did.
+//
+// The writer never waits on a clock to fill a batch: a batch is whatever
+// queued while the previous one ran (when it finds a single call, it yields
+// the processor once first, so callers that are runnable right then join).
+//
+// Failures stay per call:
+//   - when the batch's transaction fails with an error from the server (a
+//     constraint one call violates, a deadlock), nothing of it is stored,
+//     and every call is run again in a transaction of its own, so only the
+//     culprit fails;
+//   - when the database could not be reached, or the outcome is unknown (the
+//     connection broke or the store's timeout ran out after the batch was
+//     sent), every call of the batch gets that error, as each would have if
+//     it had been sent alone.
+//
+// Across replicas nothing changes: each call's statements are the same
+// conditional upserts and updates, only applied to many rows at once. Rows
+// are locked in (kind, key) order, the same in every batch, so two
+// replicas' batches never deadlock on each other.
+//
+// The hot reads (GetLedger, GetLineage) go the same way, one statement per
+// batch: a read needs no transaction, and the statement runs after every
+// call in it began, so each caller reads what it would have read alone at
+// that moment.
+//
+// Close stops taking calls, lets the writers run everything queued, and only
+// then closes the pool.
+
+// writers is how many batches of one kind may be in flight at once. One
+// writer alone makes the biggest batches, but every call then waits for the
+// batch ahead of it, commit included; two keep the database busy while each
+// batch still holds several calls (measured at 32 concurrent refreshes: one
+// writer was slower than no batching at all, two to four faster, eight
+// back to no gain, with the CPU per refresh growing with the writers).
+const writers = 2
+
+// maxBatch bounds one batch: a long transaction delays the first caller in
+// it, and a failed batch is retried one by one.
+const maxBatch = 256
+
+// Queue states of a call.
+const (
+	callQueued int32 = iota
+	callTaken
+	callAbandoned
+)
+
+// call is one queued request of type T (which carries its own results).
+type call[T any] struct {
+	req   *T
+	state atomic.Int32
+	done  chan struct{}
+	err   error // set by the writer, read after done is closed
+}
+
+// batcher is the writer of one kind of call.
+type batcher[T any] struct {
+	mu     sync.RWMutex // held for reading while enqueuing; close takes it to close queue
+	closed bool
+	queue  chan *call[T]
+	done   chan struct{} // closed when the loop has returned
+	// one runs req in a transaction of its own.
+	one func(ctx context.Context, req *T) error
+	// many runs reqs (two or more) in one transaction, setting their
+	// results, and returns an error when the transaction failed as a whole
+	// (the results are then void). errs[i] is reqs[i]'s own error.
+	many func(ctx context.Context, reqs []*T, errs []error) error
+	// newCtx bounds one batch (the store's operation timeout).
+	newCtx func() (context.Context, context.CancelFunc)
+	// batches counts the batches the writer ran, items the calls in them,
+	// fallbacks the batches whose transaction failed as a whole and whose
+	// calls then ran one by one (tests and benchmarks read them).
+	batches, items, fallbacks atomic.Int64
+}
+
+func newBatcher[T any](newCtx func() (context.Context, context.CancelFunc),
+	one func(context.Context, *T) error, many func(context.Context, []*T, []error) error) *batcher[T] {
+	b := &batcher[T]{
+		queue: make(chan *call[T], 4*maxBatch), done: make(chan struct{}),
+		one: one, many: many, newCtx: newCtx,
+	}
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(b.loop)
+	}
+	go func() { wg.Wait(); close(b.done) }()
+	return b
+}
+
+// do queues req and waits until its batch committed (nil; req holds the
+// results) or failed (the error). If ctx ends while req is still queued, req
+// never runs; once its batch started, do waits for it.
+func (b *batcher[T]) do(ctx context.Context, req *T) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := &call[T]{req: req, done: make(chan struct{})}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return puddle.ErrClosedPool
+	}
+	select {
+	case b.queue <- c:
+		b.mu.RUnlock()
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		if c.state.CompareAndSwap(callQueued, callAbandoned) {
+			return ctx.Err()
+		}
+		<-c.done
+	}
+	return c.err
+}
+
+// close stops new calls and waits until every queued one has run. It is
+// idempotent.
+func (b *batcher[T]) close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.queue)
+	}
+	b.mu.Unlock()
+	<-b.done
+}
+
+func (b *batcher[T]) loop() {
+	batch := make([]*call[T], 0, maxBatch)
+	for c := range b.queue {
+		batch = append(batch[:0], c)
+		yielded := false
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case c, ok := <-b.queue:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, c)
+			default:
+				if len(batch) == 1 && !yielded {
+					runtime.Gosched()
+					yielded = true
+					continue
+				}
+				break gather
+			}
+		}
+		b.run(batch)
+		clear(batch)
+	}
+}
+
+// run runs the calls of batch whose callers still wait, and answers them.
+func (b *batcher[T]) run(batch []*call[T]) {
+	live := batch[:0:0]
+	for _, c := range batch {
+		if c.state.CompareAndSwap(callQueued, callTaken) {
+			live = append(live, c)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := b.newCtx()
+	defer cancel()
+	b.batches.Add(1)
+	b.items.Add(int64(len(live)))
+	if len(live) == 1 {
+		live[0].err = b.one(ctx, live[0].req)
+		close(live[0].done)
+		return
+	}
+	reqs := make([]*T, len(live))
+	for i, c := range live {
+		reqs[i] = c.req
+	}
+	errs := make([]error, len(live))
+	err := b.many(ctx, reqs, errs)
+	switch {
+	case err == nil:
+		for i, c := range live {
+			c.err = errs[i]
+		}
+	case rolledBack(err):
+		// Nothing of the batch is stored: run every call on its own, so
+		// that only the culprit fails.
+		b.fallbacks.Add(1)
+		for _, c := range live {
+			one, cancel := b.newCtx()
+			c.err = b.one(one, c.req)
+			cancel()
+		}
+	default:
+		for _, c := range live {
+			c.err = err
+		}
+	}
+	for _, c := range live {
+		close(c.done)
+	}
+}
+
+// rolledBack reports whether err says for certain that a transaction
+// committed nothing while the database is there to run its calls again: the
+// server refused it (a constraint, a deadlock). A connection that failed -
+// before sending (no connection could be had) or after (the outcome is
+// unknown) - is the database's trouble, not one call's: each call gets the
+// error, as it would have alone, instead of waiting for N more attempts.
+func rolledBack(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && !disconnected(pgErr.Code) && !strings.HasPrefix(pgErr.Code, classConnection) &&
+		pgErr.Code != codeTooManyConns
+}

@@ -1,0 +1,45 @@
+package postgres
+
+// Test-only views of the group-commit writers (batch.go).
+
+// Queued returns how many claims and completions wait for their writer.
+func (db *DB) Queued() (claims, completions int) {
+	return len(db.claims.queue), len(db.completions.queue)
+}
+
+// Batches returns how many batches the claim and completion writers ran.
+func (db *DB) Batches() (claims, completions int64) {
+	return db.claims.batches.Load(), db.completions.batches.Load()
+}
+
+// Fallbacks returns how many claim and completion batches failed as a whole
+// and ran their calls one by one.
+func (db *DB) Fallbacks() (claims, completions int64) {
+	return db.claims.fallbacks.Load(), db.completions.fallbacks.Load()
+}
+
+// ClaimsClosed reports whether the claim writer refuses new calls.
+func (db *DB) ClaimsClosed() bool {
+	db.claims.mu.RLock()
+	defer db.claims.mu.RUnlock()
+	return db.claims.closed
+}
+
+// Writers is how many batches of one kind may be in flight at once.
+const Writers = writers
+
+// QueuedReads returns how many GetLedger and GetLineage calls wait for their
+// reader.
+func (db *DB) QueuedReads() (ledger, lineage int) {
+	return len(db.ledgerReads.queue), len(db.lineageReads.queue)
+}
+
+// ReadBatches returns how many batches the GetLedger and GetLineage readers
+// ran.
+func (db *DB) ReadBatches() (ledger, lineage int64) {
+	return db.ledgerReads.batches.Load(), db.lineageReads.batches.Load()
+}
+
+// RolledBack reports whether a batch that failed with err is run again call
+// by call.
+var RolledBack = rolledBack
