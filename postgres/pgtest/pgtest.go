@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/flashbacktech/flashauth/postgres"
 )
@@ -51,7 +53,7 @@ func URL(tb testing.TB) string {
 	}
 	schema := "flashauth_test_" + randomHex(tb)
 	exec(tb, base, `CREATE SCHEMA `+schema)
-	tb.Cleanup(func() { exec(tb, base, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`) })
+	tb.Cleanup(func() { dropSchema(tb, base, schema) })
 
 	// Unknown URL parameters are sent to the server as run-time settings.
 	q := u.Query()
@@ -72,6 +74,41 @@ func Open(tb testing.TB, opts ...postgres.Option) *postgres.DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+// dropSchema drops schema and everything in it. A test may end while a
+// backend of a process it killed, or of a store still closing, holds locks
+// in that schema; DROP ... CASCADE then can lose a deadlock against it
+// (SQLSTATE 40P01), which PostgreSQL resolves by aborting the drop. The
+// drop is retried a few times; any other error fails the test at once.
+func dropSchema(tb testing.TB, base, schema string) {
+	tb.Helper()
+	sql := `DROP SCHEMA IF EXISTS ` + schema + ` CASCADE`
+	for attempt := 1; ; attempt++ {
+		err := tryExec(base, sql)
+		var pgErr *pgconn.PgError
+		if err == nil {
+			return
+		}
+		if attempt < 5 && errors.As(err, &pgErr) && pgErr.Code == "40P01" {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+			continue
+		}
+		tb.Fatalf("pgtest: %s: %v", sql, err)
+	}
+}
+
+// tryExec runs one statement on a connection of its own.
+func tryExec(base, sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
 }
 
 // exec runs one statement on a connection of its own.
