@@ -158,12 +158,13 @@ type Op func(ctx context.Context) (Outcome, error)
 // outcome is still committed for the retry. Its deadline is the claim's lease.
 // A panic in op is an INTERNAL_ERROR, and its claim is released.
 func (l *Ledger) Do(ctx context.Context, kind, secret string, window time.Duration, op Op) (Result, error) {
-	return l.do(ctx, kind, secret, nil, window, op)
+	return l.do(ctx, kind, secret, nil, nil, window, op)
 }
 
 // do is Do with the secret's hash when the caller already has it (nil:
-// computed here).
-func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
+// computed here) and, when it has read it, the ledger entry of (kind, key)
+// (nil: begin reads it; see Call.Entry).
+func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, entry *flashauth.LedgerEntry, window time.Duration, op Op) (Result, error) {
 	if window <= 0 {
 		// A commit that is dead on arrival would let another replica run op
 		// again: exactly-once needs a window.
@@ -188,7 +189,7 @@ func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, window
 	l.flights[fk] = f
 	l.mu.Unlock()
 	l.inflight.Add(1)
-	return l.lead(ctx, fk, f, kind, secret, key, window, op)
+	return l.lead(ctx, fk, f, kind, secret, key, entry, window, op)
 }
 
 // result is f's outcome for one of its callers, once f is done.
@@ -225,7 +226,7 @@ func (l *Ledger) finish(fk string, f *flight, res Result, err error) {
 // gone). So the goroutine lives only as long as the upstream call: at a
 // thousand concurrent refreshes, each extra goroutine is one more stack of
 // 8-16 KiB, and a request waiting on the store holds none (docs/design.md).
-func (l *Ledger) lead(ctx context.Context, fk string, f *flight, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
+func (l *Ledger) lead(ctx context.Context, fk string, f *flight, kind, secret string, key []byte, entry *flashauth.LedgerEntry, window time.Duration, op Op) (Result, error) {
 	dctx := context.WithoutCancel(ctx)
 	settled := false
 	defer func() {
@@ -236,7 +237,7 @@ func (l *Ledger) lead(ctx context.Context, fk string, f *flight, kind, secret st
 			l.finish(fk, f, Result{}, errInternal("ledger: attempt panicked"))
 		}
 	}()
-	c, res, err := l.begin(dctx, kind, secret, key)
+	c, res, err := l.begin(dctx, kind, secret, key, entry)
 	if c == nil {
 		settled = true
 		l.finish(fk, f, res, err)
@@ -300,9 +301,20 @@ type claim struct {
 //
 // A replay is the common case under retries and racing tabs: look first
 // with a read, so replays do not queue behind writers - and so that
-// BeforeClaim (the per-token rate limit) is never charged for one.
-func (l *Ledger) begin(ctx context.Context, kind, secret string, key []byte) (*claim, Result, error) {
-	if e, err := l.store.GetLedger(ctx, kind, key); err == nil && e.State == flashauth.LedgerDone && e.ExpiresAt.After(l.opt.Clock.Now()) {
+// BeforeClaim (the per-token rate limit) is never charged for one. When
+// the caller has read the entry already (seen, not nil; a zero entry: none
+// was there), that read is the look.
+func (l *Ledger) begin(ctx context.Context, kind, secret string, key []byte, seen *flashauth.LedgerEntry) (*claim, Result, error) {
+	var (
+		e   flashauth.LedgerEntry
+		err error
+	)
+	if seen != nil {
+		e = *seen
+	} else {
+		e, err = l.store.GetLedger(ctx, kind, key)
+	}
+	if err == nil && e.State == flashauth.LedgerDone && e.ExpiresAt.After(l.opt.Clock.Now()) {
 		res, err := l.open(kind, secret, key, e)
 		return nil, res, err
 	}

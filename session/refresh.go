@@ -178,11 +178,14 @@ func (s *Service) rotate(ctx context.Context, oldHash []byte) (verdict, error) {
 	}
 	return verdict{Issued: &Issued{
 		AccessToken:      access,
-		AccessExpiresAt:  accessExp,
+		// In UTC, without a monotonic reading: as a replay decodes them,
+		// so the caller that rotated (which keeps this value, see
+		// ledger.Run) and its replays hold equal values.
+		AccessExpiresAt:  accessExp.UTC(),
 		RefreshToken:     next,
 		SessionID:        sess.ID,
 		UserID:           sess.UserID,
-		SessionExpiresAt: expires,
+		SessionExpiresAt: expires.UTC(),
 	}}, nil
 }
 
