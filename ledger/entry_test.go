@@ -42,7 +42,9 @@ func TestRunTakesTheEntryTheCallerRead(t *testing.T) {
 	var calls atomic.Int64
 	run := func(secret string, entry *flashauth.LedgerEntry) (verdict, ledger.Result, error) {
 		t.Helper()
-		return ledger.Run(t.Context(), l, ledger.Call{Kind: kind, Secret: secret, Hash: seal.Hash(secret), Window: time.Minute, Entry: entry},
+		// The mark is taken before the read in real use; no attempt
+		// ends in between here.
+		return ledger.Run(t.Context(), l, ledger.Call{Kind: kind, Secret: secret, Hash: seal.Hash(secret), Window: time.Minute, Entry: entry, Mark: l.Mark(seal.Hash(secret))},
 			func(context.Context) (verdict, []flashauth.Lineage, error) {
 				calls.Add(1)
 				return verdict{Value: "ran " + secret}, nil, nil
@@ -82,6 +84,64 @@ func TestRunTakesTheEntryTheCallerRead(t *testing.T) {
 	// Without an entry, Run reads it itself.
 	v, res, err = run("s1", nil)
 	want("no entry handed over", v, res, err, "ran s1", true, 1, 3, 2)
+	// An entry without a mark is not taken either.
+	v, res, err = ledger.Run(t.Context(), l, ledger.Call{Kind: kind, Secret: "s1", Window: time.Minute, Entry: &flashauth.LedgerEntry{}},
+		func(context.Context) (verdict, []flashauth.Lineage, error) {
+			return verdict{Value: "unmarked"}, nil, nil
+		})
+	want("no mark", v, res, err, "ran s1", true, 2, 3, 2)
+}
+
+// A caller that read the entry while an attempt at its key was in flight
+// in this process, and gets to Run after that attempt ended, would hold an
+// entry older than the commit: Run reads it again (the mark says an
+// attempt ended), so the caller is replayed the outcome - not charged
+// BeforeClaim, as it would not have been had it joined the attempt.
+func TestRunRereadsAnEntryReadBeforeAnAttemptEnded(t *testing.T) {
+	db := sqlitetest.Open(t)
+	st := &countedReads{LedgerStore: db}
+	var gates atomic.Int64
+	l := ledger.New(st, ledger.Options{Clock: newClock(), BeforeClaim: func(context.Context, string, []byte) error {
+		gates.Add(1)
+		return nil
+	}})
+	h := seal.Hash("s")
+	call := ledger.Call{Kind: kind, Secret: "s", Hash: h, Window: time.Minute}
+	release := make(chan struct{})
+	var calls atomic.Int64
+	op := func(context.Context) (verdict, []flashauth.Lineage, error) {
+		calls.Add(1)
+		<-release
+		return verdict{Value: "first"}, nil, nil
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := ledger.Run(context.Background(), l, call, op)
+		first <- err
+	}()
+	testkit.WaitUntil(t, "the first attempt running", func() bool { return calls.Load() == 1 })
+
+	// The second caller's mark and read happen while the attempt runs...
+	late := call
+	late.Mark = l.Mark(h)
+	e, err := db.GetLedger(t.Context(), kind, h)
+	if err != nil || e.State != flashauth.LedgerPending {
+		t.Fatalf("entry during the attempt: %+v, %v; want it pending", e, err)
+	}
+	late.Entry = &e
+	// ... and it gets to Run once the attempt has committed and ended.
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	v, res, err := ledger.Run(context.Background(), l, late, op)
+	if err != nil || !res.Replayed || v.Value != "first" {
+		t.Fatalf("late caller: %+v %+v %v; want the committed outcome replayed", v, res, err)
+	}
+	if gates.Load() != 1 || calls.Load() != 1 || st.gets.Load() != 2 {
+		t.Fatalf("BeforeClaim %d, op %d, GetLedger %d; want 1, 1 and 2 (the first caller's and the late caller's own)",
+			gates.Load(), calls.Load(), st.gets.Load())
+	}
 }
 
 // box is a verdict's pointer: callers that shared one would see each

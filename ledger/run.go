@@ -32,7 +32,11 @@ type Call struct {
 	// the token's lineage with it (flashauth.LineageLedgerReader). Run
 	// then takes it for the replay lookup it would otherwise make itself:
 	// a committed outcome in it is replayed exactly as one read by Run.
+	// Mark is the Ledger's Mark of Hash taken before that read; without
+	// it, or when an attempt at the key ended in this process since, Run
+	// reads the entry itself.
 	Entry *flashauth.LedgerEntry
+	Mark  Mark
 }
 
 // Run is the typed entry point of the ledger, the one every flow uses: it
@@ -60,7 +64,7 @@ func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.
 		mine T
 		ran  bool
 	)
-	res, err := l.do(ctx, c.Kind, c.Secret, c.Hash, c.Entry, c.Window, func(ctx context.Context) (Outcome, error) {
+	res, err := l.do(ctx, c.Kind, c.Secret, c.Hash, c.Entry, c.Mark, c.Window, func(ctx context.Context) (Outcome, error) {
 		v, lineage, err := op(ctx)
 		if err != nil {
 			return Outcome{}, err

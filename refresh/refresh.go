@@ -152,6 +152,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, caller Calle
 			"refresh_token must be a non-empty string of at most %d printable characters without spaces.", flashauth.MaxTokenLength)
 	}
 	hash := seal.Hash(refreshToken)
+	mark := s.ledger.Mark(hash) // before the read (see ledger.Mark)
 	lin, known, entry, err := s.lineage(ctx, hash)
 	if err != nil {
 		return Result{}, err
@@ -162,7 +163,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, caller Calle
 
 	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{
 		Kind: flashauth.LedgerGitHubRefresh, Secret: refreshToken, Hash: hash, Window: s.cfg.ReplayWindow,
-		Entry: entry,
+		Entry: entry, Mark: mark,
 	}, func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
 		return s.exchange(ctx, refreshToken, hash, lin, known)
 	})
