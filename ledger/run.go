@@ -42,8 +42,9 @@ type Call struct {
 // Run is the typed entry point of the ledger, the one every flow uses: it
 // runs op at most once for c's secret across every process sharing the
 // store (see Do), commits its verdict as JSON with the lineage op returns,
-// and returns the verdict - decoded from the store on a replay - with the
-// verdict's own Err.
+// and returns the verdict with the verdict's own Err: op's own value to the
+// caller whose op ran, a copy decoded from the committed bytes to a replay
+// and to each caller that joined the attempt.
 //
 // op's error means nothing definitive happened (transient trouble): it is
 // returned as is and nothing is committed. A definitive rejection is a
