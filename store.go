@@ -100,6 +100,27 @@ type LineageStore interface {
 	GetLineage(ctx context.Context, tokenHash []byte) (Lineage, error)
 }
 
+// LineageLedger is what LineageLedgerReader reads: the lineage record of a
+// token hash and the ledger entry of (kind, hash), each with whether it
+// exists.
+type LineageLedger struct {
+	Lineage    Lineage
+	HasLineage bool
+	Entry      LedgerEntry
+	HasEntry   bool
+}
+
+// LineageLedgerReader is an optional capability of a Store: a refresh
+// needs the presented token's lineage (ownership, reuse) and its ledger
+// entry (a committed outcome to replay), and a store that has this reads
+// both in one round trip, from one snapshot, instead of two. A missing row
+// is a false Has flag, not an error; the error is the store's trouble only.
+// What it returns must be what GetLineage and GetLedger would have returned
+// at that instant.
+type LineageLedgerReader interface {
+	GetLineageLedger(ctx context.Context, kind string, hash []byte) (LineageLedger, error)
+}
+
 // User is a flashauth user, keyed for GitHub sign-in by GitHubID.
 type User struct {
 	ID        string

@@ -121,8 +121,9 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 	if err != nil {
 		return nil, err
 	}
-	// Audit rows are written off the answer path (auditqueue.go).
-	store := newAuditQueue(metered, log)
+	// Audit rows are written off the answer path (auditqueue.go). A
+	// refresh still reads lineage and ledger in one round trip through it.
+	store := withLineageLedger(newAuditQueue(metered, log), metered)
 	a := &App{
 		log: log, Store: store, clock: clock,
 		auditRetention: orDefault(c.AuditRetention, DefaultAuditRetention),

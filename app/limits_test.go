@@ -287,7 +287,7 @@ func TestDashboardMetrics(t *testing.T) {
 		}
 	}
 	// Store latency: every operation a refresh makes was timed.
-	for _, op := range []string{"get_lineage", "get_ledger", "claim_ledger", "complete_ledger", "append_audits", "create_session"} {
+	for _, op := range []string{"get_lineage_ledger", "claim_ledger", "complete_ledger", "append_audits", "create_session"} {
 		if n := metric(text, "flashauth_store_operation_duration_seconds_count", fmt.Sprintf(`operation=%q`, op)); n < 1 {
 			t.Errorf("store operation %s: %v observations, want some", op, n)
 		}

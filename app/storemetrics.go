@@ -22,7 +22,10 @@ type meteredStore struct {
 	observers map[string]prometheus.Observer // by operation
 }
 
-func newMeteredStore(s flashauth.Store, reg prometheus.Registerer) (*meteredStore, error) {
+// newMeteredStore wraps s. When s reads lineage and ledger in one round
+// trip (flashauth.LineageLedgerReader), so does the wrapper; otherwise the
+// wrapper does not claim to, and the refresh makes its two reads.
+func newMeteredStore(s flashauth.Store, reg prometheus.Registerer) (flashauth.Store, error) {
 	m := &meteredStore{
 		Store:     s,
 		observers: make(map[string]prometheus.Observer),
@@ -41,7 +44,35 @@ func newMeteredStore(s flashauth.Store, reg prometheus.Registerer) (*meteredStor
 			return nil, err
 		}
 	}
+	if r, ok := s.(flashauth.LineageLedgerReader); ok {
+		return &meteredReader{meteredStore: m, reader: r}, nil
+	}
 	return m, nil
+}
+
+// meteredReader is a meteredStore over a flashauth.LineageLedgerReader.
+type meteredReader struct {
+	*meteredStore
+	reader flashauth.LineageLedgerReader
+}
+
+// withLineageLedger is s, a wrapper of under that embeds it as a
+// flashauth.Store, with under's flashauth.LineageLedgerReader if it has one
+// (embedding the interface hides it).
+func withLineageLedger(s, under flashauth.Store) flashauth.Store {
+	if r, ok := under.(flashauth.LineageLedgerReader); ok {
+		return struct {
+			flashauth.Store
+			flashauth.LineageLedgerReader
+		}{s, r}
+	}
+	return s
+}
+
+func (m *meteredReader) GetLineageLedger(ctx context.Context, kind string, hash []byte) (flashauth.LineageLedger, error) {
+	return timed(m.meteredStore, "get_lineage_ledger", func() (flashauth.LineageLedger, error) {
+		return m.reader.GetLineageLedger(ctx, kind, hash)
+	})
 }
 
 // done records one operation that started at start and ended with err.

@@ -70,6 +70,45 @@ type Ledger struct {
 	// inflight counts the operations this process is running or waiting
 	// on: one per secret, however many callers share it.
 	inflight atomic.Int64
+	// ended counts the attempts that ended in this process, by bucket of
+	// their keys (see Mark). Incremented under mu, as the attempt leaves
+	// flights.
+	ended [markBuckets]atomic.Uint64
+}
+
+// markBuckets is how many buckets of keys Mark tells apart.
+const markBuckets = 1024
+
+// bucket is key's bucket: keys are SHA-256 digests, so any of their bits
+// spread them evenly.
+func bucket(key []byte) int {
+	if len(key) < 2 {
+		return 0
+	}
+	return (int(key[0])<<8 | int(key[1])) % markBuckets
+}
+
+// Mark is what this process knows about the attempts at a key at one
+// instant, taken by Mark before its caller reads the key's ledger entry
+// itself to hand to Run (Call.Entry). Its zero value marks nothing.
+type Mark struct {
+	ended  uint64
+	bucket int
+	ok     bool
+}
+
+// Mark returns key's mark, to be taken before the caller reads the ledger
+// entry it hands to Run (Call.Entry, Call.Mark). An attempt at the key that
+// was in flight in this process during that read and has ended by the time
+// Run looks for one to join may have committed after the read: Run then
+// reads the entry itself instead of taking the caller's, so the caller is
+// replayed that outcome - as it would have joined the attempt had it
+// arrived a moment earlier - and is never charged BeforeClaim for it.
+// (Attempts in other processes race a read as they always do: the claim
+// has the last word.)
+func (l *Ledger) Mark(key []byte) Mark {
+	b := bucket(key)
+	return Mark{ended: l.ended[b].Load(), bucket: b, ok: true}
 }
 
 // New returns a Ledger over store.
@@ -107,6 +146,8 @@ type flight struct {
 	// state says which happened (handoffs below).
 	state   atomic.Int32
 	handoff chan ran // cap 1
+
+	bucket int // of its key, for Ledger.ended
 }
 
 // The states of a flight's handoff.
@@ -158,12 +199,14 @@ type Op func(ctx context.Context) (Outcome, error)
 // outcome is still committed for the retry. Its deadline is the claim's lease.
 // A panic in op is an INTERNAL_ERROR, and its claim is released.
 func (l *Ledger) Do(ctx context.Context, kind, secret string, window time.Duration, op Op) (Result, error) {
-	return l.do(ctx, kind, secret, nil, window, op)
+	return l.do(ctx, kind, secret, nil, nil, Mark{}, window, op)
 }
 
 // do is Do with the secret's hash when the caller already has it (nil:
-// computed here).
-func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
+// computed here) and, when it has read it, the ledger entry of (kind, key)
+// with the mark taken before the read (nil: begin reads it; see
+// Call.Entry).
+func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, entry *flashauth.LedgerEntry, mark Mark, window time.Duration, op Op) (Result, error) {
 	if window <= 0 {
 		// A commit that is dead on arrival would let another replica run op
 		// again: exactly-once needs a window.
@@ -184,11 +227,17 @@ func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, window
 			return f.result(true)
 		}
 	}
-	f := &flight{done: make(chan struct{}), handoff: make(chan ran, 1)}
+	b := bucket(key)
+	if entry != nil && (!mark.ok || mark.bucket != b || l.ended[b].Load() != mark.ended) {
+		// An attempt at a key of this bucket ended since the caller's read
+		// (or the read has no mark): it may have committed after the read.
+		entry = nil
+	}
+	f := &flight{done: make(chan struct{}), handoff: make(chan ran, 1), bucket: b}
 	l.flights[fk] = f
 	l.mu.Unlock()
 	l.inflight.Add(1)
-	return l.lead(ctx, fk, f, kind, secret, key, window, op)
+	return l.lead(ctx, fk, f, kind, secret, key, entry, window, op)
 }
 
 // result is f's outcome for one of its callers, once f is done.
@@ -207,6 +256,7 @@ func (f *flight) result(joined bool) (Result, error) {
 func (l *Ledger) finish(fk string, f *flight, res Result, err error) {
 	l.mu.Lock()
 	delete(l.flights, fk)
+	l.ended[f.bucket].Add(1)
 	l.mu.Unlock()
 	f.res, f.err = res, err
 	l.inflight.Add(-1)
@@ -225,7 +275,7 @@ func (l *Ledger) finish(fk string, f *flight, res Result, err error) {
 // gone). So the goroutine lives only as long as the upstream call: at a
 // thousand concurrent refreshes, each extra goroutine is one more stack of
 // 8-16 KiB, and a request waiting on the store holds none (docs/design.md).
-func (l *Ledger) lead(ctx context.Context, fk string, f *flight, kind, secret string, key []byte, window time.Duration, op Op) (Result, error) {
+func (l *Ledger) lead(ctx context.Context, fk string, f *flight, kind, secret string, key []byte, entry *flashauth.LedgerEntry, window time.Duration, op Op) (Result, error) {
 	dctx := context.WithoutCancel(ctx)
 	settled := false
 	defer func() {
@@ -236,7 +286,7 @@ func (l *Ledger) lead(ctx context.Context, fk string, f *flight, kind, secret st
 			l.finish(fk, f, Result{}, errInternal("ledger: attempt panicked"))
 		}
 	}()
-	c, res, err := l.begin(dctx, kind, secret, key)
+	c, res, err := l.begin(dctx, kind, secret, key, entry)
 	if c == nil {
 		settled = true
 		l.finish(fk, f, res, err)
@@ -300,9 +350,20 @@ type claim struct {
 //
 // A replay is the common case under retries and racing tabs: look first
 // with a read, so replays do not queue behind writers - and so that
-// BeforeClaim (the per-token rate limit) is never charged for one.
-func (l *Ledger) begin(ctx context.Context, kind, secret string, key []byte) (*claim, Result, error) {
-	if e, err := l.store.GetLedger(ctx, kind, key); err == nil && e.State == flashauth.LedgerDone && e.ExpiresAt.After(l.opt.Clock.Now()) {
+// BeforeClaim (the per-token rate limit) is never charged for one. When
+// the caller has read the entry already (seen, not nil; a zero entry: none
+// was there), that read is the look.
+func (l *Ledger) begin(ctx context.Context, kind, secret string, key []byte, seen *flashauth.LedgerEntry) (*claim, Result, error) {
+	var (
+		e   flashauth.LedgerEntry
+		err error
+	)
+	if seen != nil {
+		e = *seen
+	} else {
+		e, err = l.store.GetLedger(ctx, kind, key)
+	}
+	if err == nil && e.State == flashauth.LedgerDone && e.ExpiresAt.After(l.opt.Clock.Now()) {
 		res, err := l.open(kind, secret, key, e)
 		return nil, res, err
 	}

@@ -26,13 +26,25 @@ type Call struct {
 	Hash []byte
 	// Window is how long the outcome replays.
 	Window time.Duration
+	// Entry, when not nil, is the ledger entry of (Kind, Hash) as the
+	// caller just read it from the store (a zero entry: there was none),
+	// in the same read as something else it needed first - a refresh reads
+	// the token's lineage with it (flashauth.LineageLedgerReader). Run
+	// then takes it for the replay lookup it would otherwise make itself:
+	// a committed outcome in it is replayed exactly as one read by Run.
+	// Mark is the Ledger's Mark of Hash taken before that read; without
+	// it, or when an attempt at the key ended in this process since, Run
+	// reads the entry itself.
+	Entry *flashauth.LedgerEntry
+	Mark  Mark
 }
 
 // Run is the typed entry point of the ledger, the one every flow uses: it
 // runs op at most once for c's secret across every process sharing the
 // store (see Do), commits its verdict as JSON with the lineage op returns,
-// and returns the verdict - decoded from the store on a replay - with the
-// verdict's own Err.
+// and returns the verdict with the verdict's own Err: op's own value to the
+// caller whose op ran, a copy decoded from the committed bytes to a replay
+// and to each caller that joined the attempt.
 //
 // op's error means nothing definitive happened (transient trouble): it is
 // returned as is and nothing is committed. A definitive rejection is a
@@ -43,8 +55,17 @@ type Call struct {
 // outcome is not lost, and the caller decides how loudly to say so. Result's
 // Payload is set whenever a verdict is returned.
 func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.Context) (T, []flashauth.Lineage, error)) (T, Result, error) {
-	var zero T
-	res, err := l.do(ctx, c.Kind, c.Secret, c.Hash, c.Window, func(ctx context.Context) (Outcome, error) {
+	var (
+		zero T
+		// mine is the verdict this caller's op returned, when it ran: the
+		// payload committed (or Lost) is its encoding, so the caller that
+		// ran it keeps the value instead of decoding the bytes again.
+		// Written on the operation's goroutine before it hands its outcome
+		// over (a channel send), read here after do has received it.
+		mine T
+		ran  bool
+	)
+	res, err := l.do(ctx, c.Kind, c.Secret, c.Hash, c.Entry, c.Mark, c.Window, func(ctx context.Context) (Outcome, error) {
 		v, lineage, err := op(ctx)
 		if err != nil {
 			return Outcome{}, err
@@ -53,6 +74,7 @@ func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.
 		if err != nil {
 			return Outcome{}, fmt.Errorf("ledger: encode %s outcome: %w", c.Kind, err)
 		}
+		mine, ran = v, true
 		return Outcome{Payload: b, Lineage: lineage}, nil
 	})
 	if err != nil {
@@ -60,6 +82,13 @@ func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.
 			return zero, Result{}, err
 		}
 		res.Lost = err
+	}
+	if ran && !res.Replayed && !res.Joined {
+		// This caller led the attempt and its op ran: res.Payload is the
+		// encoding of mine. A replay or a joiner decodes its own copy of
+		// the committed bytes instead, so no two callers share a value
+		// (verdicts hold pointers).
+		return mine, res, mine.Err()
 	}
 	var v T
 	if err := json.Unmarshal(res.Payload, &v); err != nil {

@@ -152,7 +152,8 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, caller Calle
 			"refresh_token must be a non-empty string of at most %d printable characters without spaces.", flashauth.MaxTokenLength)
 	}
 	hash := seal.Hash(refreshToken)
-	lin, known, err := s.lineage(ctx, hash)
+	mark := s.ledger.Mark(hash) // before the read (see ledger.Mark)
+	lin, known, entry, err := s.lineage(ctx, hash)
 	if err != nil {
 		return Result{}, err
 	}
@@ -162,6 +163,7 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, caller Calle
 
 	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{
 		Kind: flashauth.LedgerGitHubRefresh, Secret: refreshToken, Hash: hash, Window: s.cfg.ReplayWindow,
+		Entry: entry, Mark: mark,
 	}, func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
 		return s.exchange(ctx, refreshToken, hash, lin, known)
 	})
@@ -185,15 +187,35 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, caller Calle
 	return Result{Token: *out.Token, Replayed: res.Replayed, Joined: res.Joined, Owner: lin.UserID}, nil
 }
 
-func (s *Service) lineage(ctx context.Context, hash []byte) (flashauth.Lineage, bool, error) {
-	lin, err := s.store.GetLineage(ctx, hash)
+// lineage reads the presented token's lineage: who owns it, whether it was
+// rotated out. It must come before the ledger: a caller the lineage refuses
+// gets no replay and spends nothing of the owner's rate limit. A store that
+// reads the token's ledger entry in the same round trip
+// (flashauth.LineageLedgerReader) returns it too, for the ledger's replay
+// lookup (ledger.Call.Entry); otherwise entry is nil and the ledger reads it
+// itself.
+func (s *Service) lineage(ctx context.Context, hash []byte) (lin flashauth.Lineage, known bool, entry *flashauth.LedgerEntry, err error) {
+	if r, ok := s.store.(flashauth.LineageLedgerReader); ok {
+		ll, err := r.GetLineageLedger(ctx, flashauth.LedgerGitHubRefresh, hash)
+		if err != nil {
+			return flashauth.Lineage{}, false, nil, fmt.Errorf("refresh: lineage: %w", err)
+		}
+		if !ll.HasLineage {
+			ll.Lineage = flashauth.Lineage{}
+		}
+		if !ll.HasEntry {
+			ll.Entry = flashauth.LedgerEntry{} // none: nothing to replay
+		}
+		return ll.Lineage, ll.HasLineage, &ll.Entry, nil
+	}
+	lin, err = s.store.GetLineage(ctx, hash)
 	switch {
 	case err == nil:
-		return lin, true, nil
+		return lin, true, nil, nil
 	case errors.Is(err, flashauth.ErrNotFound):
-		return flashauth.Lineage{}, false, nil
+		return flashauth.Lineage{}, false, nil, nil
 	default:
-		return flashauth.Lineage{}, false, fmt.Errorf("refresh: lineage: %w", err)
+		return flashauth.Lineage{}, false, nil, fmt.Errorf("refresh: lineage: %w", err)
 	}
 }
 
@@ -243,7 +265,10 @@ func (s *Service) exchange(ctx context.Context, refreshToken string, hash []byte
 	if tok.TokenType == "" {
 		tok.TokenType = "bearer"
 	}
-	ms := now.Truncate(time.Millisecond)
+	// In UTC, without a monotonic reading: the token reads back from the
+	// ledger as this very value, so the caller that ran the exchange (which
+	// keeps it, see ledger.Run) and its replays hold equal tokens.
+	ms := now.UTC().Truncate(time.Millisecond)
 	if gt.ExpiresIn > 0 {
 		tok.ExpiresAt = ms.Add(gt.ExpiresIn)
 	}

@@ -177,12 +177,15 @@ func (s *Service) rotate(ctx context.Context, oldHash []byte) (verdict, error) {
 		return verdict{}, fmt.Errorf("session: rotate: %w", err)
 	}
 	return verdict{Issued: &Issued{
-		AccessToken:      access,
-		AccessExpiresAt:  accessExp,
+		AccessToken: access,
+		// In UTC, without a monotonic reading: as a replay decodes them,
+		// so the caller that rotated (which keeps this value, see
+		// ledger.Run) and its replays hold equal values.
+		AccessExpiresAt:  accessExp.UTC(),
 		RefreshToken:     next,
 		SessionID:        sess.ID,
 		UserID:           sess.UserID,
-		SessionExpiresAt: expires,
+		SessionExpiresAt: expires.UTC(),
 	}}, nil
 }
 

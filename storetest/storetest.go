@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) flashauth.Store) {
 		{"Ledger", testLedger},
 		{"LedgerConcurrency", testLedgerConcurrency},
 		{"Lineage", testLineage},
+		{"LineageLedger", testLineageLedger},
 		{"Users", testUsers},
 		{"Sessions", testSessions},
 		{"SessionConcurrency", testSessionConcurrency},
