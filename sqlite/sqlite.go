@@ -42,6 +42,7 @@ type DB struct {
 	closed atomic.Bool
 
 	w        *writer
+	ckpt     *checkpointer        // nil when read-only
 	prepared map[string]*sql.Stmt // hot writes, on the writer connection
 	reads    sync.Map             // query -> *sql.Stmt on the read pool
 }
@@ -137,6 +138,12 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		db.read.Close()
 		return nil, err
 	}
+	if !o.readOnly {
+		if err := db.startCheckpointer(o); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: open: %w", err)
+		}
+	}
 	return db, nil
 }
 
@@ -215,8 +222,9 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closeWriter()
+	ckptErr := db.stopCheckpointer()
 	db.closeStmts()
-	return errors.Join(db.read.Close(), db.write.Close())
+	return errors.Join(ckptErr, db.read.Close(), db.write.Close())
 }
 
 // Ping reports whether the store is ready: it is open, the file at Path is
