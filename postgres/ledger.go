@@ -25,6 +25,22 @@ func ledgerDead(now string) string {
 		OR (ledger.state = 1 AND (ledger.lease_until IS NULL OR ledger.lease_until <= ` + now + `)))`
 }
 
+// scanLedgerRows reads every ledger entry of rows (about n of them), by
+// kind and key as ledgerKey spells them, and closes rows.
+func scanLedgerRows(rows pgx.Rows, n int) (map[string]flashauth.LedgerEntry, error) {
+	defer rows.Close()
+	got := make(map[string]flashauth.LedgerEntry, n)
+	for rows.Next() {
+		e, err := scanLedger(rows)
+		if err != nil {
+			return nil, err
+		}
+		got[e.Kind+"\x00"+string(e.Key)] = e
+	}
+	rows.Close()
+	return got, rows.Err()
+}
+
 func scanLedger(row pgx.Row) (flashauth.LedgerEntry, error) {
 	var (
 		e                                flashauth.LedgerEntry
@@ -139,17 +155,8 @@ func (db *DB) claimMany(ctx context.Context, cs []*claimReq, errs []error) error
 		if err != nil {
 			return err
 		}
-		got := make(map[string]flashauth.LedgerEntry, len(r))
-		for rows.Next() {
-			e, err := scanLedger(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			got[e.Kind+"\x00"+string(e.Key)] = e
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		got, err := scanLedgerRows(rows, len(r))
+		if err != nil {
 			return err
 		}
 		for _, c := range r {
@@ -454,17 +461,8 @@ func (db *DB) getLedgerMany(ctx context.Context, gs []*getLedgerReq, errs []erro
 	if err != nil {
 		return err
 	}
-	got := make(map[string]flashauth.LedgerEntry, len(gs))
-	for rows.Next() {
-		e, err := scanLedger(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		got[e.Kind+"\x00"+string(e.Key)] = e
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	got, err := scanLedgerRows(rows, len(gs))
+	if err != nil {
 		return err
 	}
 	for i, g := range gs {
