@@ -3,13 +3,13 @@ package postgres
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
+
+	"github.com/flashbacktech/flashauth/internal/groupcommit"
 )
 
 // Group commit. The ledger's hot writes (ClaimLedger, CompleteLedger) are
@@ -60,27 +60,16 @@ const writers = 2
 // it, and a failed batch is retried one by one.
 const maxBatch = 256
 
-// Queue states of a call.
-const (
-	callQueued int32 = iota
-	callTaken
-	callAbandoned
-)
-
-// call is one queued request of type T (which carries its own results).
-type call[T any] struct {
-	req   *T
-	state atomic.Int32
-	done  chan struct{}
-	err   error // set by the writer, read after done is closed
+// pending is one queued call of type T (which carries its own results) and
+// its error, set by the writer before the caller is released.
+type pending[T any] struct {
+	req *T
+	err error
 }
 
-// batcher is the writer of one kind of call.
+// batcher is the writers of one kind of call, behind a groupcommit.Queue.
 type batcher[T any] struct {
-	mu     sync.RWMutex // held for reading while enqueuing; close takes it to close queue
-	closed bool
-	queue  chan *call[T]
-	done   chan struct{} // closed when the loop has returned
+	q *groupcommit.Queue[pending[T]]
 	// one runs req in a transaction of its own.
 	one func(ctx context.Context, req *T) error
 	// many runs reqs (two or more) in one transaction, setting their
@@ -89,7 +78,7 @@ type batcher[T any] struct {
 	many func(ctx context.Context, reqs []*T, errs []error) error
 	// newCtx bounds one batch (the store's operation timeout).
 	newCtx func() (context.Context, context.CancelFunc)
-	// batches counts the batches the writer ran, items the calls in them,
+	// batches counts the batches the writers ran, items the calls in them,
 	// fallbacks the batches whose transaction failed as a whole and whose
 	// calls then ran one by one (tests and benchmarks read them).
 	batches, items, fallbacks atomic.Int64
@@ -97,15 +86,8 @@ type batcher[T any] struct {
 
 func newBatcher[T any](newCtx func() (context.Context, context.CancelFunc),
 	one func(context.Context, *T) error, many func(context.Context, []*T, []error) error) *batcher[T] {
-	b := &batcher[T]{
-		queue: make(chan *call[T], 4*maxBatch), done: make(chan struct{}),
-		one: one, many: many, newCtx: newCtx,
-	}
-	var wg sync.WaitGroup
-	for range writers {
-		wg.Go(b.loop)
-	}
-	go func() { wg.Wait(); close(b.done) }()
+	b := &batcher[T]{one: one, many: many, newCtx: newCtx}
+	b.q = groupcommit.New(writers, maxBatch, b.run)
 	return b
 }
 
@@ -113,119 +95,55 @@ func newBatcher[T any](newCtx func() (context.Context, context.CancelFunc),
 // results) or failed (the error). If ctx ends while req is still queued, req
 // never runs; once its batch started, do waits for it.
 func (b *batcher[T]) do(ctx context.Context, req *T) error {
-	if err := ctx.Err(); err != nil {
+	p := &pending[T]{req: req}
+	switch err := b.q.Do(ctx, p); {
+	case errors.Is(err, groupcommit.ErrClosed):
+		return puddle.ErrClosedPool
+	case err != nil:
 		return err
 	}
-	c := &call[T]{req: req, done: make(chan struct{})}
-	b.mu.RLock()
-	if b.closed {
-		b.mu.RUnlock()
-		return puddle.ErrClosedPool
-	}
-	select {
-	case b.queue <- c:
-		b.mu.RUnlock()
-	case <-ctx.Done():
-		b.mu.RUnlock()
-		return ctx.Err()
-	}
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		if c.state.CompareAndSwap(callQueued, callAbandoned) {
-			return ctx.Err()
-		}
-		<-c.done
-	}
-	return c.err
+	return p.err
 }
 
 // close stops new calls and waits until every queued one has run. It is
 // idempotent.
-func (b *batcher[T]) close() {
-	b.mu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.queue)
-	}
-	b.mu.Unlock()
-	<-b.done
-}
+func (b *batcher[T]) close() { b.q.Close() }
 
-func (b *batcher[T]) loop() {
-	batch := make([]*call[T], 0, maxBatch)
-	for c := range b.queue {
-		batch = append(batch[:0], c)
-		yielded := false
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case c, ok := <-b.queue:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, c)
-			default:
-				if len(batch) == 1 && !yielded {
-					runtime.Gosched()
-					yielded = true
-					continue
-				}
-				break gather
-			}
-		}
-		b.run(batch)
-		clear(batch)
-	}
-}
-
-// run runs the calls of batch whose callers still wait, and answers them.
-func (b *batcher[T]) run(batch []*call[T]) {
-	live := batch[:0:0]
-	for _, c := range batch {
-		if c.state.CompareAndSwap(callQueued, callTaken) {
-			live = append(live, c)
-		}
-	}
-	if len(live) == 0 {
-		return
-	}
+// run runs a batch (the calls whose callers still wait) and leaves each
+// one's error in it.
+func (b *batcher[T]) run(live []*pending[T]) {
 	ctx, cancel := b.newCtx()
 	defer cancel()
 	b.batches.Add(1)
 	b.items.Add(int64(len(live)))
 	if len(live) == 1 {
 		live[0].err = b.one(ctx, live[0].req)
-		close(live[0].done)
 		return
 	}
 	reqs := make([]*T, len(live))
-	for i, c := range live {
-		reqs[i] = c.req
+	for i, p := range live {
+		reqs[i] = p.req
 	}
 	errs := make([]error, len(live))
 	err := b.many(ctx, reqs, errs)
 	switch {
 	case err == nil:
-		for i, c := range live {
-			c.err = errs[i]
+		for i, p := range live {
+			p.err = errs[i]
 		}
 	case rolledBack(err):
 		// Nothing of the batch is stored: run every call on its own, so
 		// that only the culprit fails.
 		b.fallbacks.Add(1)
-		for _, c := range live {
+		for _, p := range live {
 			one, cancel := b.newCtx()
-			c.err = b.one(one, c.req)
+			p.err = b.one(one, p.req)
 			cancel()
 		}
 	default:
-		for _, c := range live {
-			c.err = err
+		for _, p := range live {
+			p.err = err
 		}
-	}
-	for _, c := range live {
-		close(c.done)
 	}
 }
 

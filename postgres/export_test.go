@@ -4,7 +4,7 @@ package postgres
 
 // Queued returns how many claims and completions wait for their writer.
 func (db *DB) Queued() (claims, completions int) {
-	return len(db.claims.queue), len(db.completions.queue)
+	return db.claims.q.Len(), db.completions.q.Len()
 }
 
 // Batches returns how many batches the claim and completion writers ran.
@@ -20,9 +20,7 @@ func (db *DB) Fallbacks() (claims, completions int64) {
 
 // ClaimsClosed reports whether the claim writer refuses new calls.
 func (db *DB) ClaimsClosed() bool {
-	db.claims.mu.RLock()
-	defer db.claims.mu.RUnlock()
-	return db.claims.closed
+	return db.claims.q.Closed()
 }
 
 // Writers is how many batches of one kind may be in flight at once.
@@ -31,7 +29,7 @@ const Writers = writers
 // QueuedReads returns how many GetLedger and GetLineage calls wait for their
 // reader.
 func (db *DB) QueuedReads() (ledger, lineage int) {
-	return len(db.ledgerReads.queue), len(db.lineageReads.queue)
+	return db.ledgerReads.q.Len(), db.lineageReads.q.Len()
 }
 
 // ReadBatches returns how many batches the GetLedger and GetLineage readers

@@ -4,9 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"runtime"
-	"sync"
 	"sync/atomic"
+
+	"github.com/flashbacktech/flashauth/internal/groupcommit"
 )
 
 // Group commit. Every write of the store is a transaction body (a func run
@@ -93,17 +93,9 @@ func (tx *wtx) queryRow(ctx context.Context, query string, args ...any) *sql.Row
 	return tx.QueryRowContext(ctx, query, args...)
 }
 
-// Queue states of a writeReq.
-const (
-	reqQueued int32 = iota
-	reqTaken
-	reqAbandoned
-)
-
 type writeReq struct {
-	fn    txFunc
-	state atomic.Int32
-	done  chan writeResult // buffered: the writer never blocks on a caller
+	fn  txFunc
+	res writeResult // set by the writer before the caller is released
 }
 
 type writeResult struct {
@@ -111,19 +103,18 @@ type writeResult struct {
 	panicked any // re-raised on the caller's goroutine
 }
 
-// writer is the group-commit machinery of a DB.
+// writer is the group-commit machinery of a DB: one writer goroutine behind
+// a groupcommit.Queue.
 type writer struct {
-	mu     sync.RWMutex // held for reading while enqueuing; Close takes it to close queue
-	closed bool
-	queue  chan *writeReq
-	done   chan struct{} // closed when the loop has returned
-	// batches counts committed batches, items the bodies in them (tests
-	// and benchmarks read them to see batching happen).
+	q *groupcommit.Queue[writeReq]
+	// batches counts committed batches, items the bodies in them (tests,
+	// benchmarks and the background checkpoint read them).
 	batches, items atomic.Int64
 }
 
-func newWriter() *writer {
-	return &writer{queue: make(chan *writeReq, 4*maxBatch), done: make(chan struct{})}
+func (db *DB) startWriter() {
+	db.w = &writer{}
+	db.w.q = groupcommit.New(1, maxBatch, db.runBatch)
 }
 
 // writeTx runs fn in a BEGIN IMMEDIATE transaction on the writer, batched
@@ -132,97 +123,28 @@ func newWriter() *writer {
 // fn is rolled back and re-raised here. If ctx ends before fn started, fn
 // never runs; once it started, writeTx waits for its batch (one transaction).
 func (db *DB) writeTx(ctx context.Context, op string, fn txFunc) error {
-	if err := ctx.Err(); err != nil {
-		return db.fail(op, err) // select below would pick at random
-	}
-	req := &writeReq{fn: fn, done: make(chan writeResult, 1)}
-	w := db.w
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
+	req := &writeReq{fn: fn}
+	switch err := db.w.q.Do(ctx, req); {
+	case errors.Is(err, groupcommit.ErrClosed):
 		return db.fail(op, sql.ErrConnDone)
+	case err != nil:
+		return db.fail(op, err)
 	}
-	select {
-	case w.queue <- req:
-		w.mu.RUnlock()
-	case <-ctx.Done():
-		w.mu.RUnlock()
-		return db.fail(op, ctx.Err())
+	if req.res.panicked != nil {
+		panic(req.res.panicked)
 	}
-	var res writeResult
-	select {
-	case res = <-req.done:
-	case <-ctx.Done():
-		if req.state.CompareAndSwap(reqQueued, reqAbandoned) {
-			return db.fail(op, ctx.Err())
-		}
-		res = <-req.done
-	}
-	if res.panicked != nil {
-		panic(res.panicked)
-	}
-	return db.fail(op, res.err)
+	return db.fail(op, req.res.err)
 }
 
 // closeWriter stops new writes, waits until every queued one has run, and
 // returns. It is idempotent.
-func (db *DB) closeWriter() {
-	w := db.w
-	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.queue)
-	}
-	w.mu.Unlock()
-	<-w.done
-}
+func (db *DB) closeWriter() { db.w.q.Close() }
 
-// loop is the writer goroutine.
-func (db *DB) loop() {
-	w := db.w
-	defer close(w.done)
-	batch := make([]*writeReq, 0, maxBatch)
-	for req := range w.queue {
-		batch = append(batch[:0], req)
-		yielded := false
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case r, ok := <-w.queue:
-				if !ok {
-					break gather // run this batch; the range loop then ends
-				}
-				batch = append(batch, r)
-			default:
-				if len(batch) == 1 && !yielded {
-					// A lone write: let the goroutines that are runnable
-					// right now (requests about to write) run first, once,
-					// and take what they queued into the same commit.
-					runtime.Gosched()
-					yielded = true
-					continue
-				}
-				break gather
-			}
-		}
-		db.runBatch(batch)
-		clear(batch) // let the bodies' closures go
-	}
-}
-
-// runBatch runs the bodies of batch whose callers still wait.
-func (db *DB) runBatch(batch []*writeReq) {
-	live := batch[:0:0]
-	for _, r := range batch {
-		if r.state.CompareAndSwap(reqQueued, reqTaken) {
-			live = append(live, r)
-		}
-	}
-	switch len(live) {
-	case 0:
-		return
-	case 1:
-		live[0].done <- db.runOne(live[0].fn)
+// runBatch runs the bodies of a batch (the writes whose callers still wait)
+// and leaves each one's result in it.
+func (db *DB) runBatch(live []*writeReq) {
+	if len(live) == 1 {
+		live[0].res = db.runOne(live[0].fn)
 		return
 	}
 	results, err := db.runFast(live)
@@ -243,7 +165,7 @@ func (db *DB) runBatch(batch []*writeReq) {
 		}
 	}
 	for i, r := range live {
-		r.done <- results[i]
+		r.res = results[i]
 	}
 }
 

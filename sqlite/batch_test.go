@@ -42,7 +42,7 @@ func holdWriter(t *testing.T, db *DB) (release func()) {
 // polls a state, not a clock: the test cannot pass early.
 func waitQueued(t *testing.T, db *DB, n int) {
 	t.Helper()
-	for len(db.w.queue) < n {
+	for db.w.q.Len() < n {
 		runtime.Gosched()
 		time.Sleep(time.Millisecond)
 	}

@@ -128,8 +128,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	}
 	db.read.SetMaxOpenConns(o.readConns)
 	db.read.SetMaxIdleConns(o.readConns)
-	db.w = newWriter()
-	go db.loop()
+	db.startWriter()
 
 	if err := db.setup(ctx, o); err != nil {
 		db.closeWriter()
