@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,19 +52,7 @@ func rowLock(t *testing.T, url string, key []byte) (release func()) {
 		kindRefresh, key).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("lock row: %d rows, %v", n, err)
 	}
-	done := false
-	release = func() {
-		if done {
-			return
-		}
-		done = true
-		if err := tx.Commit(ctx); err != nil {
-			t.Errorf("release lock: %v", err)
-		}
-		conn.Close(ctx)
-	}
-	t.Cleanup(release)
-	return release
+	return releaseOnce(t, ctx, conn, tx)
 }
 
 // waitLockWaits waits until n connections of app wait for a lock. It polls
@@ -511,19 +500,7 @@ func tableLock(t *testing.T, url, table string) (release func()) {
 	if _, err := tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{table}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatalf("lock table: %v", err)
 	}
-	done := false
-	release = func() {
-		if done {
-			return
-		}
-		done = true
-		if err := tx.Commit(ctx); err != nil {
-			t.Errorf("release lock: %v", err)
-		}
-		conn.Close(ctx)
-	}
-	t.Cleanup(release)
-	return release
+	return releaseOnce(t, ctx, conn, tx)
 }
 
 // Concurrent GetLedger and GetLineage calls share one statement, and each
@@ -651,4 +628,21 @@ func TestBatchRetriesOnlyRefusals(t *testing.T) {
 			t.Errorf("RolledBack(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
+}
+
+// releaseOnce returns a func that commits tx (ending the locks it holds) and
+// closes conn, once, whether the test calls it or its cleanup does.
+func releaseOnce(t *testing.T, ctx context.Context, conn *pgx.Conn, tx pgx.Tx) func() {
+	t.Helper()
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			if err := tx.Commit(ctx); err != nil {
+				t.Errorf("release lock: %v", err)
+			}
+			conn.Close(ctx)
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
