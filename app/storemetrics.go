@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,9 +16,6 @@ type meteredStore struct {
 	flashauth.Store
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
-
-	mu        sync.RWMutex
-	observers map[string]prometheus.Observer // by operation
 }
 
 // newMeteredStore wraps s. When s reads lineage and ledger in one round
@@ -27,8 +23,7 @@ type meteredStore struct {
 // wrapper does not claim to, and the refresh makes its two reads.
 func newMeteredStore(s flashauth.Store, reg prometheus.Registerer) (flashauth.Store, error) {
 	m := &meteredStore{
-		Store:     s,
-		observers: make(map[string]prometheus.Observer),
+		Store: s,
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "flashauth_store_operation_duration_seconds",
 			Help:    "Latency of store operations, by operation.",
@@ -77,28 +72,10 @@ func (m *meteredReader) GetLineageLedger(ctx context.Context, kind string, hash 
 
 // done records one operation that started at start and ended with err.
 func (m *meteredStore) done(op string, start time.Time, err error) {
-	m.observer(op).Observe(time.Since(start).Seconds())
+	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, flashauth.ErrNotFound) && !errors.Is(err, flashauth.ErrConflict) && !errors.Is(err, flashauth.ErrClaimLost) {
 		m.errors.WithLabelValues(op).Inc()
 	}
-}
-
-// observer is op's duration series, resolved once per operation (a fixed
-// list) rather than by hashing the label on every call.
-func (m *meteredStore) observer(op string) prometheus.Observer {
-	m.mu.RLock()
-	o := m.observers[op]
-	m.mu.RUnlock()
-	if o != nil {
-		return o
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if o = m.observers[op]; o == nil {
-		o = m.duration.WithLabelValues(op)
-		m.observers[op] = o
-	}
-	return o
 }
 
 func timed[T any](m *meteredStore, op string, f func() (T, error)) (T, error) {

@@ -2,7 +2,6 @@ package github
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,14 +17,10 @@ type breakerMetrics struct {
 	calls    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	state    []prometheus.Collector
-
-	mu     sync.RWMutex
-	series map[[2]string]*callSeries // by endpoint and class
 }
 
 func newBreakerMetrics(b *Breaker) *breakerMetrics {
 	m := &breakerMetrics{
-		series: make(map[[2]string]*callSeries),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashauth_github_calls_total",
 			Help: "Calls to GitHub by endpoint (refresh, exchange, user, emails) and class " +
@@ -68,41 +63,10 @@ func (b *Breaker) Register(reg prometheus.Registerer) error {
 // the breaker refused was not sent: it is counted, not timed.
 func (m *breakerMetrics) observe(endpoint string, err error, d time.Duration) {
 	class := classOf(err)
-	s := m.seriesOf(endpoint, class)
-	s.calls.Inc()
+	m.calls.WithLabelValues(endpoint, class).Inc()
 	if class != "circuit_open" {
-		s.duration.Observe(d.Seconds())
+		m.duration.WithLabelValues(endpoint, class).Observe(d.Seconds())
 	}
-}
-
-// callSeries are the resolved series of one endpoint and class.
-type callSeries struct {
-	calls    prometheus.Counter
-	duration prometheus.Observer
-}
-
-// seriesOf resolves endpoint and class (both from short fixed lists) to
-// their series once, rather than hashing the labels on every call.
-// circuit_open has no duration series (nothing was sent), as before: a
-// resolved series is exported even if never observed.
-func (m *breakerMetrics) seriesOf(endpoint, class string) *callSeries {
-	k := [2]string{endpoint, class}
-	m.mu.RLock()
-	s := m.series[k]
-	m.mu.RUnlock()
-	if s != nil {
-		return s
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s = m.series[k]; s == nil {
-		s = &callSeries{calls: m.calls.WithLabelValues(endpoint, class)}
-		if class != "circuit_open" {
-			s.duration = m.duration.WithLabelValues(endpoint, class)
-		}
-		m.series[k] = s
-	}
-	return s
 }
 
 func classOf(err error) string {
