@@ -2,8 +2,6 @@ package github
 
 import (
 	"bytes"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -62,35 +60,6 @@ func FuzzParseTokenResponse(f *testing.F) {
 					t.Fatalf("expiry %s out of range", d)
 				}
 			}
-		}
-	})
-}
-
-// FuzzSecondsAsParseInt: an expiry decodes as it did when every value went
-// through strconv.ParseInt, the plain-digits fast path included.
-func FuzzSecondsAsParseInt(f *testing.F) {
-	for _, s := range []string{`0`, `7`, `28800`, `3153600000`, `3153600001`, `9999999999`, `12345678901`,
-		`-1`, `1.5`, `1e3`, `"28800"`, `""`, `null`, `+5`, `00`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var got seconds
-		gotErr := got.UnmarshalJSON(b)
-		var want seconds
-		wantErr := func() error { // the decoder before the fast path, for numbers
-			text := string(b)
-			if text == "null" || strings.HasPrefix(text, `"`) {
-				return want.UnmarshalJSON(b)
-			}
-			n, err := strconv.ParseInt(text, 10, 64)
-			if err != nil || n < 0 || n > maxExpirySeconds {
-				return errBadExpiry
-			}
-			want = seconds(n)
-			return nil
-		}()
-		if got != want || (gotErr == nil) != (wantErr == nil) {
-			t.Fatalf("%q: %d, %v; before %d, %v", b, got, gotErr, want, wantErr)
 		}
 	})
 }

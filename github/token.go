@@ -107,10 +107,6 @@ const maxExpirySeconds = 100 * 365 * 24 * 60 * 60
 type seconds int64
 
 func (s *seconds) UnmarshalJSON(b []byte) error {
-	if n, ok := plainSeconds(b); ok {
-		*s = n
-		return nil
-	}
 	text := string(b)
 	switch {
 	case text == "null":
@@ -131,23 +127,6 @@ func (s *seconds) UnmarshalJSON(b []byte) error {
 	}
 	*s = seconds(n)
 	return nil
-}
-
-// plainSeconds parses b when it is what GitHub sends, a JSON number of at
-// most 10 digits within maxExpirySeconds (as ParseInt would), without a
-// string copy of it.
-func plainSeconds(b []byte) (seconds, bool) {
-	if len(b) == 0 || len(b) > 10 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return seconds(n), n <= maxExpirySeconds
 }
 
 // parseTokenResponse parses a JSON answer of the token endpoint. It returns

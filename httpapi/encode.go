@@ -170,31 +170,10 @@ type tokenField struct {
 func (f *tokenField) UnmarshalJSON(b []byte) error {
 	f.set = true
 	f.null = string(b) == "null"
-	if v, ok := plainString(b); ok {
-		f.value, f.typed = v, true
-		return nil
-	}
 	if err := json.Unmarshal(b, &f.value); err == nil && len(b) > 0 && b[0] == '"' {
 		f.typed = true
 	}
 	return nil
-}
-
-// plainString returns the value of b, a JSON string literal the decoder
-// has checked, when it holds only printable ASCII without escapes (any
-// token): then it is the bytes between the quotes, what json.Unmarshal
-// would store, without a second parse.
-func plainString(b []byte) (string, bool) {
-	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return "", false
-	}
-	b = b[1 : len(b)-1]
-	for _, c := range b {
-		if c < ' ' || c > '~' || c == '"' || c == '\\' {
-			return "", false
-		}
-	}
-	return string(b), true
 }
 
 // optionalString reports whether f is absent, null or a string.
