@@ -102,7 +102,7 @@ type LineageStore interface {
 
 // LineageLedger is what LineageLedgerReader reads: the lineage record of a
 // token hash and the ledger entry of (kind, hash), each with whether it
-// exists.
+// exists; a record that does not exist is its zero value.
 type LineageLedger struct {
 	Lineage    Lineage
 	HasLineage bool

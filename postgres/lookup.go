@@ -39,17 +39,15 @@ func (db *DB) GetLineageLedger(ctx context.Context, kind string, hash []byte) (f
 	if err != nil {
 		return flashauth.LineageLedger{}, err
 	}
+	// A missing row scans as NULLs: nil hashes and blobs, and its other
+	// fields are left zero, as LineageLedgerReader promises.
 	if r.HasLineage = r.Lineage.TokenHash != nil; r.HasLineage {
 		r.Lineage.UserID = userID.String
 		r.Lineage.CreatedAt, r.Lineage.RotatedAt, r.Lineage.ExpiresAt = tsVal(lCreated), tsVal(lRotated), tsVal(lExpires)
-	} else {
-		r.Lineage = flashauth.Lineage{}
 	}
 	if r.HasEntry = gKind.Valid; r.HasEntry {
 		r.Entry.Kind, r.Entry.ClaimID, r.Entry.State = gKind.String, claimID.String, flashauth.LedgerState(state.Int16)
 		r.Entry.LeaseUntil, r.Entry.ExpiresAt, r.Entry.CreatedAt = tsVal(gLease), tsVal(gExpires), tsVal(gCreated)
-	} else {
-		r.Entry = flashauth.LedgerEntry{}
 	}
 	return r, nil
 }

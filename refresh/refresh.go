@@ -200,12 +200,6 @@ func (s *Service) lineage(ctx context.Context, hash []byte) (lin flashauth.Linea
 		if err != nil {
 			return flashauth.Lineage{}, false, nil, fmt.Errorf("refresh: lineage: %w", err)
 		}
-		if !ll.HasLineage {
-			ll.Lineage = flashauth.Lineage{}
-		}
-		if !ll.HasEntry {
-			ll.Entry = flashauth.LedgerEntry{} // none: nothing to replay
-		}
 		return ll.Lineage, ll.HasLineage, &ll.Entry, nil
 	}
 	lin, err = s.store.GetLineage(ctx, hash)
