@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -107,7 +108,7 @@ func BenchmarkRefreshWrites(b *testing.B) {
 	ctx := context.Background()
 	var n atomic.Int64
 	batches, items := db.w.batches.Load(), db.w.items.Load()
-	pages0 := writerPages(b, db)
+	pages0, misses0 := writerPages(b, db), readerMisses(b, db)
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	cpu0, cpuOK := cpuTime()
@@ -149,6 +150,7 @@ func BenchmarkRefreshWrites(b *testing.B) {
 		b.ReportMetric(float64(db.w.items.Load()-items)/float64(c), "writes/commit")
 	}
 	b.ReportMetric(float64(writerPages(b, db)-pages0)/float64(b.N), "pages/op")
+	b.ReportMetric(float64(readerMisses(b, db)-misses0)/float64(b.N), "read-misses/op")
 }
 
 // writerPages returns how many pages the writer connection wrote so far
@@ -156,17 +158,34 @@ func BenchmarkRefreshWrites(b *testing.B) {
 // commit).
 func writerPages(tb testing.TB, db *DB) int {
 	tb.Helper()
-	c, err := db.write.Conn(context.Background()) // the writer's one connection, idle here
-	if err != nil {
-		tb.Fatal(err)
+	return dbStatus(tb, db.write, 1, sqlite.DBStatusCacheWrite)
+}
+
+// readerMisses returns how many pages the read pool's connections fetched
+// from the files so far (SQLITE_DBSTATUS_CACHE_MISS: a pread each).
+func readerMisses(tb testing.TB, db *DB) int {
+	tb.Helper()
+	return dbStatus(tb, db.read, db.read.Stats().OpenConnections, sqlite.DBStatusCacheMiss)
+}
+
+// dbStatus sums the counter op over n connections of pool, held at once so
+// that each is a different one; the pool must be idle and hold at most n.
+func dbStatus(tb testing.TB, pool *sql.DB, n int, op sqlite.DBStatusOp) int {
+	tb.Helper()
+	sum := 0
+	for range n {
+		c, err := pool.Conn(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Raw(func(dc any) error {
+			v, _, err := dc.(sqlite.DBStatus).Status(op, false)
+			sum += v
+			return err
+		}); err != nil {
+			tb.Fatal(err)
+		}
 	}
-	defer c.Close()
-	var n int
-	if err := c.Raw(func(dc any) error {
-		n, _, err = dc.(sqlite.DBStatus).Status(sqlite.DBStatusCacheWrite, false)
-		return err
-	}); err != nil {
-		tb.Fatal(err)
-	}
-	return n
+	return sum
 }
