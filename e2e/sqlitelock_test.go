@@ -38,7 +38,7 @@ func runSQLiteReader(path string) error {
 		return err
 	}
 	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM ledger`).Scan(&n); err != nil {
+	if err := db.QueryRow(`SELECT count(*) FROM ledger_entries`).Scan(&n); err != nil {
 		db.Close()
 		return fmt.Errorf("read: %w", err)
 	}
@@ -64,7 +64,7 @@ func readFromOtherProcesses(t *testing.T, path string) {
 		t.Fatalf("reader process: %v\n%s", err, out)
 	}
 	if cli, err := exec.LookPath("sqlite3"); err == nil {
-		if out, err := exec.Command(cli, path, "SELECT count(*) FROM ledger;").CombinedOutput(); err != nil {
+		if out, err := exec.Command(cli, path, "SELECT count(*) FROM ledger_entries;").CombinedOutput(); err != nil {
 			t.Fatalf("sqlite3 shell: %v\n%s", err, out)
 		}
 	}

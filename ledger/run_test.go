@@ -90,8 +90,9 @@ func poison(t *testing.T, db *sqlite.DB, secret string) {
 	for _, s := range []string{
 		`CREATE TABLE poison_parent (id INTEGER PRIMARY KEY)`,
 		`CREATE TABLE poison_child (parent INTEGER REFERENCES poison_parent (id) DEFERRABLE INITIALLY DEFERRED)`,
-		fmt.Sprintf(`CREATE TRIGGER poison AFTER UPDATE ON ledger
-			WHEN NEW.key = x'%x' AND NEW.state = 2
+		// github_refresh entries live in the lineage table (sqlite migration 0004).
+		fmt.Sprintf(`CREATE TRIGGER poison AFTER UPDATE ON lineage
+			WHEN NEW.token_hash = x'%x' AND NEW.state = 2
 			BEGIN INSERT INTO poison_child VALUES (42); END`, seal.Hash(secret)),
 	} {
 		if _, err := raw.ExecContext(t.Context(), s); err != nil {

@@ -135,7 +135,7 @@ func batchIDs(n int, poisoned string) []string {
 // the same transaction commit.
 func TestGroupCommitOneFailingWriteDoesNotFailTheBatch(t *testing.T) {
 	db := openInternal(t, filepath.Join(t.TempDir(), "batch.db"))
-	execSQL(t, db, `CREATE TRIGGER poison BEFORE UPDATE ON ledger
+	execSQL(t, db, `CREATE TRIGGER poison BEFORE UPDATE ON lineage
 		WHEN NEW.claim_id = 'poisoned' AND NEW.state = 2
 		BEGIN SELECT RAISE(ABORT, 'poisoned write'); END`)
 	now := time.UnixMilli(1764120000000)
@@ -158,7 +158,7 @@ func TestGroupCommitFailedCommitAnswersNobodyBeforeRetrying(t *testing.T) {
 	execSQL(t, db,
 		`CREATE TABLE poison_parent (id INTEGER PRIMARY KEY)`,
 		`CREATE TABLE poison_child (parent INTEGER REFERENCES poison_parent (id) DEFERRABLE INITIALLY DEFERRED)`,
-		`CREATE TRIGGER poison AFTER UPDATE ON ledger
+		`CREATE TRIGGER poison AFTER UPDATE ON lineage
 			WHEN NEW.claim_id = 'poisoned' AND NEW.state = 2
 			BEGIN INSERT INTO poison_child VALUES (42); END`)
 	now := time.UnixMilli(1764120000000)

@@ -2,13 +2,15 @@ package sqlite
 
 import (
 	"context"
-	"errors"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"modernc.org/sqlite"
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/seal"
@@ -94,16 +96,19 @@ func BenchmarkEmptyWriteTx(b *testing.B) {
 
 // BenchmarkRefreshWrites: what one refresh of the unique scenario asks of
 // the store, from 32 concurrent callers so that the writer group-commits
-// them as under load: the ledger pre-read and the lineage read (read pool),
-// the claim, the completion with two lineage upserts, and one audit row
-// (the app queues audits and appends them in batches). Each worker
-// presents the token its previous refresh rotated to. An op is one
-// refresh; writes/commit is the mean batch size.
+// them as under load: the one read of the lineage and the ledger entry
+// (read pool), the claim, the completion with two lineage upserts, and one
+// audit row (the app queues audits and appends them in batches). Each
+// worker presents the token its previous refresh rotated to, as the
+// ledger key. An op is one refresh; writes/commit is the mean batch size,
+// pages/op the database pages the writer appended to the WAL per refresh
+// (SQLite's own count, SQLITE_DBSTATUS_CACHE_WRITE: one WAL frame each).
 func BenchmarkRefreshWrites(b *testing.B) {
 	db := benchDB(b)
 	ctx := context.Background()
 	var n atomic.Int64
 	batches, items := db.w.batches.Load(), db.w.items.Load()
+	pages0, misses0 := writerPages(b, db), readerMisses(b, db)
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	cpu0, cpuOK := cpuTime()
@@ -115,25 +120,22 @@ func BenchmarkRefreshWrites(b *testing.B) {
 		for pb.Next() {
 			i := n.Add(1)
 			now := time.Now()
-			key := seal.Hash(fmt.Sprint("token ", i))
-			if _, err := db.GetLedger(ctx, flashauth.LedgerGitHubRefresh, key); !errors.Is(err, flashauth.ErrNotFound) {
-				b.Fatal(err)
-			}
-			if _, err := db.GetLineage(ctx, old); err != nil && !errors.Is(err, flashauth.ErrNotFound) {
-				b.Fatal(err)
+			next := seal.Hash(fmt.Sprint("token ", i))
+			if ll, err := db.GetLineageLedger(ctx, flashauth.LedgerGitHubRefresh, old); err != nil || ll.HasEntry {
+				b.Fatal(ll.HasEntry, err)
 			}
 			claimID := fmt.Sprint("c", i)
-			if _, held, err := db.ClaimLedger(ctx, flashauth.LedgerGitHubRefresh, key, claimID, now, now.Add(time.Minute)); err != nil || !held {
+			if _, held, err := db.ClaimLedger(ctx, flashauth.LedgerGitHubRefresh, old, claimID, now, now.Add(time.Minute)); err != nil || !held {
 				b.Fatal(held, err)
 			}
 			lin := []flashauth.Lineage{
-				{TokenHash: old, UserID: "u", ReplacedBy: key, CreatedAt: now, RotatedAt: now},
-				{TokenHash: key, ParentHash: old, UserID: "u", CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+				{TokenHash: old, UserID: "u", ReplacedBy: next, CreatedAt: now, RotatedAt: now},
+				{TokenHash: next, ParentHash: old, UserID: "u", CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
 			}
-			if err := db.CompleteLedger(ctx, flashauth.LedgerGitHubRefresh, key, claimID, make([]byte, 200), now.Add(time.Minute), lin); err != nil {
+			if err := db.CompleteLedger(ctx, flashauth.LedgerGitHubRefresh, old, claimID, make([]byte, 200), now.Add(time.Minute), lin); err != nil {
 				b.Fatal(err)
 			}
-			old = key
+			old = next
 			if err := db.AppendAudits(ctx, []flashauth.AuditEvent{{Time: now, Type: "token.refresh", Outcome: "success", UserID: "u", RequestID: "r"}}); err != nil {
 				b.Fatal(err)
 			}
@@ -147,4 +149,43 @@ func BenchmarkRefreshWrites(b *testing.B) {
 	if c := db.w.batches.Load() - batches; c > 0 {
 		b.ReportMetric(float64(db.w.items.Load()-items)/float64(c), "writes/commit")
 	}
+	b.ReportMetric(float64(writerPages(b, db)-pages0)/float64(b.N), "pages/op")
+	b.ReportMetric(float64(readerMisses(b, db)-misses0)/float64(b.N), "read-misses/op")
+}
+
+// writerPages returns how many pages the writer connection wrote so far
+// (SQLITE_DBSTATUS_CACHE_WRITE; in WAL mode, one WAL frame per page and
+// commit).
+func writerPages(tb testing.TB, db *DB) int {
+	tb.Helper()
+	return dbStatus(tb, db.write, 1, sqlite.DBStatusCacheWrite)
+}
+
+// readerMisses returns how many pages the read pool's connections fetched
+// from the files so far (SQLITE_DBSTATUS_CACHE_MISS: a pread each).
+func readerMisses(tb testing.TB, db *DB) int {
+	tb.Helper()
+	return dbStatus(tb, db.read, db.read.Stats().OpenConnections, sqlite.DBStatusCacheMiss)
+}
+
+// dbStatus sums the counter op over n connections of pool, held at once so
+// that each is a different one; the pool must be idle and hold at most n.
+func dbStatus(tb testing.TB, pool *sql.DB, n int, op sqlite.DBStatusOp) int {
+	tb.Helper()
+	sum := 0
+	for range n {
+		c, err := pool.Conn(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Raw(func(dc any) error {
+			v, _, err := dc.(sqlite.DBStatus).Status(op, false)
+			sum += v
+			return err
+		}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return sum
 }

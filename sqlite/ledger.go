@@ -12,27 +12,98 @@ import (
 
 const ledgerColumns = `kind, key, claim_id, state, lease_until, sealed, expires_at, created_at`
 
-// The ledger's statements, prepared once (stmts.go).
-const (
-	qLedgerSelect = `SELECT ` + ledgerColumns + ` FROM ledger WHERE kind = ? AND key = ?`
-	// qLedgerClaim takes the entry when it is absent or dead, in one
-	// statement. An entry is live (blocks new claims) while it is done and
-	// its expires_at is after now, or pending and its lease_until is after
-	// now; a missing time counts as passed. The upsert's WHERE is that
-	// negated, so a live entry is left alone and nothing changes.
-	qLedgerClaim = `INSERT INTO ledger (` + ledgerColumns + `)
+// ledgerSQL is the SQL of the ledger for some kinds. Every statement takes
+// the same arguments in the same order whichever the table, so that the
+// methods below run either (see the argument lists at each use): the
+// statements of tokenLedger number their parameters and skip the kind.
+type ledgerSQL struct {
+	// get reads the entry: (kind, key).
+	get string
+	// claim takes the entry when it is absent or dead, in one statement:
+	// (kind, key, claimID, pending, leaseUntil, now, done, nowMS, pending,
+	// nowMS). An entry is live (blocks new claims) while it is done and its
+	// expiry is after now, or pending and its lease_until is after now; a
+	// missing time counts as passed. The upsert's WHERE is that negated, so
+	// a live entry is left alone and nothing changes.
+	claim string
+	// complete makes claimID's pending entry done: (done, sealed,
+	// expiresAt, kind, key, claimID, pending).
+	complete string
+	// release deletes claimID's pending entry: (kind, key, claimID, pending).
+	release []string
+	// purge deletes dead entries: (done, nowMS, pending, nowMS).
+	purge []string
+}
+
+// ledgerFor returns the SQL of kind's ledger entries.
+func ledgerFor(kind string) *ledgerSQL {
+	if kind == flashauth.LedgerGitHubRefresh {
+		return &tokenLedger
+	}
+	return &plainLedger
+}
+
+// plainLedger keeps entries in the ledger_entries table (named ledger
+// before migration 0004), keyed by (kind, key).
+var plainLedger = ledgerSQL{
+	get: `SELECT ` + ledgerColumns + ` FROM ledger_entries WHERE kind = ? AND key = ?`,
+	claim: `INSERT INTO ledger_entries (` + ledgerColumns + `)
 			VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)
 			ON CONFLICT (kind, key) DO UPDATE SET
 				claim_id = excluded.claim_id, state = excluded.state,
 				lease_until = excluded.lease_until, sealed = NULL,
 				expires_at = NULL, created_at = excluded.created_at
 			WHERE NOT (
-				(ledger.state = ? AND ledger.expires_at IS NOT NULL AND ledger.expires_at > ?) OR
-				(ledger.state = ? AND ledger.lease_until IS NOT NULL AND ledger.lease_until > ?))`
-	qLedgerComplete = `UPDATE ledger SET state = ?, sealed = ?, expires_at = ?
-			WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`
-	qLedgerRelease = `DELETE FROM ledger WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`
-)
+				(ledger_entries.state = ? AND ledger_entries.expires_at IS NOT NULL AND ledger_entries.expires_at > ?) OR
+				(ledger_entries.state = ? AND ledger_entries.lease_until IS NOT NULL AND ledger_entries.lease_until > ?))`,
+	complete: `UPDATE ledger_entries SET state = ?, sealed = ?, expires_at = ?
+			WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`,
+	release: []string{`DELETE FROM ledger_entries WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`},
+	purge: []string{`DELETE FROM ledger_entries
+			WHERE (state = ? AND (expires_at IS NULL OR expires_at <= ?))
+			   OR (state = ? AND (lease_until IS NULL OR lease_until <= ?))`},
+}
+
+// tokenLedgerColumns are the ledger columns of a lineage row (migration
+// 0004): a GitHub refresh token's entry lives in the row of its lineage,
+// which the refresh that issued the token inserted. A row with has_lineage
+// 0 holds an entry only; a row whose state is NULL holds no entry.
+const tokenLedgerColumns = `claim_id, state, lease_until, sealed, ledger_expires_at, ledger_created_at`
+
+// tokenLedgerUntil is when a lineage row's entry dies (its done expiry or
+// its pending lease, 0 when missing): the expression of the index
+// lineage_ledger_until, which the purge statements must repeat to use it.
+const tokenLedgerUntil = `ifnull(CASE WHEN state = 2 THEN ledger_expires_at ELSE lease_until END, 0)`
+
+// tokenLedger keeps LedgerGitHubRefresh entries in the lineage table.
+var tokenLedger = ledgerSQL{
+	get: `SELECT ?1, token_hash, ` + tokenLedgerColumns + ` FROM lineage
+			WHERE token_hash = ?2 AND state IS NOT NULL`,
+	claim: `INSERT INTO lineage (token_hash, has_lineage, ` + tokenLedgerColumns + `)
+			VALUES (?2, 0, ?3, ?4, ?5, NULL, NULL, ?6)
+			ON CONFLICT (token_hash) DO UPDATE SET
+				claim_id = excluded.claim_id, state = excluded.state,
+				lease_until = excluded.lease_until, sealed = NULL,
+				ledger_expires_at = NULL, ledger_created_at = excluded.ledger_created_at
+			WHERE NOT (
+				(lineage.state IS ?7 AND lineage.ledger_expires_at IS NOT NULL AND lineage.ledger_expires_at > ?8) OR
+				(lineage.state IS ?9 AND lineage.lease_until IS NOT NULL AND lineage.lease_until > ?10))`,
+	complete: `UPDATE lineage SET state = ?1, sealed = ?2, ledger_expires_at = ?3
+			WHERE token_hash = ?5 AND claim_id = ?6 AND state = ?7`,
+	release: []string{
+		`DELETE FROM lineage WHERE token_hash = ?2 AND claim_id = ?3 AND state = ?4 AND has_lineage = 0`,
+		`UPDATE lineage SET ` + clearTokenLedger + ` WHERE token_hash = ?2 AND claim_id = ?3 AND state = ?4`,
+	},
+	purge: []string{
+		`DELETE FROM lineage WHERE state IS NOT NULL AND ` + tokenLedgerUntil + ` <= ?4 AND has_lineage = 0`,
+		`UPDATE lineage SET ` + clearTokenLedger + ` WHERE state IS NOT NULL AND ` + tokenLedgerUntil + ` <= ?4`,
+	},
+}
+
+// clearTokenLedger removes the entry from a lineage row that keeps its
+// lineage.
+const clearTokenLedger = `claim_id = NULL, state = NULL, lease_until = NULL, sealed = NULL,
+			ledger_expires_at = NULL, ledger_created_at = NULL`
 
 type rowScanner interface {
 	Scan(dest ...any) error
@@ -60,7 +131,8 @@ func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID 
 		// Now compares in whole milliseconds: for a stored millisecond m,
 		// m > floor(now) exactly when the time m is after now.
 		nowMS := now.UnixMilli()
-		res, err := tx.exec(ctx, qLedgerClaim, kind, key, claimID, flashauth.LedgerPending, ms(leaseUntil), ms(now),
+		l := ledgerFor(kind)
+		res, err := tx.exec(ctx, l.claim, kind, key, claimID, flashauth.LedgerPending, ms(leaseUntil), ms(now),
 			flashauth.LedgerDone, nowMS, flashauth.LedgerPending, nowMS)
 		if err != nil {
 			return err
@@ -71,7 +143,7 @@ func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID 
 		}
 		if n == 0 {
 			// A live entry blocked the claim: report it.
-			entry, err = scanLedger(tx.queryRow(ctx, qLedgerSelect, kind, key))
+			entry, err = scanLedger(tx.queryRow(ctx, l.get, kind, key))
 			return err
 		}
 		// Absent or dead: a fresh pending entry replaced whatever was there.
@@ -98,7 +170,7 @@ func roundMS(t time.Time) time.Time {
 // CompleteLedger implements flashauth.LedgerStore.
 func (db *DB) CompleteLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, expiresAt time.Time, lineage []flashauth.Lineage) error {
 	return db.writeTx(ctx, "complete ledger", func(ctx context.Context, tx *wtx) error {
-		res, err := tx.exec(ctx, qLedgerComplete, flashauth.LedgerDone, sealed, ms(expiresAt), kind, key, claimID, flashauth.LedgerPending)
+		res, err := tx.exec(ctx, ledgerFor(kind).complete, flashauth.LedgerDone, sealed, ms(expiresAt), kind, key, claimID, flashauth.LedgerPending)
 		if err != nil {
 			return err
 		}
@@ -119,14 +191,18 @@ func (db *DB) CompleteLedger(ctx context.Context, kind string, key []byte, claim
 // ReleaseLedger implements flashauth.LedgerStore.
 func (db *DB) ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error {
 	return db.writeTx(ctx, "release ledger", func(ctx context.Context, tx *wtx) error {
-		_, err := tx.exec(ctx, qLedgerRelease, kind, key, claimID, flashauth.LedgerPending)
-		return err
+		for _, q := range ledgerFor(kind).release {
+			if _, err := tx.exec(ctx, q, kind, key, claimID, flashauth.LedgerPending); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
 // GetLedger implements flashauth.LedgerStore.
 func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth.LedgerEntry, error) {
-	e, err := scanLedger(db.readRow(ctx, qLedgerSelect, kind, key))
+	e, err := scanLedger(db.readRow(ctx, ledgerFor(kind).get, kind, key))
 	if err != nil {
 		return flashauth.LedgerEntry{}, db.fail("get ledger", err)
 	}
@@ -134,19 +210,25 @@ func (db *DB) GetLedger(ctx context.Context, kind string, key []byte) (flashauth
 }
 
 // PurgeLedger implements flashauth.LedgerStore. A missing time counts as
-// passed, as in qLedgerClaim: such a row could never be replayed or held.
+// passed, as in the claim: such a row could never be replayed or held.
 func (db *DB) PurgeLedger(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := db.writeTx(ctx, "purge ledger", func(ctx context.Context, tx *wtx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM ledger
-			WHERE (state = ? AND (expires_at IS NULL OR expires_at <= ?))
-			   OR (state = ? AND (lease_until IS NULL OR lease_until <= ?))`,
-			flashauth.LedgerDone, now.UnixMilli(), flashauth.LedgerPending, now.UnixMilli())
-		if err != nil {
-			return err
+		n = 0
+		for _, l := range []*ledgerSQL{&plainLedger, &tokenLedger} {
+			for _, q := range l.purge {
+				res, err := tx.ExecContext(ctx, q, flashauth.LedgerDone, now.UnixMilli(), flashauth.LedgerPending, now.UnixMilli())
+				if err != nil {
+					return err
+				}
+				d, err := res.RowsAffected()
+				if err != nil {
+					return err
+				}
+				n += d
+			}
 		}
-		n, err = res.RowsAffected()
-		return err
+		return nil
 	})
 	return n, err
 }

@@ -18,10 +18,11 @@ const qLineagePut = `INSERT INTO lineage
 		ON CONFLICT (token_hash) DO UPDATE SET
 			parent_hash = excluded.parent_hash, user_id = excluded.user_id,
 			replaced_by = excluded.replaced_by, created_at = excluded.created_at,
-			rotated_at = excluded.rotated_at, expires_at = excluded.expires_at`
+			rotated_at = excluded.rotated_at, expires_at = excluded.expires_at,
+			has_lineage = 1`
 
 const qLineageGet = `SELECT token_hash, parent_hash, user_id, replaced_by,
-		created_at, rotated_at, expires_at FROM lineage WHERE token_hash = ?`
+		created_at, rotated_at, expires_at FROM lineage WHERE token_hash = ? AND has_lineage = 1`
 
 func putLineage(ctx context.Context, tx *wtx, l flashauth.Lineage) error {
 	if len(l.TokenHash) == 0 {
