@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,11 +22,18 @@ const (
 	// now; a missing time counts as passed. The upsert's WHERE is that
 	// negated, so a live entry is left alone and nothing changes.
 	qLedgerClaim = `INSERT INTO ledger (` + ledgerColumns + `)
-			VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)
+			VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)` + ledgerReplaceDead
+	// qLedgerCommit is qLedgerClaim for an entry done at once (CommitLedger).
+	qLedgerCommit = `INSERT INTO ledger (` + ledgerColumns + `)
+			VALUES (?, ?, ?, ?, NULL, ?, ?, ?)` + ledgerReplaceDead
+	// ledgerReplaceDead ends an insert of a whole entry: a dead entry is
+	// replaced by it, a live one left alone. Its arguments: the done state,
+	// now, the pending state, now.
+	ledgerReplaceDead = `
 			ON CONFLICT (kind, key) DO UPDATE SET
 				claim_id = excluded.claim_id, state = excluded.state,
-				lease_until = excluded.lease_until, sealed = NULL,
-				expires_at = NULL, created_at = excluded.created_at
+				lease_until = excluded.lease_until, sealed = excluded.sealed,
+				expires_at = excluded.expires_at, created_at = excluded.created_at
 			WHERE NOT (
 				(ledger.state = ? AND ledger.expires_at IS NOT NULL AND ledger.expires_at > ?) OR
 				(ledger.state = ? AND ledger.lease_until IS NOT NULL AND ledger.lease_until > ?))`
@@ -88,6 +96,52 @@ func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID 
 	entry.LeaseUntil, entry.CreatedAt = roundMS(entry.LeaseUntil), roundMS(entry.CreatedAt)
 	held := entry.State == flashauth.LedgerPending && entry.ClaimID == claimID
 	return entry, held, nil
+}
+
+// CommitLedger implements flashauth.LedgerStore: the entry is written
+// first, by the claim's upsert, so that a live entry stops the call before
+// anything else is; the rotation's conflict then rolls the entry back with
+// it (the body fails, see batch.go).
+func (db *DB) CommitLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, now, expiresAt time.Time, rotation *flashauth.SessionRotation) (flashauth.LedgerEntry, bool, error) {
+	var (
+		entry     flashauth.LedgerEntry
+		committed bool
+	)
+	err := db.writeTx(ctx, "commit ledger", func(ctx context.Context, tx *wtx) error {
+		nowMS := now.UnixMilli()
+		res, err := tx.exec(ctx, qLedgerCommit, kind, key, claimID, flashauth.LedgerDone, sealed, ms(expiresAt), ms(now),
+			flashauth.LedgerDone, nowMS, flashauth.LedgerPending, nowMS)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if committed = n > 0; !committed {
+			entry, err = scanLedger(tx.queryRow(ctx, qLedgerSelect, kind, key))
+			return err
+		}
+		if rotation != nil {
+			err := rotateSession(ctx, tx, rotation.SessionID, rotation.OldHash, rotation.NewHash, rotation.Now, rotation.ExpiresAt)
+			if errors.Is(err, sql.ErrNoRows) {
+				return flashauth.ErrConflict // an unknown session
+			}
+			if err != nil {
+				return err
+			}
+		}
+		entry = flashauth.LedgerEntry{
+			Kind: kind, Key: bytes.Clone(key), ClaimID: claimID, State: flashauth.LedgerDone,
+			Sealed: bytes.Clone(sealed), ExpiresAt: expiresAt, CreatedAt: now,
+		}
+		return nil
+	})
+	if err != nil {
+		return flashauth.LedgerEntry{}, false, err
+	}
+	entry.ExpiresAt, entry.CreatedAt = roundMS(entry.ExpiresAt), roundMS(entry.CreatedAt)
+	return entry, committed, nil
 }
 
 // roundMS returns t as it reads back from the store.

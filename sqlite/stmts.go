@@ -15,7 +15,7 @@ import (
 // holds). A write statement not listed here still works, compiled per call.
 var hotWrites = []string{
 	`SAVEPOINT item`, `ROLLBACK TO item`, `RELEASE item`,
-	qLedgerSelect, qLedgerClaim, qLedgerComplete, qLedgerRelease,
+	qLedgerSelect, qLedgerClaim, qLedgerCommit, qLedgerComplete, qLedgerRelease,
 	qLineagePut, qAuditInsert,
 	qSessionRevokedAt, qSessionTokenRetire, qSessionTokenInsert, qSessionRotate, qSessionTouch,
 }
