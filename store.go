@@ -71,6 +71,18 @@ type LedgerStore interface {
 	// (also when it is already done); nothing is written when any lineage
 	// record is invalid (e.g. an empty TokenHash).
 	CompleteLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, expiresAt time.Time, lineage []Lineage) error
+	// CommitLedger is ClaimLedger and CompleteLedger at once, for an
+	// operation that needs no claim before it runs (it calls nobody outside
+	// the store, so it can be run again): unless a live entry exists (as
+	// ClaimLedger judges it at now), it stores (kind, key) as a done entry
+	// of claimID with sealed, replayable until expiresAt and created at now,
+	// and applies rotation when it is not nil - in one transaction, or
+	// nothing is written. It returns the entry now stored and whether this
+	// call committed it; a live entry that blocked it is returned with
+	// committed=false. ErrConflict when no live entry blocked it but the
+	// rotation could not be applied (its OldHash is not the session's
+	// current refresh hash, or the session is revoked or unknown).
+	CommitLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, now, expiresAt time.Time, rotation *SessionRotation) (LedgerEntry, bool, error)
 	// ReleaseLedger deletes claimID's pending entry; nil when it is gone.
 	ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error
 	// GetLedger returns the entry or ErrNotFound.
@@ -189,11 +201,12 @@ type SessionStore interface {
 	// whether it is still that session's current refresh token. ErrNotFound
 	// when the hash was never issued.
 	FindSessionByRefresh(ctx context.Context, refreshHash []byte) (Session, bool, error)
-	// RotateSession atomically replaces the session's current refresh hash
-	// oldHash with newHash, sets LastUsedAt=now and ExpiresAt=expiresAt.
-	// ErrConflict when oldHash is not current (already rotated) or the session
-	// is revoked; ErrNotFound for an unknown session.
-	RotateSession(ctx context.Context, id string, oldHash, newHash []byte, now, expiresAt time.Time) error
+	// GetSessionLedger reads what a session refresh needs of the presented
+	// refresh token's hash, in one round trip from one snapshot: what
+	// FindSessionByRefresh(refreshHash), GetUser of that session's user and
+	// GetLedger(kind, refreshHash) return at that instant. A missing record
+	// is a false Has flag and its zero value, not an error.
+	GetSessionLedger(ctx context.Context, kind string, refreshHash []byte) (SessionLedger, error)
 	// TouchSession sets LastUsedAt=now; ErrNotFound for an unknown id.
 	TouchSession(ctx context.Context, id string, now time.Time) error
 	// RevokeSession sets RevokedAt=now if not already revoked (the first
@@ -204,6 +217,33 @@ type SessionStore interface {
 	RevokeUserSessions(ctx context.Context, userID string, now time.Time) (int64, error)
 	// ListSessions returns the user's active sessions at now, newest first.
 	ListSessions(ctx context.Context, userID string, now time.Time) ([]Session, error)
+}
+
+// SessionRotation is the write of a session refresh, committed with its
+// ledger entry (LedgerStore.CommitLedger): the session's current refresh
+// hash OldHash is replaced with NewHash (which FindSessionByRefresh then
+// finds current, and OldHash no longer), LastUsedAt set to Now and
+// ExpiresAt to ExpiresAt. It applies only while OldHash is current and
+// the session is not revoked: of concurrent rotations from one hash, one
+// wins.
+type SessionRotation struct {
+	SessionID        string
+	OldHash, NewHash []byte
+	Now, ExpiresAt   time.Time
+}
+
+// SessionLedger is what GetSessionLedger reads: the session a refresh hash
+// was issued to and whether the hash is still its current one, the
+// session's user, and the ledger entry of the hash, each with whether it
+// exists.
+type SessionLedger struct {
+	Session    Session
+	Current    bool
+	HasSession bool
+	User       User
+	HasUser    bool
+	Entry      LedgerEntry
+	HasEntry   bool
 }
 
 // SigningKey is one Ed25519 key that signs access tokens.

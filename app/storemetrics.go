@@ -112,6 +112,20 @@ func (m *meteredStore) CompleteLedger(ctx context.Context, kind string, key []by
 	})
 }
 
+// committed is CommitLedger's pair of results.
+type committed struct {
+	entry     flashauth.LedgerEntry
+	committed bool
+}
+
+func (m *meteredStore) CommitLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, now, expiresAt time.Time, rotation *flashauth.SessionRotation) (flashauth.LedgerEntry, bool, error) {
+	c, err := timed(m, "commit_ledger", func() (committed, error) {
+		e, ok, err := m.Store.CommitLedger(ctx, kind, key, claimID, sealed, now, expiresAt, rotation)
+		return committed{e, ok}, err
+	})
+	return c.entry, c.committed, err
+}
+
 func (m *meteredStore) ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error {
 	return timed0(m, "release_ledger", func() error { return m.Store.ReleaseLedger(ctx, kind, key, claimID) })
 }
@@ -158,6 +172,12 @@ func (m *meteredStore) GetSession(ctx context.Context, id string) (flashauth.Ses
 	return timed(m, "get_session", func() (flashauth.Session, error) { return m.Store.GetSession(ctx, id) })
 }
 
+func (m *meteredStore) GetSessionLedger(ctx context.Context, kind string, refreshHash []byte) (flashauth.SessionLedger, error) {
+	return timed(m, "get_session_ledger", func() (flashauth.SessionLedger, error) {
+		return m.Store.GetSessionLedger(ctx, kind, refreshHash)
+	})
+}
+
 // found is FindSessionByRefresh's pair of results.
 type found struct {
 	session flashauth.Session
@@ -170,10 +190,6 @@ func (m *meteredStore) FindSessionByRefresh(ctx context.Context, refreshHash []b
 		return found{s, current}, err
 	})
 	return r.session, r.current, err
-}
-
-func (m *meteredStore) RotateSession(ctx context.Context, id string, oldHash, newHash []byte, now, expiresAt time.Time) error {
-	return timed0(m, "rotate_session", func() error { return m.Store.RotateSession(ctx, id, oldHash, newHash, now, expiresAt) })
 }
 
 func (m *meteredStore) TouchSession(ctx context.Context, id string, now time.Time) error {

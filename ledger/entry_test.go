@@ -45,9 +45,9 @@ func TestRunTakesTheEntryTheCallerRead(t *testing.T) {
 		// The mark is taken before the read in real use; no attempt
 		// ends in between here.
 		return ledger.Run(t.Context(), l, ledger.Call{Kind: kind, Secret: secret, Hash: seal.Hash(secret), Window: time.Minute, Entry: entry, Mark: l.Mark(seal.Hash(secret))},
-			func(context.Context) (verdict, []flashauth.Lineage, error) {
+			func(context.Context) (verdict, ledger.Writes, error) {
 				calls.Add(1)
-				return verdict{Value: "ran " + secret}, nil, nil
+				return verdict{Value: "ran " + secret}, ledger.Writes{}, nil
 			})
 	}
 	read := func(secret string) *flashauth.LedgerEntry {
@@ -86,8 +86,8 @@ func TestRunTakesTheEntryTheCallerRead(t *testing.T) {
 	want("no entry handed over", v, res, err, "ran s1", true, 1, 3, 2)
 	// An entry without a mark is not taken either.
 	v, res, err = ledger.Run(t.Context(), l, ledger.Call{Kind: kind, Secret: "s1", Window: time.Minute, Entry: &flashauth.LedgerEntry{}},
-		func(context.Context) (verdict, []flashauth.Lineage, error) {
-			return verdict{Value: "unmarked"}, nil, nil
+		func(context.Context) (verdict, ledger.Writes, error) {
+			return verdict{Value: "unmarked"}, ledger.Writes{}, nil
 		})
 	want("no mark", v, res, err, "ran s1", true, 2, 3, 2)
 }
@@ -109,10 +109,10 @@ func TestRunRereadsAnEntryReadBeforeAnAttemptEnded(t *testing.T) {
 	call := ledger.Call{Kind: kind, Secret: "s", Hash: h, Window: time.Minute}
 	release := make(chan struct{})
 	var calls atomic.Int64
-	op := func(context.Context) (verdict, []flashauth.Lineage, error) {
+	op := func(context.Context) (verdict, ledger.Writes, error) {
 		calls.Add(1)
 		<-release
-		return verdict{Value: "first"}, nil, nil
+		return verdict{Value: "first"}, ledger.Writes{}, nil
 	}
 	first := make(chan error, 1)
 	go func() {
@@ -167,10 +167,10 @@ func TestRunLeaderKeepsItsVerdictOthersDecodeTheirOwn(t *testing.T) {
 	made := &box{S: "v", N: []int{1, 2, 3}}
 	release := make(chan struct{})
 	var calls atomic.Int64
-	op := func(context.Context) (boxVerdict, []flashauth.Lineage, error) {
+	op := func(context.Context) (boxVerdict, ledger.Writes, error) {
 		calls.Add(1)
 		<-release
-		return boxVerdict{Box: made}, nil, nil
+		return boxVerdict{Box: made}, ledger.Writes{}, nil
 	}
 	call := ledger.Call{Kind: kind, Secret: "s", Window: time.Minute}
 	type answer struct {

@@ -7,7 +7,10 @@
 // operation -> commit the outcome, sealed under a key derived from the secret
 // -> answer. Concurrent callers in one process share one attempt
 // (single-flight); callers in other processes see the pending claim and poll
-// until it is done or its lease runs out.
+// until it is done or its lease runs out. An operation that calls nobody
+// outside the store (Call.Local) is not claimed first: its outcome commits
+// in one transaction with its own writes, and a process whose commit finds
+// another's outcome there replays it.
 package ledger
 
 import (
@@ -31,8 +34,19 @@ import (
 type Outcome struct {
 	// Payload is sealed, committed and returned; replays return it unchanged.
 	Payload []byte
-	// Lineage is upserted in the same transaction as the payload.
+	Writes
+}
+
+// Writes are what an operation stores with its outcome, in the transaction
+// that commits it.
+type Writes struct {
+	// Lineage is upserted (the tokens of a GitHub refresh). Not with
+	// Call.Local.
 	Lineage []flashauth.Lineage
+	// Rotation (a session refresh's; Call.Local only) is applied if its old
+	// refresh hash is still current; if it is not, nothing is written and
+	// the operation runs again, on what the store holds now.
+	Rotation *flashauth.SessionRotation
 }
 
 // Options configure a Ledger. Zero values take the defaults.
@@ -199,14 +213,15 @@ type Op func(ctx context.Context) (Outcome, error)
 // outcome is still committed for the retry. Its deadline is the claim's lease.
 // A panic in op is an INTERNAL_ERROR, and its claim is released.
 func (l *Ledger) Do(ctx context.Context, kind, secret string, window time.Duration, op Op) (Result, error) {
-	return l.do(ctx, kind, secret, nil, nil, Mark{}, window, op)
+	return l.do(ctx, Call{Kind: kind, Secret: secret, Window: window}, op)
 }
 
-// do is Do with the secret's hash when the caller already has it (nil:
-// computed here) and, when it has read it, the ledger entry of (kind, key)
-// with the mark taken before the read (nil: begin reads it; see
-// Call.Entry).
-func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, entry *flashauth.LedgerEntry, mark Mark, window time.Duration, op Op) (Result, error) {
+// do is Do for the whole of c: the secret's hash when the caller already
+// has it (nil: computed here), the ledger entry of (kind, key) with the
+// mark taken before the caller read it (nil: the attempt reads it; see
+// Call.Entry), and whether the operation is Local.
+func (l *Ledger) do(ctx context.Context, c Call, op Op) (Result, error) {
+	kind, secret, key, entry, mark, window := c.Kind, c.Secret, c.Hash, c.Entry, c.Mark, c.Window
 	if window <= 0 {
 		// A commit that is dead on arrival would let another replica run op
 		// again: exactly-once needs a window.
@@ -237,7 +252,7 @@ func (l *Ledger) do(ctx context.Context, kind, secret string, key []byte, entry 
 	l.flights[fk] = f
 	l.mu.Unlock()
 	l.inflight.Add(1)
-	return l.lead(ctx, fk, f, kind, secret, key, entry, window, op)
+	return l.lead(ctx, fk, f, kind, secret, key, entry, window, c.Local, op)
 }
 
 // result is f's outcome for one of its callers, once f is done.
@@ -275,7 +290,7 @@ func (l *Ledger) finish(fk string, f *flight, res Result, err error) {
 // gone). So the goroutine lives only as long as the upstream call: at a
 // thousand concurrent refreshes, each extra goroutine is one more stack of
 // 8-16 KiB, and a request waiting on the store holds none (docs/design.md).
-func (l *Ledger) lead(ctx context.Context, fk string, f *flight, kind, secret string, key []byte, entry *flashauth.LedgerEntry, window time.Duration, op Op) (Result, error) {
+func (l *Ledger) lead(ctx context.Context, fk string, f *flight, kind, secret string, key []byte, entry *flashauth.LedgerEntry, window time.Duration, local bool, op Op) (Result, error) {
 	dctx := context.WithoutCancel(ctx)
 	settled := false
 	defer func() {
@@ -286,6 +301,14 @@ func (l *Ledger) lead(ctx context.Context, fk string, f *flight, kind, secret st
 			l.finish(fk, f, Result{}, errInternal("ledger: attempt panicked"))
 		}
 	}()
+	if local {
+		// Nothing of it waits on anyone outside the store: the leader
+		// stays to the end.
+		res, err := l.local(dctx, kind, secret, key, entry, window, op)
+		settled = true
+		l.finish(fk, f, res, err)
+		return f.result(false)
+	}
 	c, res, err := l.begin(dctx, kind, secret, key, entry)
 	if c == nil {
 		settled = true
@@ -431,6 +454,12 @@ func (l *Ledger) settle(ctx context.Context, kind, secret string, key []byte, r 
 		}
 		return Result{}, r.err
 	}
+	if r.out.Rotation != nil {
+		if err := l.store.ReleaseLedger(ctx, kind, key, r.claimID); err != nil {
+			l.opt.Logger.Warn("ledger release failed", "kind", kind, "err", err)
+		}
+		return Result{}, errors.New("ledger: a rotation commits only with a Local call")
+	}
 	sealed, err := seal.Seal([]byte(secret), sealInfo(kind), r.out.Payload, key)
 	if err != nil {
 		return Result{}, err
@@ -517,7 +546,11 @@ func IsCommitError(err error) bool {
 // caller that may not run the operation still answer a retry of a request
 // that ran it, or is running it.
 func (l *Ledger) Replay(ctx context.Context, kind, secret string) (res Result, ok bool, err error) {
-	key := seal.Hash(secret)
+	return l.await(ctx, kind, secret, seal.Hash(secret))
+}
+
+// await is Replay of key, the hash of secret.
+func (l *Ledger) await(ctx context.Context, kind, secret string, key []byte) (res Result, ok bool, err error) {
 	wait := l.opt.PollInterval
 	for {
 		e, err := l.store.GetLedger(ctx, kind, key)

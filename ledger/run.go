@@ -29,7 +29,8 @@ type Call struct {
 	// Entry, when not nil, is the ledger entry of (Kind, Hash) as the
 	// caller just read it from the store (a zero entry: there was none),
 	// in the same read as something else it needed first - a refresh reads
-	// the token's lineage with it (flashauth.LineageLedgerReader). Run
+	// the token's lineage with it (flashauth.LineageLedgerReader), a
+	// session refresh the session and its user (GetSessionLedger). Run
 	// then takes it for the replay lookup it would otherwise make itself:
 	// a committed outcome in it is replayed exactly as one read by Run.
 	// Mark is the Ledger's Mark of Hash taken before that read; without
@@ -37,11 +38,19 @@ type Call struct {
 	// reads the entry itself.
 	Entry *flashauth.LedgerEntry
 	Mark  Mark
+	// Local says the operation calls nobody outside the store (a session
+	// refresh: a rotation and a signature), so nothing needs claiming
+	// before it runs: its verdict commits together with its writes
+	// (Writes.Rotation) in one transaction, or nothing is written (see
+	// Ledger.local). A store failure is then never a Lost verdict: there
+	// is nothing to answer but the error.
+	Local bool
 }
 
 // Run is the typed entry point of the ledger, the one every flow uses: it
 // runs op at most once for c's secret across every process sharing the
-// store (see Do), commits its verdict as JSON with the lineage op returns,
+// store (see Do; for a Local call, its verdict commits at most once),
+// commits its verdict as JSON with the writes op returns,
 // and returns the verdict with the verdict's own Err: op's own value to the
 // caller whose op ran, a copy decoded from the committed bytes to a replay
 // and to each caller that joined the attempt.
@@ -54,7 +63,7 @@ type Call struct {
 // Run still returns it, with Result.Lost set: answering is the only way the
 // outcome is not lost, and the caller decides how loudly to say so. Result's
 // Payload is set whenever a verdict is returned.
-func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.Context) (T, []flashauth.Lineage, error)) (T, Result, error) {
+func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.Context) (T, Writes, error)) (T, Result, error) {
 	var (
 		zero T
 		// mine is the verdict this caller's op returned, when it ran: the
@@ -65,8 +74,8 @@ func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.
 		mine T
 		ran  bool
 	)
-	res, err := l.do(ctx, c.Kind, c.Secret, c.Hash, c.Entry, c.Mark, c.Window, func(ctx context.Context) (Outcome, error) {
-		v, lineage, err := op(ctx)
+	res, err := l.do(ctx, c, func(ctx context.Context) (Outcome, error) {
+		v, w, err := op(ctx)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -75,7 +84,7 @@ func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.
 			return Outcome{}, fmt.Errorf("ledger: encode %s outcome: %w", c.Kind, err)
 		}
 		mine, ran = v, true
-		return Outcome{Payload: b, Lineage: lineage}, nil
+		return Outcome{Payload: b, Writes: w}, nil
 	})
 	if err != nil {
 		if !IsCommitError(err) || res.Payload == nil {

@@ -35,9 +35,9 @@ func TestRunCommitsAndReplaysVerdicts(t *testing.T) {
 	var calls atomic.Int64
 	run := func(secret string, v verdict, opErr error) (verdict, ledger.Result, error) {
 		return ledger.Run(t.Context(), l, ledger.Call{Kind: kind, Secret: secret, Window: time.Minute},
-			func(context.Context) (verdict, []flashauth.Lineage, error) {
+			func(context.Context) (verdict, ledger.Writes, error) {
 				calls.Add(1)
-				return v, []flashauth.Lineage{{TokenHash: seal.Hash("next of " + secret)}}, opErr
+				return v, ledger.Writes{Lineage: []flashauth.Lineage{{TokenHash: seal.Hash("next of " + secret)}}}, opErr
 			})
 	}
 	rows := []struct {
@@ -128,10 +128,10 @@ func TestRunUnderGroupCommitNeverAnswersAnUncommittedVerdictAsCommitted(t *testi
 	for i := range n {
 		wg.Go(func() {
 			v, res, err := ledger.Run(context.Background(), l, ledger.Call{Kind: kind, Secret: secret(i), Window: time.Minute},
-				func(context.Context) (verdict, []flashauth.Lineage, error) {
+				func(context.Context) (verdict, ledger.Writes, error) {
 					arrived.Done()
 					arrived.Wait()
-					return verdict{Value: "v" + secret(i)}, nil, nil
+					return verdict{Value: "v" + secret(i)}, ledger.Writes{}, nil
 				})
 			answers[i] = answer{v, res, err}
 		})
@@ -154,9 +154,9 @@ func TestRunUnderGroupCommitNeverAnswersAnUncommittedVerdictAsCommitted(t *testi
 	for i := range n {
 		var ran bool
 		v, res, err := ledger.Run(context.Background(), l, ledger.Call{Kind: kind, Secret: secret(i), Window: time.Minute},
-			func(context.Context) (verdict, []flashauth.Lineage, error) {
+			func(context.Context) (verdict, ledger.Writes, error) {
 				ran = true
-				return verdict{Value: "again"}, nil, nil
+				return verdict{Value: "again"}, ledger.Writes{}, nil
 			})
 		if i == bad {
 			// Not replayed: the op runs again (and its commit fails again).

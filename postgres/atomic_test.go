@@ -161,7 +161,9 @@ func TestConcurrentFirstSignInCreatesOneUser(t *testing.T) {
 	}
 }
 
-func TestRotateSessionRaceHasOneWinner(t *testing.T) {
+// Replicas commit rotations of one refresh hash at once: one commits and
+// rotates, every other gets its entry, uncommitted, and rotates nothing.
+func TestCommitRotationRaceHasOneWinner(t *testing.T) {
 	dbs := replicas(t, 4)
 	u := flashauth.User{ID: "u1", GitHubID: 1, CreatedAt: base, UpdatedAt: base}
 	if _, _, err := dbs[0].UpsertGitHubUser(t.Context(), u, flashauth.Organization{ID: "o1", CreatedAt: base}); err != nil {
@@ -172,31 +174,51 @@ func TestRotateSessionRaceHasOneWinner(t *testing.T) {
 		t.Fatalf("CreateSession: %v", err)
 	}
 	const n = 16
-	errs := make([]error, n)
+	type result struct {
+		entry     flashauth.LedgerEntry
+		committed bool
+		err       error
+	}
+	results := make([]result, n)
+	now := base.Add(time.Minute)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			errs[i] = dbs[i%len(dbs)].RotateSession(t.Context(), "s1", seal.Hash("r0"), seal.Hash(fmt.Sprint("r1-", i)), base.Add(time.Minute), base.Add(2*time.Hour))
+			e, committed, err := dbs[i%len(dbs)].CommitLedger(t.Context(), flashauth.LedgerSessionRefresh, seal.Hash("r0"),
+				fmt.Sprint("c", i), []byte(fmt.Sprint("verdict ", i)), now, now.Add(time.Minute), &flashauth.SessionRotation{
+					SessionID: "s1", OldHash: seal.Hash("r0"), NewHash: seal.Hash(fmt.Sprint("r1-", i)), Now: now, ExpiresAt: now.Add(time.Hour),
+				})
+			results[i] = result{e, committed, err}
 		})
 	}
 	wg.Wait()
 	winner := -1
-	for i, err := range errs {
+	for i, r := range results {
 		switch {
-		case err == nil && winner >= 0:
-			t.Fatalf("rotations %d and %d both succeeded", winner, i)
-		case err == nil:
+		case r.err != nil:
+			t.Fatalf("commit %d: %v", i, r.err)
+		case r.committed && winner >= 0:
+			t.Fatalf("commits %d and %d both committed", winner, i)
+		case r.committed:
 			winner = i
-		case !errors.Is(err, flashauth.ErrConflict):
-			t.Fatalf("rotation %d: %v, want ErrConflict", i, err)
 		}
 	}
 	if winner < 0 {
-		t.Fatal("no rotation succeeded")
+		t.Fatal("nothing committed")
 	}
-	_, current, err := dbs[0].FindSessionByRefresh(t.Context(), seal.Hash(fmt.Sprint("r1-", winner)))
-	if err != nil || !current {
-		t.Errorf("winner's hash: current=%v err=%v", current, err)
+	for i, r := range results {
+		if r.entry.ClaimID != fmt.Sprint("c", winner) {
+			t.Errorf("commit %d got the entry of %q, want the winner's", i, r.entry.ClaimID)
+		}
+	}
+	for i := range n {
+		_, current, err := dbs[0].FindSessionByRefresh(t.Context(), seal.Hash(fmt.Sprint("r1-", i)))
+		if i == winner && (err != nil || !current) {
+			t.Errorf("winner's hash: current=%v err=%v", current, err)
+		}
+		if i != winner && !errors.Is(err, flashauth.ErrNotFound) {
+			t.Errorf("loser %d's hash: %v, want ErrNotFound", i, err)
+		}
 	}
 }
 

@@ -417,6 +417,104 @@ const upsertLineageIfCompleted = `
 		replaced_by = EXCLUDED.replaced_by, created_at = EXCLUDED.created_at,
 		rotated_at = EXCLUDED.rotated_at, expires_at = EXCLUDED.expires_at`
 
+// CommitLedger stores a done entry unless a live one exists, and applies
+// the rotation with it, or nothing (see flashauth.LedgerStore).
+//
+// One statement writes: with a rotation, it first locks the session row
+// while the rotation still applies (its old hash current, not revoked); the
+// entry is upserted only then, and only over a dead entry; the rotation is
+// applied only when the entry was. The session's row lock makes
+// concurrent rotations from one hash take turns, and the second finds the
+// hash gone. The read that follows in the same pipelined batch (one
+// implicit transaction, one round trip; see claimOne) returns the entry as
+// it now stands: the one just committed, or the live one that blocked the
+// call.
+func (db *DB) CommitLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, now, expiresAt time.Time, rotation *flashauth.SessionRotation) (flashauth.LedgerEntry, bool, error) {
+	var (
+		entry     flashauth.LedgerEntry
+		committed bool
+	)
+	err := db.do(ctx, func(ctx context.Context) error {
+		args := []any{kind, key, claimID, sealed, tsArg(expiresAt), tsArg(now)}
+		q := commitLedgerSQL
+		if rotation != nil {
+			q = commitRotationSQL
+			args = append(args, rotation.SessionID, rotation.OldHash, rotation.NewHash, tsArg(rotation.Now), tsArg(rotation.ExpiresAt))
+		}
+		batch := &pgx.Batch{}
+		batch.Queue(q, args...)
+		batch.Queue(`SELECT `+ledgerColumns+`, NOT `+ledgerDead("$3")+` FROM ledger WHERE kind = $1 AND key = $2`,
+			kind, key, tsArg(now))
+		res := db.pool.SendBatch(ctx, batch)
+		var (
+			live bool
+			err  error
+		)
+		cerr := res.QueryRow().Scan(&committed)
+		entry, err = scanLedger(scanLive{res.QueryRow(), &live})
+		if closeErr := res.Close(); closeErr != nil {
+			return closeErr
+		}
+		switch {
+		case cerr != nil:
+			return cerr
+		case committed && err == nil:
+			return nil
+		case committed:
+			return fmt.Errorf("read committed entry: %w", err)
+		case err == nil && live:
+			return nil // a live entry blocked the call
+		case err != nil && !errors.Is(err, pgx.ErrNoRows):
+			return err
+		case rotation != nil:
+			return flashauth.ErrConflict
+		}
+		return errLockedRowVanished
+	})
+	if err != nil {
+		return flashauth.LedgerEntry{}, false, err
+	}
+	return entry, committed, nil
+}
+
+// scanLive scans a ledger row followed by its liveness.
+type scanLive struct {
+	row  pgx.Row
+	live *bool
+}
+
+func (s scanLive) Scan(dest ...any) error { return s.row.Scan(append(dest, s.live)...) }
+
+// commitLedgerUpsert is the upsert of CommitLedger's entry over a dead one,
+// of the rows of from (a FROM clause, or "" for one row).
+func commitLedgerUpsert(from string) string {
+	return `INSERT INTO ledger (` + ledgerColumns + `)
+		SELECT $1::text, $2::bytea, $3::text, 2, NULL, $4::bytea, $5::timestamptz, $6::timestamptz ` + from + `
+		ON CONFLICT (kind, key) DO UPDATE SET
+			claim_id = EXCLUDED.claim_id, state = 2, lease_until = NULL, sealed = EXCLUDED.sealed,
+			expires_at = EXCLUDED.expires_at, created_at = EXCLUDED.created_at
+		WHERE ` + ledgerDead("$6::timestamptz") + `
+		RETURNING 1`
+}
+
+// commitLedgerSQL is CommitLedger without a rotation: whether it wrote.
+var commitLedgerSQL = `WITH g AS (` + commitLedgerUpsert("") + `) SELECT EXISTS (SELECT 1 FROM g)`
+
+// commitRotationSQL is CommitLedger with a rotation ($7 the session, $8 the
+// old hash, $9 the new, $10 its time, $11 the new expiry): whether it wrote.
+var commitRotationSQL = `WITH s AS (
+		SELECT id FROM sessions WHERE id = $7 AND refresh_hash = $8 AND revoked_at IS NULL FOR UPDATE),
+	g AS (` + commitLedgerUpsert("FROM s") + `),
+	r AS (
+		UPDATE sessions SET refresh_hash = $9, last_used_at = $10, expires_at = $11
+		WHERE id = $7 AND refresh_hash = $8 AND EXISTS (SELECT 1 FROM g)
+		RETURNING id),
+	t AS (
+		INSERT INTO session_refresh_tokens (hash, session_id, issued_at)
+		SELECT $9, id, $10 FROM r
+		RETURNING 1)
+	SELECT EXISTS (SELECT 1 FROM t)`
+
 // ReleaseLedger deletes claimID's pending entry.
 func (db *DB) ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error {
 	return db.do(ctx, func(ctx context.Context) error {

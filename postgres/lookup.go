@@ -26,15 +26,14 @@ const lineageLedgerQuery = `SELECT
 func (db *DB) GetLineageLedger(ctx context.Context, kind string, hash []byte) (flashauth.LineageLedger, error) {
 	var (
 		r                            flashauth.LineageLedger
-		userID, gKind, claimID       pgtype.Text
-		state                        pgtype.Int2
+		userID                       pgtype.Text
 		lCreated, lRotated, lExpires pgtype.Timestamptz
-		gLease, gExpires, gCreated   pgtype.Timestamptz
+		g                            nullLedger
 	)
 	err := db.do(ctx, func(ctx context.Context) error {
-		return db.pool.QueryRow(ctx, lineageLedgerQuery, hash, kind).Scan(
-			&r.Lineage.TokenHash, &r.Lineage.ParentHash, &userID, &r.Lineage.ReplacedBy, &lCreated, &lRotated, &lExpires,
-			&gKind, &r.Entry.Key, &claimID, &state, &gLease, &r.Entry.Sealed, &gExpires, &gCreated)
+		return db.pool.QueryRow(ctx, lineageLedgerQuery, hash, kind).Scan(append([]any{
+			&r.Lineage.TokenHash, &r.Lineage.ParentHash, &userID, &r.Lineage.ReplacedBy, &lCreated, &lRotated, &lExpires},
+			g.dest(&r.Entry)...)...)
 	})
 	if err != nil {
 		return flashauth.LineageLedger{}, err
@@ -45,9 +44,72 @@ func (db *DB) GetLineageLedger(ctx context.Context, kind string, hash []byte) (f
 		r.Lineage.UserID = userID.String
 		r.Lineage.CreatedAt, r.Lineage.RotatedAt, r.Lineage.ExpiresAt = tsVal(lCreated), tsVal(lRotated), tsVal(lExpires)
 	}
-	if r.HasEntry = gKind.Valid; r.HasEntry {
-		r.Entry.Kind, r.Entry.ClaimID, r.Entry.State = gKind.String, claimID.String, flashauth.LedgerState(state.Int16)
-		r.Entry.LeaseUntil, r.Entry.ExpiresAt, r.Entry.CreatedAt = tsVal(gLease), tsVal(gExpires), tsVal(gCreated)
-	}
+	r.HasEntry = g.fill(&r.Entry)
 	return r, nil
+}
+
+// sessionLedgerQuery reads the session of the refresh hash $1, whether the
+// hash is current, the session's user and the ledger entry ($2, $1) in one
+// statement: a one-row anchor left-joined to each by primary key, so the
+// row is there whatever is missing. The NOT NULL columns of the session and
+// the user read as zero values when their row is missing.
+const sessionLedgerQuery = `SELECT
+		coalesce(s.id, ''), coalesce(s.user_id, ''), coalesce(s.provider, ''), s.device_info,
+		coalesce(s.ip_address, ''), coalesce(s.user_agent, ''),
+		s.created_at, s.last_used_at, s.expires_at, s.revoked_at, coalesce(s.refresh_hash = r.hash, false),
+		coalesce(u.id, ''), coalesce(u.github_id, 0), coalesce(u.login, ''), coalesce(u.email, ''),
+		coalesce(u.name, ''), coalesce(u.image_url, ''), coalesce(u.org_id, ''), u.created_at, u.updated_at,
+		g.kind, g.key, g.claim_id, g.state, g.lease_until, g.sealed, g.expires_at, g.created_at
+	FROM (SELECT $1::bytea AS h) AS q
+	LEFT JOIN session_refresh_tokens AS r ON r.hash = q.h
+	LEFT JOIN sessions AS s ON s.id = r.session_id
+	LEFT JOIN users AS u ON u.id = s.user_id
+	LEFT JOIN ledger AS g ON g.kind = $2 AND g.key = q.h`
+
+// GetSessionLedger implements flashauth.SessionStore.
+func (db *DB) GetSessionLedger(ctx context.Context, kind string, refreshHash []byte) (flashauth.SessionLedger, error) {
+	var (
+		r                  flashauth.SessionLedger
+		uCreated, uUpdated pgtype.Timestamptz
+		g                  nullLedger
+	)
+	u := &r.User
+	err := db.do(ctx, func(ctx context.Context) error {
+		var err error
+		r.Session, err = scanSession(db.pool.QueryRow(ctx, sessionLedgerQuery, refreshHash, kind), append([]any{&r.Current,
+			&u.ID, &u.GitHubID, &u.Login, &u.Email, &u.Name, &u.ImageURL, &u.OrgID, &uCreated, &uUpdated},
+			g.dest(&r.Entry)...)...)
+		return err
+	})
+	if err != nil {
+		return flashauth.SessionLedger{}, err
+	}
+	r.HasSession, r.HasUser = r.Session.ID != "", u.ID != ""
+	u.CreatedAt, u.UpdatedAt = tsVal(uCreated), tsVal(uUpdated)
+	r.HasEntry = g.fill(&r.Entry)
+	return r, nil
+}
+
+// nullLedger scans a left-joined ledger row (ledgerColumns), which may be
+// all NULLs.
+type nullLedger struct {
+	kind, claimID             pgtype.Text
+	state                     pgtype.Int2
+	lease, expires, createdAt pgtype.Timestamptz
+}
+
+// dest is the scan destinations of the row, e's Key and Sealed directly.
+func (g *nullLedger) dest(e *flashauth.LedgerEntry) []any {
+	return []any{&g.kind, &e.Key, &g.claimID, &g.state, &g.lease, &e.Sealed, &g.expires, &g.createdAt}
+}
+
+// fill sets the rest of e once scanned, and reports whether there was a
+// row; without one, e stays zero (NULL blobs scan as nil).
+func (g *nullLedger) fill(e *flashauth.LedgerEntry) bool {
+	if !g.kind.Valid {
+		return false
+	}
+	e.Kind, e.ClaimID, e.State = g.kind.String, g.claimID.String, flashauth.LedgerState(g.state.Int16)
+	e.LeaseUntil, e.ExpiresAt, e.CreatedAt = tsVal(g.lease), tsVal(g.expires), tsVal(g.createdAt)
+	return true
 }

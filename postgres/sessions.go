@@ -74,38 +74,6 @@ func (db *DB) FindSessionByRefresh(ctx context.Context, refreshHash []byte) (fla
 	return s, current, nil
 }
 
-// RotateSession swaps the current refresh hash oldHash for newHash. The
-// UPDATE's condition is the compare-and-swap: of two concurrent rotations
-// from the same oldHash, the second re-checks the row after the first
-// commits and matches nothing. One statement does the swap, records the new
-// hash and tells a lost swap (ErrConflict) from an unknown session
-// (ErrNotFound).
-func (db *DB) RotateSession(ctx context.Context, id string, oldHash, newHash []byte, now, expiresAt time.Time) error {
-	return db.do(ctx, func(ctx context.Context) error {
-		var rotated, exists bool
-		err := db.pool.QueryRow(ctx, `
-			WITH s AS (
-				UPDATE sessions SET refresh_hash = $3, last_used_at = $4, expires_at = $5
-				WHERE id = $1 AND refresh_hash = $2 AND revoked_at IS NULL
-				RETURNING id),
-			t AS (
-				INSERT INTO session_refresh_tokens (hash, session_id, issued_at)
-				SELECT $3, id, $4 FROM s
-				RETURNING session_id)
-			SELECT EXISTS (SELECT 1 FROM t), EXISTS (SELECT 1 FROM sessions WHERE id = $1)`,
-			id, oldHash, newHash, tsArg(now), tsArg(expiresAt)).Scan(&rotated, &exists)
-		switch {
-		case err != nil:
-			return conflict(err)
-		case rotated:
-			return nil
-		case !exists:
-			return flashauth.ErrNotFound
-		}
-		return flashauth.ErrConflict
-	})
-}
-
 // TouchSession sets LastUsedAt; ErrNotFound for an unknown id.
 func (db *DB) TouchSession(ctx context.Context, id string, now time.Time) error {
 	return db.updateSession(ctx, `UPDATE sessions SET last_used_at = $2 WHERE id = $1`, id, now)

@@ -164,8 +164,9 @@ func (s *Service) refresh(ctx context.Context, refreshToken string, caller Calle
 	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{
 		Kind: flashauth.LedgerGitHubRefresh, Secret: refreshToken, Hash: hash, Window: s.cfg.ReplayWindow,
 		Entry: entry, Mark: mark,
-	}, func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
-		return s.exchange(ctx, refreshToken, hash, lin, known)
+	}, func(ctx context.Context) (verdict, ledger.Writes, error) {
+		v, lineage, err := s.exchange(ctx, refreshToken, hash, lin, known)
+		return v, ledger.Writes{Lineage: lineage}, err
 	})
 	if res.Lost != nil {
 		// The exchange happened but could not be committed (the store

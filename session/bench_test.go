@@ -22,8 +22,9 @@ func BenchmarkAuthenticate(b *testing.B) {
 	}
 }
 
-// BenchmarkRefresh rotates a session refresh token: ledger claim, CAS
-// rotation, a new access token, sealed commit.
+// BenchmarkRefresh rotates a session refresh token: one read (session,
+// user, ledger entry), a new access token, and the CAS rotation committed
+// with its sealed verdict.
 func BenchmarkRefresh(b *testing.B) {
 	e := newEnv(b, session.Config{})
 	iss := e.open(b, e.svc, e.newUser(b, "bench@example.com"))

@@ -17,11 +17,13 @@ func TestReplicasOnPostgres(t *testing.T) {
 	openStore = func(tb testing.TB) flashauth.Store { return pgtest.Open(tb) }
 	t.Cleanup(func() { openStore = prev })
 	for name, test := range map[string]func(*testing.T){
-		"ConcurrentRotationMakesOneGeneration":   TestConcurrentRotationMakesOneGeneration,
-		"ReplicaVerifiesKeyRotatedElsewhere":     TestReplicaVerifiesKeyRotatedElsewhere,
-		"RefreshConcurrentCallersGetOneAnswer":   TestRefreshConcurrentCallersGetOneAnswer,
-		"RefreshReuseAfterIntervalRevokesFamily": TestRefreshReuseAfterIntervalRevokesFamily,
-		"Logout":                                 TestLogout,
+		"ConcurrentRotationMakesOneGeneration":    TestConcurrentRotationMakesOneGeneration,
+		"ReplicaVerifiesKeyRotatedElsewhere":      TestReplicaVerifiesKeyRotatedElsewhere,
+		"RefreshConcurrentCallersGetOneAnswer":    TestRefreshConcurrentCallersGetOneAnswer,
+		"RefreshReplicasRacingOneTokenCommitOnce": TestRefreshReplicasRacingOneTokenCommitOnce,
+		"RefreshIsOneReadAndOneWrite":             TestRefreshIsOneReadAndOneWrite,
+		"RefreshReuseAfterIntervalRevokesFamily":  TestRefreshReuseAfterIntervalRevokesFamily,
+		"Logout":                                  TestLogout,
 	} {
 		t.Run(name, test)
 	}

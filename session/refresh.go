@@ -97,29 +97,50 @@ func (s *Service) refresh(ctx context.Context, refreshToken string) (Issued, err
 	if !wellFormedRefreshToken(refreshToken) {
 		return Issued{}, rejection(flashauth.CodeInvalidRefreshToken)
 	}
+	const kind = flashauth.LedgerSessionRefresh
 	hash := seal.Hash(refreshToken)
-	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{
-		Kind: flashauth.LedgerSessionRefresh, Secret: refreshToken, Hash: hash, Window: s.cfg.ReuseInterval,
-	}, func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
-		out, err := s.rotate(ctx, hash)
-		return out, nil, err
-	})
-	if res.Lost != nil {
-		// The rotation happened but is not replayable: answering it is the
-		// only way the new tokens are not lost.
-		s.log.Error("session refresh not committed; a retry will count as reuse", "err", res.Lost)
+	// One read for everything: the session, its user and the token's
+	// ledger entry, which the ledger takes as its replay lookup.
+	mark := s.ledger.Mark(hash) // before the read (see ledger.Mark)
+	read, err := s.store.GetSessionLedger(ctx, kind, hash)
+	if err != nil {
+		return Issued{}, fmt.Errorf("session: find by refresh: %w", err)
 	}
+	now := s.cfg.Clock.Now()
+	// The read saw a committed rotation, and the session as it is since.
+	sawCommitted := read.HasEntry && read.Entry.State == flashauth.LedgerDone && read.Entry.ExpiresAt.After(now)
+	aliveSince := read.HasSession && read.Session.Active(now)
+	runs := 0
+	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{
+		Kind: kind, Secret: refreshToken, Hash: hash, Window: s.cfg.ReuseInterval,
+		Entry: &read.Entry, Mark: mark, Local: true,
+	}, func(ctx context.Context) (verdict, ledger.Writes, error) {
+		if runs++; runs > 1 {
+			// The rotation no longer applied (another process rotated
+			// the token or revoked the session first): decide again on
+			// what is stored now.
+			var rerr error
+			if read, rerr = s.store.GetSessionLedger(ctx, kind, hash); rerr != nil {
+				return verdict{}, ledger.Writes{}, fmt.Errorf("session: find by refresh: %w", rerr)
+			}
+		}
+		return s.rotate(ctx, read, hash)
+	})
 	if err != nil {
 		return Issued{}, err
 	}
 	if res.Replayed {
 		// The session may have died since (logout, reuse detected): a replay
-		// must not hand out its dead tokens as a success.
-		sess, err := s.store.GetSession(ctx, out.Issued.SessionID)
-		if err != nil && !errors.Is(err, flashauth.ErrNotFound) {
-			return Issued{}, fmt.Errorf("session: get session: %w", err)
+		// must not hand out its dead tokens as a success. When the read
+		// already saw the rotation committed, it saw the session after it.
+		if !sawCommitted {
+			sess, err := s.store.GetSession(ctx, out.Issued.SessionID)
+			if err != nil && !errors.Is(err, flashauth.ErrNotFound) {
+				return Issued{}, fmt.Errorf("session: get session: %w", err)
+			}
+			aliveSince = err == nil && sess.Active(s.cfg.Clock.Now())
 		}
-		if err != nil || !sess.Active(s.cfg.Clock.Now()) {
+		if !aliveSince {
 			return Issued{}, rejection(flashauth.CodeInvalidRefreshToken)
 		}
 	}
@@ -128,65 +149,45 @@ func (s *Service) refresh(ctx context.Context, refreshToken string) (Issued, err
 	return iss, nil
 }
 
-// rotate is the ledger operation of Refresh. Its error means nothing
-// definitive happened (the store failed); rejections are outcomes.
-func (s *Service) rotate(ctx context.Context, oldHash []byte) (verdict, error) {
+// rotate is the ledger operation of Refresh, on what the store held of the
+// presented token (r): the verdict, and the rotation that commits with it
+// (ledger.Call.Local) if the token is still current then. Its error means
+// nothing definitive happened; rejections are outcomes.
+func (s *Service) rotate(ctx context.Context, r flashauth.SessionLedger, oldHash []byte) (verdict, ledger.Writes, error) {
 	now := s.cfg.Clock.Now()
-	sess, current, err := s.store.FindSessionByRefresh(ctx, oldHash)
-	if errors.Is(err, flashauth.ErrNotFound) {
-		return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil
+	if !r.HasSession || !r.Session.Active(now) {
+		return verdict{Code: flashauth.CodeInvalidRefreshToken}, ledger.Writes{}, nil
 	}
-	if err != nil {
-		return verdict{}, fmt.Errorf("session: find by refresh: %w", err)
+	sess := r.Session
+	if !r.Current {
+		v, err := s.reused(ctx, sess, now)
+		return v, ledger.Writes{}, err
 	}
-	if !sess.Active(now) {
-		return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil
-	}
-	if !current {
-		return s.reused(ctx, sess, now)
-	}
-	u, err := s.store.GetUser(ctx, sess.UserID)
-	if errors.Is(err, flashauth.ErrNotFound) {
-		return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil
-	}
-	if err != nil {
-		return verdict{}, fmt.Errorf("session: get user: %w", err)
+	if !r.HasUser {
+		return verdict{Code: flashauth.CodeInvalidRefreshToken}, ledger.Writes{}, nil
 	}
 	next, err := newRefreshToken()
 	if err != nil {
-		return verdict{}, err
+		return verdict{}, ledger.Writes{}, err
 	}
 	expires := now.Add(s.cfg.RefreshTTL)
-	access, accessExp, err := s.issueAccess(ctx, u, sess.ID, expires)
+	access, accessExp, err := s.issueAccess(ctx, r.User, sess.ID, expires)
 	if err != nil {
-		return verdict{}, err
-	}
-	err = s.store.RotateSession(ctx, sess.ID, oldHash, seal.Hash(next), now, expires)
-	if errors.Is(err, flashauth.ErrConflict) {
-		// Rotated or revoked behind the ledger's back (a takeover after a
-		// lease ran out, a concurrent logout): look again.
-		if sess, err = s.store.GetSession(ctx, sess.ID); err != nil {
-			return verdict{}, fmt.Errorf("session: get session: %w", err)
-		}
-		if !sess.Active(now) {
-			return verdict{Code: flashauth.CodeInvalidRefreshToken}, nil
-		}
-		return s.reused(ctx, sess, now)
-	}
-	if err != nil {
-		return verdict{}, fmt.Errorf("session: rotate: %w", err)
+		return verdict{}, ledger.Writes{}, err
 	}
 	return verdict{Issued: &Issued{
-		AccessToken: access,
-		// In UTC, without a monotonic reading: as a replay decodes them,
-		// so the caller that rotated (which keeps this value, see
-		// ledger.Run) and its replays hold equal values.
-		AccessExpiresAt:  accessExp.UTC(),
-		RefreshToken:     next,
-		SessionID:        sess.ID,
-		UserID:           sess.UserID,
-		SessionExpiresAt: expires.UTC(),
-	}}, nil
+			AccessToken: access,
+			// In UTC, without a monotonic reading: as a replay decodes them,
+			// so the caller that rotated (which keeps this value, see
+			// ledger.Run) and its replays hold equal values.
+			AccessExpiresAt:  accessExp.UTC(),
+			RefreshToken:     next,
+			SessionID:        sess.ID,
+			UserID:           sess.UserID,
+			SessionExpiresAt: expires.UTC(),
+		}}, ledger.Writes{Rotation: &flashauth.SessionRotation{
+			SessionID: sess.ID, OldHash: oldHash, NewHash: seal.Hash(next), Now: now, ExpiresAt: expires,
+		}}, nil
 }
 
 // reused handles a rotated-out refresh token presented after the reuse

@@ -123,10 +123,10 @@ func (s *Service) signIn(ctx context.Context, req Request) (AuthState, error) {
 		checked = l
 	}
 	out, res, err := ledger.Run(ctx, s.ledger, ledger.Call{Kind: flashauth.LedgerGitHubCode, Secret: req.Code, Window: s.cfg.ReplayWindow},
-		func(ctx context.Context) (verdict, []flashauth.Lineage, error) {
+		func(ctx context.Context) (verdict, ledger.Writes, error) {
 			o, err := s.exchange(ctx, req, checked)
 			o.Binding = b
-			return o, o.lineage, err
+			return o, ledger.Writes{Lineage: o.lineage}, err
 		})
 	if res.Lost != nil {
 		// The code is spent and a session open; answering is the only way

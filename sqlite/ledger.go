@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,12 +21,15 @@ type ledgerSQL struct {
 	// get reads the entry: (kind, key).
 	get string
 	// claim takes the entry when it is absent or dead, in one statement:
-	// (kind, key, claimID, pending, leaseUntil, now, done, nowMS, pending,
-	// nowMS). An entry is live (blocks new claims) while it is done and its
+	// (kind, key, claimID, pending, leaseUntil, now, then replaceDead's
+	// four). An entry is live (blocks new claims) while it is done and its
 	// expiry is after now, or pending and its lease_until is after now; a
 	// missing time counts as passed. The upsert's WHERE is that negated, so
 	// a live entry is left alone and nothing changes.
 	claim string
+	// commit is claim for an entry done at once (CommitLedger): (kind, key,
+	// claimID, done, sealed, expiresAt, now, then replaceDead's four).
+	commit string
 	// complete makes claimID's pending entry done: (done, sealed,
 	// expiresAt, kind, key, claimID, pending).
 	complete string
@@ -43,19 +47,34 @@ func ledgerFor(kind string) *ledgerSQL {
 	return &plainLedger
 }
 
+// replaceDead ends the upsert of a whole entry into table, whose expiry
+// column is expires: a dead entry is replaced by it, a live one left alone.
+// Its four parameters, named by p: the done state, now, the pending state,
+// now. IS rather than =: a lineage row without an entry has a NULL state.
+func replaceDead(table, expires string, p [4]string) string {
+	return fmt.Sprintf(`
+			WHERE NOT (
+				(%[1]s.state IS %[3]s AND %[1]s.%[2]s IS NOT NULL AND %[1]s.%[2]s > %[4]s) OR
+				(%[1]s.state IS %[5]s AND %[1]s.lease_until IS NOT NULL AND %[1]s.lease_until > %[6]s))`,
+		table, expires, p[0], p[1], p[2], p[3])
+}
+
+// plainUpsert is the conflict clause of plainLedger's claim and commit.
+var plainUpsert = `
+			ON CONFLICT (kind, key) DO UPDATE SET
+				claim_id = excluded.claim_id, state = excluded.state,
+				lease_until = excluded.lease_until, sealed = excluded.sealed,
+				expires_at = excluded.expires_at, created_at = excluded.created_at` +
+	replaceDead("ledger_entries", "expires_at", [4]string{"?", "?", "?", "?"})
+
 // plainLedger keeps entries in the ledger_entries table (named ledger
 // before migration 0004), keyed by (kind, key).
 var plainLedger = ledgerSQL{
 	get: `SELECT ` + ledgerColumns + ` FROM ledger_entries WHERE kind = ? AND key = ?`,
 	claim: `INSERT INTO ledger_entries (` + ledgerColumns + `)
-			VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)
-			ON CONFLICT (kind, key) DO UPDATE SET
-				claim_id = excluded.claim_id, state = excluded.state,
-				lease_until = excluded.lease_until, sealed = NULL,
-				expires_at = NULL, created_at = excluded.created_at
-			WHERE NOT (
-				(ledger_entries.state = ? AND ledger_entries.expires_at IS NOT NULL AND ledger_entries.expires_at > ?) OR
-				(ledger_entries.state = ? AND ledger_entries.lease_until IS NOT NULL AND ledger_entries.lease_until > ?))`,
+			VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)` + plainUpsert,
+	commit: `INSERT INTO ledger_entries (` + ledgerColumns + `)
+			VALUES (?, ?, ?, ?, NULL, ?, ?, ?)` + plainUpsert,
 	complete: `UPDATE ledger_entries SET state = ?, sealed = ?, expires_at = ?
 			WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`,
 	release: []string{`DELETE FROM ledger_entries WHERE kind = ? AND key = ? AND claim_id = ? AND state = ?`},
@@ -75,19 +94,29 @@ const tokenLedgerColumns = `claim_id, state, lease_until, sealed, ledger_expires
 // lineage_ledger_until, which the purge statements must repeat to use it.
 const tokenLedgerUntil = `ifnull(CASE WHEN state = 2 THEN ledger_expires_at ELSE lease_until END, 0)`
 
+// tokenUpsert is the conflict clause of tokenLedger's claim and commit,
+// whose replaceDead parameters are numbered from first.
+func tokenUpsert(first int) string {
+	var p [4]string
+	for i := range p {
+		p[i] = fmt.Sprintf("?%d", first+i)
+	}
+	return `
+			ON CONFLICT (token_hash) DO UPDATE SET
+				claim_id = excluded.claim_id, state = excluded.state,
+				lease_until = excluded.lease_until, sealed = excluded.sealed,
+				ledger_expires_at = excluded.ledger_expires_at, ledger_created_at = excluded.ledger_created_at` +
+		replaceDead("lineage", "ledger_expires_at", p)
+}
+
 // tokenLedger keeps LedgerGitHubRefresh entries in the lineage table.
 var tokenLedger = ledgerSQL{
 	get: `SELECT ?1, token_hash, ` + tokenLedgerColumns + ` FROM lineage
 			WHERE token_hash = ?2 AND state IS NOT NULL`,
 	claim: `INSERT INTO lineage (token_hash, has_lineage, ` + tokenLedgerColumns + `)
-			VALUES (?2, 0, ?3, ?4, ?5, NULL, NULL, ?6)
-			ON CONFLICT (token_hash) DO UPDATE SET
-				claim_id = excluded.claim_id, state = excluded.state,
-				lease_until = excluded.lease_until, sealed = NULL,
-				ledger_expires_at = NULL, ledger_created_at = excluded.ledger_created_at
-			WHERE NOT (
-				(lineage.state IS ?7 AND lineage.ledger_expires_at IS NOT NULL AND lineage.ledger_expires_at > ?8) OR
-				(lineage.state IS ?9 AND lineage.lease_until IS NOT NULL AND lineage.lease_until > ?10))`,
+			VALUES (?2, 0, ?3, ?4, ?5, NULL, NULL, ?6)` + tokenUpsert(7),
+	commit: `INSERT INTO lineage (token_hash, has_lineage, ` + tokenLedgerColumns + `)
+			VALUES (?2, 0, ?3, ?4, NULL, ?5, ?6, ?7)` + tokenUpsert(8),
 	complete: `UPDATE lineage SET state = ?1, sealed = ?2, ledger_expires_at = ?3
 			WHERE token_hash = ?5 AND claim_id = ?6 AND state = ?7`,
 	release: []string{
@@ -160,6 +189,53 @@ func (db *DB) ClaimLedger(ctx context.Context, kind string, key []byte, claimID 
 	entry.LeaseUntil, entry.CreatedAt = roundMS(entry.LeaseUntil), roundMS(entry.CreatedAt)
 	held := entry.State == flashauth.LedgerPending && entry.ClaimID == claimID
 	return entry, held, nil
+}
+
+// CommitLedger implements flashauth.LedgerStore: the entry is written
+// first, by the claim's upsert, so that a live entry stops the call before
+// anything else is; the rotation's conflict then rolls the entry back with
+// it (the body fails, see batch.go).
+func (db *DB) CommitLedger(ctx context.Context, kind string, key []byte, claimID string, sealed []byte, now, expiresAt time.Time, rotation *flashauth.SessionRotation) (flashauth.LedgerEntry, bool, error) {
+	var (
+		entry     flashauth.LedgerEntry
+		committed bool
+	)
+	err := db.writeTx(ctx, "commit ledger", func(ctx context.Context, tx *wtx) error {
+		nowMS := now.UnixMilli()
+		l := ledgerFor(kind)
+		res, err := tx.exec(ctx, l.commit, kind, key, claimID, flashauth.LedgerDone, sealed, ms(expiresAt), ms(now),
+			flashauth.LedgerDone, nowMS, flashauth.LedgerPending, nowMS)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if committed = n > 0; !committed {
+			entry, err = scanLedger(tx.queryRow(ctx, l.get, kind, key))
+			return err
+		}
+		if rotation != nil {
+			err := rotateSession(ctx, tx, rotation.SessionID, rotation.OldHash, rotation.NewHash, rotation.Now, rotation.ExpiresAt)
+			if errors.Is(err, sql.ErrNoRows) {
+				return flashauth.ErrConflict // an unknown session
+			}
+			if err != nil {
+				return err
+			}
+		}
+		entry = flashauth.LedgerEntry{
+			Kind: kind, Key: bytes.Clone(key), ClaimID: claimID, State: flashauth.LedgerDone,
+			Sealed: bytes.Clone(sealed), ExpiresAt: expiresAt, CreatedAt: now,
+		}
+		return nil
+	})
+	if err != nil {
+		return flashauth.LedgerEntry{}, false, err
+	}
+	entry.ExpiresAt, entry.CreatedAt = roundMS(entry.ExpiresAt), roundMS(entry.CreatedAt)
+	return entry, committed, nil
 }
 
 // roundMS returns t as it reads back from the store.

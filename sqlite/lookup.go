@@ -36,18 +36,17 @@ const qTokenLineageLedger = `SELECT
 func (db *DB) GetLineageLedger(ctx context.Context, kind string, hash []byte) (flashauth.LineageLedger, error) {
 	var (
 		r                            flashauth.LineageLedger
-		userID, gKind, claimID       sql.NullString
-		state                        sql.NullInt64
+		userID                       sql.NullString
 		lCreated, lRotated, lExpires sql.NullInt64
-		gLease, gExpires, gCreated   sql.NullInt64
+		g                            nullLedger
 	)
 	q := qLineageLedger
 	if ledgerFor(kind) == &tokenLedger {
 		q = qTokenLineageLedger
 	}
-	err := db.readRow(ctx, q, hash, kind).Scan(
-		&r.Lineage.TokenHash, &r.Lineage.ParentHash, &userID, &r.Lineage.ReplacedBy, &lCreated, &lRotated, &lExpires,
-		&gKind, &r.Entry.Key, &claimID, &state, &gLease, &r.Entry.Sealed, &gExpires, &gCreated)
+	err := db.readRow(ctx, q, hash, kind).Scan(append([]any{
+		&r.Lineage.TokenHash, &r.Lineage.ParentHash, &userID, &r.Lineage.ReplacedBy, &lCreated, &lRotated, &lExpires},
+		g.dest(&r.Entry)...)...)
 	if err != nil {
 		return flashauth.LineageLedger{}, db.fail("get lineage and ledger", err)
 	}
@@ -57,9 +56,69 @@ func (db *DB) GetLineageLedger(ctx context.Context, kind string, hash []byte) (f
 		r.Lineage.UserID = userID.String
 		r.Lineage.CreatedAt, r.Lineage.RotatedAt, r.Lineage.ExpiresAt = fromMS(lCreated), fromMS(lRotated), fromMS(lExpires)
 	}
-	if r.HasEntry = gKind.Valid; r.HasEntry {
-		r.Entry.Kind, r.Entry.ClaimID, r.Entry.State = gKind.String, claimID.String, flashauth.LedgerState(state.Int64)
-		r.Entry.LeaseUntil, r.Entry.ExpiresAt, r.Entry.CreatedAt = fromMS(gLease), fromMS(gExpires), fromMS(gCreated)
+	r.HasEntry = g.fill(&r.Entry)
+	return r, nil
+}
+
+// nullLedger scans a left-joined ledger row (ledgerColumns), which may be
+// all NULLs.
+type nullLedger struct {
+	kind, claimID             sql.NullString
+	state                     sql.NullInt64
+	lease, expires, createdAt sql.NullInt64
+}
+
+// dest is the scan destinations of the row, e's Key and Sealed directly.
+func (g *nullLedger) dest(e *flashauth.LedgerEntry) []any {
+	return []any{&g.kind, &e.Key, &g.claimID, &g.state, &g.lease, &e.Sealed, &g.expires, &g.createdAt}
+}
+
+// fill sets the rest of e once scanned, and reports whether there was a
+// row; without one, e stays zero (NULL blobs scan as nil).
+func (g *nullLedger) fill(e *flashauth.LedgerEntry) bool {
+	if !g.kind.Valid {
+		return false
 	}
+	e.Kind, e.ClaimID, e.State = g.kind.String, g.claimID.String, flashauth.LedgerState(g.state.Int64)
+	e.LeaseUntil, e.ExpiresAt, e.CreatedAt = fromMS(g.lease), fromMS(g.expires), fromMS(g.createdAt)
+	return true
+}
+
+// qSessionLedger reads the session of the refresh hash ?1, whether the hash
+// is current, the session's user and the ledger entry (?2, ?1), of a kind
+// kept in ledger_entries as LedgerSessionRefresh is, in one statement: a one-row anchor left-joined to each by primary key, so the
+// row is there whatever is missing. The NOT NULL columns of the session and
+// the user read as zero values when their row is missing.
+const qSessionLedger = `SELECT
+		coalesce(s.id, ''), coalesce(s.user_id, ''), coalesce(s.provider, ''), s.device_info,
+		coalesce(s.ip_address, ''), coalesce(s.user_agent, ''),
+		s.created_at, s.last_used_at, s.expires_at, s.revoked_at, coalesce(t.current, 0),
+		coalesce(u.id, ''), coalesce(u.github_id, 0), coalesce(u.login, ''), coalesce(u.email, ''),
+		coalesce(u.name, ''), coalesce(u.image_url, ''), coalesce(u.org_id, ''), u.created_at, u.updated_at,
+		g.kind, g.key, g.claim_id, g.state, g.lease_until, g.sealed, g.expires_at, g.created_at
+	FROM (SELECT ?1 AS h) AS q
+	LEFT JOIN session_tokens AS t ON t.hash = q.h
+	LEFT JOIN sessions AS s ON s.id = t.session_id
+	LEFT JOIN users AS u ON u.id = s.user_id
+	LEFT JOIN ledger_entries AS g ON g.kind = ?2 AND g.key = q.h`
+
+// GetSessionLedger implements flashauth.SessionStore.
+func (db *DB) GetSessionLedger(ctx context.Context, kind string, refreshHash []byte) (flashauth.SessionLedger, error) {
+	var (
+		r                  flashauth.SessionLedger
+		err                error
+		uCreated, uUpdated sql.NullInt64
+		g                  nullLedger
+	)
+	u := &r.User
+	r.Session, err = scanSession(db.readRow(ctx, qSessionLedger, refreshHash, kind), append([]any{&r.Current,
+		&u.ID, &u.GitHubID, &u.Login, &u.Email, &u.Name, &u.ImageURL, &u.OrgID, &uCreated, &uUpdated},
+		g.dest(&r.Entry)...)...)
+	if err != nil {
+		return flashauth.SessionLedger{}, db.fail("get session and ledger", err)
+	}
+	r.HasSession, r.HasUser = r.Session.ID != "", u.ID != ""
+	u.CreatedAt, u.UpdatedAt = fromMS(uCreated), fromMS(uUpdated)
+	r.HasEntry = g.fill(&r.Entry)
 	return r, nil
 }

@@ -65,33 +65,33 @@ const (
 	qSessionTouch  = `UPDATE sessions SET last_used_at = ? WHERE id = ?`
 )
 
-// RotateSession implements flashauth.SessionStore: the compare-and-swap is
-// the UPDATE of the old hash's current flag, which only one of several
-// concurrent rotations can win. ErrNotFound for an unknown session.
-func (db *DB) RotateSession(ctx context.Context, id string, oldHash, newHash []byte, now, expiresAt time.Time) error {
-	return db.writeTx(ctx, "rotate session", func(ctx context.Context, tx *wtx) error {
-		var revoked sql.NullInt64
-		if err := tx.queryRow(ctx, qSessionRevokedAt, id).Scan(&revoked); err != nil {
-			return err
-		}
-		if revoked.Valid {
-			return flashauth.ErrConflict
-		}
-		res, err := tx.exec(ctx, qSessionTokenRetire, oldHash, id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return flashauth.ErrConflict
-		}
-		if _, err := tx.exec(ctx, qSessionTokenInsert, newHash, id, ms(now)); err != nil {
-			return err
-		}
-		_, err = tx.exec(ctx, qSessionRotate, ms(now), ms(expiresAt), id)
+// rotateSession applies a flashauth.SessionRotation in tx (CommitLedger):
+// the compare-and-swap is the UPDATE of the old hash's current flag, which
+// only one of several concurrent rotations can win. ErrConflict when
+// oldHash is not current or the session is revoked, sql.ErrNoRows when the
+// session is unknown.
+func rotateSession(ctx context.Context, tx *wtx, id string, oldHash, newHash []byte, now, expiresAt time.Time) error {
+	var revoked sql.NullInt64
+	if err := tx.queryRow(ctx, qSessionRevokedAt, id).Scan(&revoked); err != nil {
 		return err
-	})
+	}
+	if revoked.Valid {
+		return flashauth.ErrConflict
+	}
+	res, err := tx.exec(ctx, qSessionTokenRetire, oldHash, id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return flashauth.ErrConflict
+	}
+	if _, err := tx.exec(ctx, qSessionTokenInsert, newHash, id, ms(now)); err != nil {
+		return err
+	}
+	_, err = tx.exec(ctx, qSessionRotate, ms(now), ms(expiresAt), id)
+	return err
 }
 
 // TouchSession implements flashauth.SessionStore; ErrNotFound for an unknown id.

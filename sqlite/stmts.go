@@ -15,8 +15,8 @@ import (
 // holds). A write statement not listed here still works, compiled per call.
 var hotWrites = []string{
 	`SAVEPOINT item`, `ROLLBACK TO item`, `RELEASE item`,
-	plainLedger.get, plainLedger.claim, plainLedger.complete, plainLedger.release[0],
-	tokenLedger.get, tokenLedger.claim, tokenLedger.complete, tokenLedger.release[0], tokenLedger.release[1],
+	plainLedger.get, plainLedger.claim, plainLedger.commit, plainLedger.complete, plainLedger.release[0],
+	tokenLedger.get, tokenLedger.claim, tokenLedger.commit, tokenLedger.complete, tokenLedger.release[0], tokenLedger.release[1],
 	qLineagePut, qAuditInsert,
 	qSessionRevokedAt, qSessionTokenRetire, qSessionTokenInsert, qSessionRotate, qSessionTouch,
 }

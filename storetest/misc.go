@@ -64,9 +64,6 @@ func testNotFound(t *testing.T, open func(*testing.T) flashauth.Store) {
 		{"FindSessionByRefresh", func() error { _, _, err := st.FindSessionByRefresh(t.Context(), seal.Hash("x")); return err }},
 		{"TouchSession", func() error { return st.TouchSession(t.Context(), "x", base) }},
 		{"RevokeSession", func() error { return st.RevokeSession(t.Context(), "x", base) }},
-		{"RotateSession", func() error {
-			return st.RotateSession(t.Context(), "x", seal.Hash("a"), seal.Hash("b"), base, at(time.Hour))
-		}},
 		{"TakeOAuthState", func() error { _, err := st.TakeOAuthState(t.Context(), seal.Hash("x"), base); return err }},
 	}
 	for _, tc := range tests {
