@@ -17,9 +17,15 @@ import (
 // (AppendAudits), in the order the rows were recorded, so the trail's ids
 // follow the order of events. Nobody waits for the write.
 //
-// Bounded: at most auditQueueDepth rows wait; beyond that AppendAudit waits
-// for room (backpressure, never a drop, and never out of order), bounded by
-// the caller's context. ListAudit, QueryAudit and Close first wait for the
+// A write takes every row queued while the previous one ran, however many:
+// each write waits for a commit of the store's group commit, behind the
+// ledger's writes (tens of milliseconds under load), so a batch capped below
+// what queues in that time made the trail the limit of the whole service
+// (at 2,000 clients, 9 requests in 10 waited for room, 180 ms each).
+//
+// Bounded: at most auditQueueDepth rows wait, and as many again are being
+// written; beyond that AppendAudit waits for room (backpressure, never a
+// drop, and never out of order), bounded by the caller's context. ListAudit, QueryAudit and Close first wait for the
 // rows queued before them, so a reader sees every row recorded before it
 // asked, and a shutdown loses none. What it gives up: a process killed
 // (kill -9) right after answering can lose the rows of the requests it was
@@ -40,11 +46,9 @@ type auditQueue struct {
 	once    sync.Once
 }
 
-// auditQueueDepth bounds the rows waiting to be written.
+// auditQueueDepth bounds the rows waiting to be written, and the rows of
+// one write.
 const auditQueueDepth = 1024
-
-// auditBatch bounds the rows of one write transaction.
-const auditBatch = 256
 
 // auditStoreTimeout bounds one batch write, as audit.Recorder bounds its
 // own append.
@@ -98,11 +102,11 @@ func (q *auditQueue) TryAppendAudit(e flashauth.AuditEvent) bool {
 	}
 }
 
-// writer stores the queued rows, as many at a time as have queued up, in
+// writer stores the queued rows, all that have queued up at a time, in
 // order, until Close.
 func (q *auditQueue) writer() {
 	defer close(q.done)
-	batch := make([]flashauth.AuditEvent, 0, auditBatch)
+	batch := make([]flashauth.AuditEvent, 0, 1+auditQueueDepth)
 	for {
 		select {
 		case e := <-q.rows:
@@ -110,14 +114,10 @@ func (q *auditQueue) writer() {
 		case <-q.stop:
 			return
 		}
-	more:
-		for len(batch) < auditBatch {
-			select {
-			case e := <-q.rows:
-				batch = append(batch, e)
-			default:
-				break more
-			}
+		// The rows queued now, at most a full queue (the channel holds
+		// no more): those arriving meanwhile wait for the next write.
+		for n := len(q.rows); n > 0; n-- {
+			batch = append(batch, <-q.rows)
 		}
 		q.write(batch)
 	}
