@@ -162,18 +162,23 @@ func TestAuditQueueWritesAllQueuedRowsAtOnce(t *testing.T) {
 	store := &heldAuditStore{Store: db, entered: make(chan struct{}), release: make(chan struct{})}
 	q := newAuditQueue(store, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { _ = q.Close() })
-	record := func(i int) {
-		t.Helper()
-		if err := q.AppendAudit(context.Background(), flashauth.AuditEvent{Type: "held", RequestID: fmt.Sprint(i)}); err != nil {
-			t.Fatal(err)
-		}
+	release := sync.OnceFunc(func() { close(store.release) })
+	t.Cleanup(release) // before Close, which waits for the held write
+	row := func(i int) flashauth.AuditEvent {
+		return flashauth.AuditEvent{Type: "held", RequestID: fmt.Sprint(i)}
 	}
-	record(0)
+	if err := q.AppendAudit(context.Background(), row(0)); err != nil {
+		t.Fatal(err)
+	}
 	<-store.entered // the writer holds row 0 in a write that waits
 	for i := 1; i <= auditQueueDepth; i++ {
-		record(i) // a full queue's worth, with no room freed meanwhile
+		// A full queue's worth, with no room freed meanwhile; never
+		// waiting, so a queue without the room fails instead of hanging.
+		if !q.TryAppendAudit(row(i)) {
+			t.Fatalf("row %d refused while one write was under way: the queue holds less than auditQueueDepth", i)
+		}
 	}
-	close(store.release)
+	release()
 	evs, err := q.ListAudit(t.Context(), 2*auditQueueDepth)
 	if err != nil || len(evs) != 1+auditQueueDepth {
 		t.Fatalf("ListAudit: %d rows, %v; want %d", len(evs), err, 1+auditQueueDepth)
