@@ -19,9 +19,10 @@ import (
 //
 // A write takes every row queued while the previous one ran, however many:
 // each write waits for a commit of the store's group commit, behind the
-// ledger's writes (tens of milliseconds under load), so a batch capped below
-// what queues in that time made the trail the limit of the whole service
-// (at 2,000 clients, 8 requests in 10 waited for room, 180 ms each).
+// ledger's writes (tens to hundreds of milliseconds under load), and a
+// batch capped below what queues in that time held answers back (at 2,000
+// clients with a 256-row cap, 8 requests in 10 waited for room, 90-180 ms
+// each on average).
 //
 // Bounded: at most auditQueueDepth rows wait, and as many again are being
 // written; beyond that AppendAudit waits for room (backpressure, never a
