@@ -87,7 +87,7 @@ func (c *claimReq) ledgerKey() string { return c.kind + "\x00" + string(c.key) }
 // Both statements go in one pipelined batch, which PostgreSQL runs as one
 // implicit transaction (everything up to the batch's Sync): one round trip
 // instead of four (BEGIN, upsert, SELECT, COMMIT).
-func (db *DB) claimOne(ctx context.Context, c *claimReq) error {
+func (db *DB) claimOne(ctx context.Context, send sender, c *claimReq) error {
 	batch := &pgx.Batch{}
 	batch.Queue(`
 		INSERT INTO ledger (`+ledgerColumns+`)
@@ -99,7 +99,7 @@ func (db *DB) claimOne(ctx context.Context, c *claimReq) error {
 		RETURNING `+ledgerColumns,
 		c.kind, c.key, c.claimID, tsArg(c.now), tsArg(c.leaseUntil))
 	batch.Queue(`SELECT `+ledgerColumns+` FROM ledger WHERE kind = $1 AND key = $2`, c.kind, c.key)
-	res := db.pool.SendBatch(ctx, batch)
+	res := send(ctx, batch)
 	claimed, cerr := scanLedger(res.QueryRow())
 	current, serr := scanLedger(res.QueryRow())
 	if err := res.Close(); err != nil {
@@ -127,7 +127,7 @@ var errLockedRowVanished = errors.New("ledger: locked row vanished")
 // calls one after the other), one upsert of every row in (kind, key) order,
 // then one SELECT of the rows, which reads each as the upsert left it (see
 // claimOne: a live row was locked, a dead one replaced).
-func (db *DB) claimMany(ctx context.Context, cs []*claimReq, errs []error) error {
+func (db *DB) claimMany(ctx context.Context, send sender, cs []*claimReq, errs []error) error {
 	rounds := splitRounds(cs, (*claimReq).ledgerKey)
 	batch := &pgx.Batch{}
 	for _, r := range rounds {
@@ -141,7 +141,7 @@ func (db *DB) claimMany(ctx context.Context, cs []*claimReq, errs []error) error
 		batch.Queue(claimManySQL, kinds, keys, ids, nows, leases)
 		batch.Queue(selectManySQL, kinds, keys)
 	}
-	res := db.pool.SendBatch(ctx, batch)
+	res := send(ctx, batch)
 	defer res.Close()
 	index := make(map[*claimReq]int, len(cs))
 	for i, c := range cs {
@@ -256,7 +256,7 @@ func (c *completeReq) ledgerKey() string { return c.kind + "\x00" + string(c.key
 // claimOne), instead of BEGIN, batch, COMMIT. Each upsert runs only if
 // the UPDATE made the entry done under claimID (a later statement of the
 // same transaction sees it): a lost claim writes no lineage.
-func (db *DB) completeOne(ctx context.Context, c *completeReq) error {
+func (db *DB) completeOne(ctx context.Context, send sender, c *completeReq) error {
 	batch := &pgx.Batch{}
 	batch.Queue(`UPDATE ledger SET state = 2, sealed = $4, expires_at = $5
 		WHERE kind = $1 AND key = $2 AND claim_id = $3 AND state = 1`,
@@ -264,7 +264,7 @@ func (db *DB) completeOne(ctx context.Context, c *completeReq) error {
 	for _, l := range c.lineage {
 		batch.Queue(upsertLineageIfCompleted, append(lineageArgs(l), c.kind, c.key, c.claimID)...)
 	}
-	res := db.pool.SendBatch(ctx, batch)
+	res := send(ctx, batch)
 	tag, err := res.Exec()
 	if err != nil {
 		res.Close()
@@ -290,7 +290,7 @@ func (db *DB) completeOne(ctx context.Context, c *completeReq) error {
 // (kind, key) order and made done; then every lineage row is upserted, in rounds of
 // distinct token hashes in call order, each only if its call's entry is
 // done under its claim - exactly what completeOne writes, call after call.
-func (db *DB) completeMany(ctx context.Context, cs []*completeReq, errs []error) error {
+func (db *DB) completeMany(ctx context.Context, send sender, cs []*completeReq, errs []error) error {
 	rounds := splitRounds(cs, (*completeReq).ledgerKey)
 	batch := &pgx.Batch{}
 	for _, r := range rounds {
@@ -328,7 +328,7 @@ func (db *DB) completeMany(ctx context.Context, cs []*completeReq, errs []error)
 		}
 		batch.Queue(upsertLineageManyIfCompleted, hashes, parents, users, replaced, created, rotated, expires, kinds, keys, ids)
 	}
-	res := db.pool.SendBatch(ctx, batch)
+	res := send(ctx, batch)
 	defer res.Close()
 	index := make(map[*completeReq]int, len(cs))
 	for i, c := range cs {
