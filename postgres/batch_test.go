@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -645,4 +646,78 @@ func releaseOnce(t *testing.T, ctx context.Context, conn *pgx.Conn, tx pgx.Tx) f
 	}
 	t.Cleanup(release)
 	return release
+}
+
+// Concurrent GetLineageLedger calls share one statement, and each gets what
+// it would have alone: both records, either, or neither.
+func TestBatchLineageLedgerReads(t *testing.T) {
+	db, url, app := batchStore(t)
+	ks := keys("both", 3)
+	for i, k := range ks {
+		if i != 1 { // the second has lineage only
+			if _, _, err := db.ClaimLedger(t.Context(), kindRefresh, k, fmt.Sprint("c", i), base, base.Add(time.Minute)); err != nil {
+				t.Fatalf("ClaimLedger: %v", err)
+			}
+		}
+		if i != 2 { // the third has an entry only
+			if err := db.PutLineage(t.Context(), flashauth.Lineage{TokenHash: k, UserID: fmt.Sprint("u", i), CreatedAt: base}); err != nil {
+				t.Fatalf("PutLineage: %v", err)
+			}
+		}
+	}
+	want := [][]byte{ks[0], ks[1], seal.Hash("missing"), ks[2], ks[0]}
+	alone := make([]flashauth.LineageLedger, len(want))
+	for i, k := range want {
+		var err error
+		if alone[i], err = db.GetLineageLedger(t.Context(), kindRefresh, k); err != nil {
+			t.Fatalf("GetLineageLedger alone: %v", err)
+		}
+	}
+
+	type result struct {
+		ll  flashauth.LineageLedger
+		err error
+	}
+	get := func(key []byte) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			ll, err := db.GetLineageLedger(context.Background(), kindRefresh, key)
+			ch <- result{ll, err}
+		}()
+		return ch
+	}
+	release := tableLock(t, url, "lineage")
+	var held []<-chan result
+	for i := range postgres.Writers {
+		held = append(held, get(ks[0]))
+		waitLockWaits(t, url, app, i+1)
+	}
+	var chans []<-chan result
+	for _, k := range want {
+		chans = append(chans, get(k))
+	}
+	for db.QueuedLineageLedgerReads() != len(want) {
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+	before := db.LineageLedgerBatches()
+	release()
+	for _, ch := range held {
+		if r := <-ch; r.err != nil {
+			t.Fatalf("held GetLineageLedger: %v", r.err)
+		}
+	}
+	for i, ch := range chans {
+		r := <-ch
+		if r.err != nil {
+			t.Errorf("GetLineageLedger %d: %v", i, r.err)
+			continue
+		}
+		if diff := cmp.Diff(alone[i], r.ll); diff != "" {
+			t.Errorf("GetLineageLedger %d in a batch differs from alone (-alone +batch):\n%s", i, diff)
+		}
+	}
+	if after := db.LineageLedgerBatches(); after != before+1 {
+		t.Errorf("batches %d -> %d, want one", before, after)
+	}
 }

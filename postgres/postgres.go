@@ -35,6 +35,8 @@ type DB struct {
 	completions  *batcher[completeReq]
 	ledgerReads  *batcher[getLedgerReq]
 	lineageReads *batcher[getLineageReq]
+	// lineageLedgerReads are GetLineageLedger's (a refresh's one read).
+	lineageLedgerReads *batcher[getLineageLedgerReq]
 	// The audit rows waiting for a ledger write to carry them (riders.go).
 	riders *auditRiders
 }
@@ -109,6 +111,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	db.completions = newBatcher(db, db.riders, db.completeOne, db.completeMany)
 	db.ledgerReads = newReadBatcher(db, db.getLedgerOne, db.getLedgerMany)
 	db.lineageReads = newReadBatcher(db, db.getLineageOne, db.getLineageMany)
+	db.lineageLedgerReads = newReadBatcher(db, db.getLineageLedgerOne, db.getLineageLedgerMany)
 	return db, nil
 }
 
@@ -127,6 +130,7 @@ func (db *DB) Close() error {
 	db.completions.close()
 	db.ledgerReads.close()
 	db.lineageReads.close()
+	db.lineageLedgerReads.close()
 	db.pool.Close()
 	return nil
 }

@@ -56,9 +56,12 @@ type auditRiders struct {
 	closing chan struct{} // closed by close: riders stop waiting
 	// inflight counts the rides not over, written alone included.
 	inflight sync.WaitGroup
+	wait     time.Duration // rideWait; tests set it before any ride
 }
 
-func newAuditRiders() *auditRiders { return &auditRiders{closing: make(chan struct{})} }
+func newAuditRiders() *auditRiders {
+	return &auditRiders{closing: make(chan struct{}), wait: rideWait}
+}
 
 // ride has events carried by the next ledger write, if one comes within
 // rideWait, and returns the outcome; otherwise it writes them with alone.
@@ -73,7 +76,7 @@ func (a *auditRiders) ride(ctx context.Context, events []flashauth.AuditEvent, a
 	a.inflight.Add(1)
 	a.mu.Unlock()
 	defer a.inflight.Done()
-	t := time.NewTimer(rideWait)
+	t := time.NewTimer(a.wait)
 	defer t.Stop()
 	select {
 	case <-r.done:
