@@ -249,40 +249,68 @@ type completeReq struct {
 
 func (c *completeReq) ledgerKey() string { return c.kind + "\x00" + string(c.key) }
 
-// completeOne runs one completion in a transaction of its own.
-//
-// One round trip: the UPDATE and the lineage upserts go in one pipelined
-// batch, which PostgreSQL runs as one implicit transaction (see
-// claimOne), instead of BEGIN, batch, COMMIT. Each upsert runs only if
-// the UPDATE made the entry done under claimID (a later statement of the
-// same transaction sees it): a lost claim writes no lineage.
+// completeOne runs one completion in a transaction of its own, in one
+// statement (completeOneSQL): one round trip, and the entry and its lineage
+// rows each reached once by primary key.
 func (db *DB) completeOne(ctx context.Context, send sender, c *completeReq) error {
-	batch := &pgx.Batch{}
-	batch.Queue(`UPDATE ledger SET state = 2, sealed = $4, expires_at = $5
-		WHERE kind = $1 AND key = $2 AND claim_id = $3 AND state = 1`,
-		c.kind, c.key, c.claimID, c.sealed, tsArg(c.expiresAt))
-	for _, l := range c.lineage {
-		batch.Queue(upsertLineageIfCompleted, append(lineageArgs(l), c.kind, c.key, c.claimID)...)
-	}
-	res := send(ctx, batch)
-	tag, err := res.Exec()
-	if err != nil {
-		res.Close()
-		return fmt.Errorf("complete ledger: %w", err)
-	}
-	for range c.lineage {
-		if _, err := res.Exec(); err != nil {
-			res.Close()
-			return fmt.Errorf("upsert lineage: %w", err)
+	// Upserts of one token hash overwrite every column, so of several the
+	// last stands: only it is sent (one statement cannot upsert a row
+	// twice). c.lineage is sorted, so equal hashes are neighbours.
+	var lineage []flashauth.Lineage
+	for i, l := range c.lineage {
+		if i+1 < len(c.lineage) && bytes.Equal(l.TokenHash, c.lineage[i+1].TokenHash) {
+			continue
 		}
+		lineage = append(lineage, l)
 	}
-	if err := res.Close(); err != nil {
-		return err
+	batch := &pgx.Batch{}
+	batch.Queue(completeOneSQL, append([]any{c.kind, c.key, c.claimID, c.sealed, tsArg(c.expiresAt)}, lineageArrays(lineage)...)...)
+	res := send(ctx, batch)
+	var done int64
+	err := res.QueryRow().Scan(&done)
+	if cerr := res.Close(); err == nil {
+		err = cerr
 	}
-	if tag.RowsAffected() == 0 {
+	switch {
+	case err != nil:
+		return fmt.Errorf("complete ledger: %w", err)
+	case done == 0:
 		return flashauth.ErrClaimLost
 	}
 	return nil
+}
+
+// completeOneSQL makes the entry ($1, $2) done under claim $3 and upserts
+// the lineage rows of the arrays $6-$12, in their order, only if it did:
+// the upserts read the UPDATE's RETURNING, so a lost claim writes no
+// lineage. It returns how many entries it completed (0 or 1).
+var completeOneSQL = `
+	WITH done AS (
+		UPDATE ledger SET state = 2, sealed = $4, expires_at = $5
+		WHERE kind = $1 AND key = $2 AND claim_id = $3 AND state = 1
+		RETURNING 1),
+	lin AS (
+		INSERT INTO lineage (` + lineageColumns + `)
+		SELECT ` + lineageColumns + `
+		FROM unnest($6::bytea[], $7::bytea[], $8::text[], $9::bytea[], $10::timestamptz[], $11::timestamptz[],
+			$12::timestamptz[]) WITH ORDINALITY
+			AS u(token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at, ord)
+		WHERE EXISTS (SELECT 1 FROM done)
+		ORDER BY u.ord
+		ON CONFLICT (token_hash) DO UPDATE SET ` + lineageUpdateSet + `)
+	SELECT count(*) FROM done`
+
+// lineageArrays are the columns of ls as arrays, lineageColumns' order.
+func lineageArrays(ls []flashauth.Lineage) []any {
+	n := len(ls)
+	hashes, parents, replaced := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	users := make([]pgtype.Text, n)
+	created, rotated, expires := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+	for i, l := range ls {
+		hashes[i], parents[i], users[i], replaced[i] = l.TokenHash, l.ParentHash, textArg(l.UserID), l.ReplacedBy
+		created[i], rotated[i], expires[i] = tsArg(l.CreatedAt), tsArg(l.RotatedAt), tsArg(l.ExpiresAt)
+	}
+	return []any{hashes, parents, users, replaced, created, rotated, expires}
 }
 
 // completeMany runs completions in one transaction: per round of distinct
@@ -317,16 +345,12 @@ func (db *DB) completeMany(ctx context.Context, send sender, cs []*completeReq, 
 	for _, r := range linRounds {
 		slices.SortStableFunc(r, func(a, b lin) int { return bytes.Compare(a.l.TokenHash, b.l.TokenHash) })
 		n := len(r)
-		hashes, parents, replaced := make([][]byte, n), make([][]byte, n), make([][]byte, n)
-		users := make([]pgtype.Text, n)
-		created, rotated, expires := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+		ls := make([]flashauth.Lineage, n)
 		kinds, keys, ids := make([]string, n), make([][]byte, n), make([]string, n)
 		for i, x := range r {
-			hashes[i], parents[i], users[i], replaced[i] = x.l.TokenHash, x.l.ParentHash, textArg(x.l.UserID), x.l.ReplacedBy
-			created[i], rotated[i], expires[i] = tsArg(x.l.CreatedAt), tsArg(x.l.RotatedAt), tsArg(x.l.ExpiresAt)
-			kinds[i], keys[i], ids[i] = x.c.kind, x.c.key, x.c.claimID
+			ls[i], kinds[i], keys[i], ids[i] = x.l, x.c.kind, x.c.key, x.c.claimID
 		}
-		batch.Queue(upsertLineageManyIfCompleted, hashes, parents, users, replaced, created, rotated, expires, kinds, keys, ids)
+		batch.Queue(upsertLineageManyIfCompleted, append(lineageArrays(ls), kinds, keys, ids)...)
 	}
 	res := send(ctx, batch)
 	defer res.Close()
@@ -392,7 +416,7 @@ const completeManySQL = `
 
 // upsertLineageManyIfCompleted is upsertLineageIfCompleted for arrays of
 // rows, each with the ledger entry and claim it depends on.
-const upsertLineageManyIfCompleted = `
+var upsertLineageManyIfCompleted = `
 	INSERT INTO lineage (token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at)
 	SELECT u.token_hash, u.parent_hash, u.user_id, u.replaced_by, u.created_at, u.rotated_at, u.expires_at
 	FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::timestamptz[], $6::timestamptz[],
@@ -401,21 +425,7 @@ const upsertLineageManyIfCompleted = `
 	CROSS JOIN LATERAL (SELECT 1 FROM ledger l
 		WHERE l.kind = u.kind AND l.key = u.key AND l.claim_id = u.claim_id AND l.state = 2 OFFSET 0) done
 	ORDER BY u.ord
-	ON CONFLICT (token_hash) DO UPDATE SET
-		parent_hash = EXCLUDED.parent_hash, user_id = EXCLUDED.user_id,
-		replaced_by = EXCLUDED.replaced_by, created_at = EXCLUDED.created_at,
-		rotated_at = EXCLUDED.rotated_at, expires_at = EXCLUDED.expires_at`
-
-// upsertLineageIfCompleted is upsertLineage, run only when the ledger entry
-// ($8, $9) is done under claim $10.
-const upsertLineageIfCompleted = `
-	INSERT INTO lineage (token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at)
-	SELECT $1::bytea, $2::bytea, $3::text, $4::bytea, $5::timestamptz, $6::timestamptz, $7::timestamptz
-	WHERE EXISTS (SELECT 1 FROM ledger WHERE kind = $8 AND key = $9 AND claim_id = $10 AND state = 2)
-	ON CONFLICT (token_hash) DO UPDATE SET
-		parent_hash = EXCLUDED.parent_hash, user_id = EXCLUDED.user_id,
-		replaced_by = EXCLUDED.replaced_by, created_at = EXCLUDED.created_at,
-		rotated_at = EXCLUDED.rotated_at, expires_at = EXCLUDED.expires_at`
+	ON CONFLICT (token_hash) DO UPDATE SET ` + lineageUpdateSet
 
 // ReleaseLedger deletes claimID's pending entry.
 func (db *DB) ReleaseLedger(ctx context.Context, kind string, key []byte, claimID string) error {
