@@ -320,17 +320,6 @@ func lineageArrays(ls []flashauth.Lineage) []any {
 // done under its claim - exactly what completeOne writes, call after call.
 func (db *DB) completeMany(ctx context.Context, send sender, cs []*completeReq, errs []error) error {
 	rounds := splitRounds(cs, (*completeReq).ledgerKey)
-	batch := &pgx.Batch{}
-	for _, r := range rounds {
-		slices.SortFunc(r, func(a, b *completeReq) int { return compareKey(a.kind, a.key, b.kind, b.key) })
-		kinds, keys := make([]string, len(r)), make([][]byte, len(r))
-		ids, sealed := make([]string, len(r)), make([][]byte, len(r))
-		expires := make([]pgtype.Timestamptz, len(r))
-		for i, c := range r {
-			kinds[i], keys[i], ids[i], sealed[i], expires[i] = c.kind, c.key, c.claimID, c.sealed, tsArg(c.expiresAt)
-		}
-		batch.Queue(completeManySQL, kinds, keys, ids, sealed, expires)
-	}
 	type lin struct {
 		l flashauth.Lineage
 		c *completeReq
@@ -342,7 +331,17 @@ func (db *DB) completeMany(ctx context.Context, send sender, cs []*completeReq, 
 		}
 	}
 	linRounds := splitRounds(all, func(x lin) string { return string(x.l.TokenHash) })
-	for _, r := range linRounds {
+	ledgerArgs := func(r []*completeReq) []any {
+		slices.SortFunc(r, func(a, b *completeReq) int { return compareKey(a.kind, a.key, b.kind, b.key) })
+		kinds, keys := make([]string, len(r)), make([][]byte, len(r))
+		ids, sealed := make([]string, len(r)), make([][]byte, len(r))
+		expires := make([]pgtype.Timestamptz, len(r))
+		for i, c := range r {
+			kinds[i], keys[i], ids[i], sealed[i], expires[i] = c.kind, c.key, c.claimID, c.sealed, tsArg(c.expiresAt)
+		}
+		return []any{kinds, keys, ids, sealed, expires}
+	}
+	lineageArgs := func(r []lin) []any {
 		slices.SortStableFunc(r, func(a, b lin) int { return bytes.Compare(a.l.TokenHash, b.l.TokenHash) })
 		n := len(r)
 		ls := make([]flashauth.Lineage, n)
@@ -350,7 +349,26 @@ func (db *DB) completeMany(ctx context.Context, send sender, cs []*completeReq, 
 		for i, x := range r {
 			ls[i], kinds[i], keys[i], ids[i] = x.l, x.c.kind, x.c.key, x.c.claimID
 		}
-		batch.Queue(upsertLineageManyIfCompleted, append(lineageArrays(ls), kinds, keys, ids)...)
+		return append(lineageArrays(ls), kinds, keys, ids)
+	}
+	batch := &pgx.Batch{}
+	// The common batch has distinct keys and distinct token hashes: one
+	// statement then completes the entries and upserts the lineage of
+	// those it completed (completeManyLineageSQL).
+	single := len(rounds) == 1 && len(linRounds) <= 1
+	if single {
+		var r []lin
+		if len(linRounds) == 1 {
+			r = linRounds[0]
+		}
+		batch.Queue(completeManyLineageSQL, append(ledgerArgs(rounds[0]), lineageArgs(r)...)...)
+	} else {
+		for _, r := range rounds {
+			batch.Queue(completeManySQL+` RETURNING kind, key`, ledgerArgs(r)...)
+		}
+		for _, r := range linRounds {
+			batch.Queue(upsertLineageManyIfCompleted, lineageArgs(r)...)
+		}
 	}
 	res := send(ctx, batch)
 	defer res.Close()
@@ -385,17 +403,19 @@ func (db *DB) completeMany(ctx context.Context, send sender, cs []*completeReq, 
 			}
 		}
 	}
-	for range linRounds {
-		if _, err := res.Exec(); err != nil {
-			return fmt.Errorf("upsert lineage: %w", err)
+	if !single {
+		for range linRounds {
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("upsert lineage: %w", err)
+			}
 		}
 	}
 	return res.Close()
 }
 
-// completeManySQL is completeOne's UPDATE for arrays of rows, returning the
-// keys it completed. It is spelled as an upsert only so that every key is
-// one lookup of the primary key (see selectManySQL): the LATERAL subquery
+// completeManySQL is completeOne's UPDATE for arrays of rows (the keys it
+// completed are its RETURNING). It is spelled as an upsert only so that
+// every key is one lookup of the primary key (see selectManySQL): the LATERAL subquery
 // locks each row that is pending under its claim, in the order given, and
 // only those rows are proposed; a locked row cannot vanish, so each one
 // conflicts and takes the DO UPDATE branch, which checks the claim again.
@@ -411,8 +431,27 @@ const completeManySQL = `
 	ORDER BY u.ord
 	ON CONFLICT (kind, key) DO UPDATE SET
 		state = 2, sealed = EXCLUDED.sealed, expires_at = EXCLUDED.expires_at
-	WHERE ledger.claim_id = EXCLUDED.claim_id AND ledger.state = 1
-	RETURNING kind, key`
+	WHERE ledger.claim_id = EXCLUDED.claim_id AND ledger.state = 1`
+
+// completeManyLineageSQL is completeManySQL ($1-$5) and
+// upsertLineageManyIfCompleted ($6-$15) in one statement, for a batch of
+// distinct keys and distinct token hashes: the lineage rows are those of
+// the entries the completion returns (it completed them under their
+// claims), so they need no lookup of the ledger of their own. It returns
+// the keys completed.
+var completeManyLineageSQL = `
+	WITH done AS (` + completeManySQL + `
+		RETURNING kind, key, claim_id),
+	lin AS (
+		INSERT INTO lineage (` + lineageColumns + `)
+		SELECT u.token_hash, u.parent_hash, u.user_id, u.replaced_by, u.created_at, u.rotated_at, u.expires_at
+		FROM unnest($6::bytea[], $7::bytea[], $8::text[], $9::bytea[], $10::timestamptz[], $11::timestamptz[],
+			$12::timestamptz[], $13::text[], $14::bytea[], $15::text[]) WITH ORDINALITY
+			AS u(token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at, kind, key, claim_id, ord)
+		WHERE (u.kind, u.key, u.claim_id) IN (SELECT kind, key, claim_id FROM done)
+		ORDER BY u.ord
+		ON CONFLICT (token_hash) DO UPDATE SET ` + lineageUpdateSet + `)
+	SELECT kind, key FROM done`
 
 // upsertLineageManyIfCompleted is upsertLineageIfCompleted for arrays of
 // rows, each with the ledger entry and claim it depends on.
