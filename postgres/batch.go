@@ -20,8 +20,9 @@ import (
 // them together, as a few set-based statements (unnest of arrays) in one pipelined batch, which
 // PostgreSQL runs as one implicit transaction: one round trip, one commit and
 // one WAL flush for N calls instead of N of each. A caller is answered only
-// after its batch committed. A lone call runs the single-row statements it
-// always did, so an idle store costs what it did.
+// after its batch committed. A lone call runs single-row statements, so an
+// idle store costs what it did. The audit rows waiting for a carrier go in
+// the batch's transaction too (riders.go).
 //
 // The writer never waits on a clock to fill a batch: a batch is whatever
 // queued while the previous one ran (when it finds a single call, it yields
@@ -42,7 +43,7 @@ import (
 // are locked in (kind, key) order, the same in every batch, so two
 // replicas' batches never deadlock on each other.
 //
-// The hot reads (GetLedger, GetLineage) go the same way, one statement per
+// The hot reads (GetLedger, GetLineage, GetLineageLedger) go the same way, one statement per
 // batch: a read needs no transaction, and the statement runs after every
 // call in it began, so each caller reads what it would have read alone at
 // that moment.
@@ -73,7 +74,7 @@ type pending[T any] struct {
 // implicit transaction (everything up to the batch's Sync), and returns its
 // results. A batch function sends its statements through the sender it is
 // given: the writers of the ledger's writes hand it one that adds the audit
-// rows riding on the batch (audit.go).
+// rows riding on the batch (riders.go).
 type sender func(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 
 // batcher is the writers of one kind of call, behind a groupcommit.Queue.
@@ -91,6 +92,11 @@ type batcher[T any] struct {
 	// riders, when not nil, are the audit rows waiting for a ledger write
 	// to carry them; each batch takes the rows waiting when it starts.
 	riders *auditRiders
+	// direct (reads): a call made while no other call of its kind is in
+	// flight - queued or running, counted by inflight - runs on its
+	// caller's goroutine (see do).
+	direct   bool
+	inflight atomic.Int64
 	// batches counts the batches the writers ran, items the calls in them,
 	// fallbacks the batches whose transaction failed as a whole and whose
 	// calls then ran one by one (tests and benchmarks read them).
@@ -108,15 +114,27 @@ func newBatcher[T any](db *DB, riders *auditRiders,
 // transaction, and carry no audit rows.
 func newReadBatcher[T any](db *DB,
 	one func(context.Context, *T) error, many func(context.Context, []*T, []error) error) *batcher[T] {
-	return newBatcher(db, nil,
+	b := newBatcher(db, nil,
 		func(ctx context.Context, _ sender, req *T) error { return one(ctx, req) },
 		func(ctx context.Context, _ sender, reqs []*T, errs []error) error { return many(ctx, reqs, errs) })
+	b.direct = true
+	return b
 }
 
 // do queues req and waits until its batch committed (nil; req holds the
 // results) or failed (the error). If ctx ends while req is still queued, req
 // never runs; once its batch started, do waits for it.
 func (b *batcher[T]) do(ctx context.Context, req *T) error {
+	if b.direct {
+		defer b.inflight.Add(-1)
+		if b.inflight.Add(1) == 1 && !b.q.Closed() {
+			// Nothing to gather it with: rather than hand it to a reader
+			// goroutine and wait to be woken (two wake-ups on the path of
+			// a request at one worker), the caller runs it. A read needs
+			// no transaction, so it may run beside a batch.
+			return b.one(ctx, nil, req)
+		}
+	}
 	p := &pending[T]{req: req}
 	switch err := b.q.Do(ctx, p); {
 	case errors.Is(err, groupcommit.ErrClosed):
@@ -141,7 +159,8 @@ func (b *batcher[T]) run(live []*pending[T]) {
 	c := &carrier{pool: b.pool, rows: b.riders.take()}
 	var err error
 	if len(live) == 1 {
-		// A lone call's error is its own, whatever it is.
+		// A lone call's error is its own (unless audit rows rode with
+		// it and the transaction was refused: below).
 		live[0].err = b.one(ctx, c.send, live[0].req)
 	} else {
 		reqs := make([]*T, len(live))

@@ -32,7 +32,9 @@ func batchStore(t *testing.T) (db *postgres.DB, url, app string) {
 	t.Helper()
 	url = testURL(t)
 	app = schemaOf(t, url)
-	return open(t, withParam(t, url, "application_name", app)), url, app
+	// Enough connections for the calls the tests hold on locks, one per
+	// reader or writer and one per read on its caller.
+	return open(t, withParam(t, url, "application_name", app), postgres.WithMaxConns(16)), url, app
 }
 
 // rowLock holds a lock on one ledger row from a connection of the test's
@@ -555,7 +557,9 @@ func TestBatchReads(t *testing.T) {
 	releaseLineage := tableLock(t, url, "lineage")
 	var heldLedger []<-chan ledgerResult
 	var heldLineage []<-chan lineageResult
-	for i := range postgres.Writers {
+	// The first read of each kind runs on its caller (no other is in
+	// flight); the next ones each occupy a reader.
+	for i := range postgres.Writers + 1 {
 		heldLedger = append(heldLedger, getLedger(ks[0]))
 		waitLockWaits(t, url, app, 2*i+1)
 		heldLineage = append(heldLineage, getLineage(ks[0]))
@@ -578,7 +582,7 @@ func TestBatchReads(t *testing.T) {
 	beforeLedger, beforeLineage := db.ReadBatches()
 	releaseLedger()
 	releaseLineage()
-	for i := range postgres.Writers {
+	for i := range postgres.Writers + 1 {
 		if r := <-heldLedger[i]; r.err != nil {
 			t.Fatalf("held GetLedger: %v", r.err)
 		}
@@ -688,7 +692,7 @@ func TestBatchLineageLedgerReads(t *testing.T) {
 	}
 	release := tableLock(t, url, "lineage")
 	var held []<-chan result
-	for i := range postgres.Writers {
+	for i := range postgres.Writers + 1 { // the first on its caller, as above
 		held = append(held, get(ks[0]))
 		waitLockWaits(t, url, app, i+1)
 	}
@@ -719,5 +723,27 @@ func TestBatchLineageLedgerReads(t *testing.T) {
 	}
 	if after := db.LineageLedgerBatches(); after != before+1 {
 		t.Errorf("batches %d -> %d, want one", before, after)
+	}
+}
+
+// A read made while no other read of its kind is in flight runs on its
+// caller's goroutine: it is no batch.
+func TestLoneReadRunsDirectly(t *testing.T) {
+	db, _, _ := batchStore(t)
+	key := seal.Hash("lone")
+	ledger, lineage := db.ReadBatches()
+	both := db.LineageLedgerBatches()
+	if _, err := db.GetLedger(t.Context(), kindRefresh, key); !errors.Is(err, flashauth.ErrNotFound) {
+		t.Fatalf("GetLedger: %v", err)
+	}
+	if _, err := db.GetLineage(t.Context(), key); !errors.Is(err, flashauth.ErrNotFound) {
+		t.Fatalf("GetLineage: %v", err)
+	}
+	if _, err := db.GetLineageLedger(t.Context(), kindRefresh, key); err != nil {
+		t.Fatalf("GetLineageLedger: %v", err)
+	}
+	l2, n2 := db.ReadBatches()
+	if b2 := db.LineageLedgerBatches(); l2 != ledger || n2 != lineage || b2 != both {
+		t.Errorf("read batches %d/%d/%d -> %d/%d/%d, want none", ledger, lineage, both, l2, n2, b2)
 	}
 }
