@@ -46,7 +46,8 @@ import (
 // The hot reads (GetLedger, GetLineage, GetLineageLedger) go the same way, one statement per
 // batch: a read needs no transaction, and the statement runs after every
 // call in it began, so each caller reads what it would have read alone at
-// that moment.
+// that moment. A read made while no other of its kind is in flight runs on
+// its caller's goroutine (batcher.do).
 //
 // Close stops taking calls, lets the writers run everything queued, and only
 // then closes the pool.
