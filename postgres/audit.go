@@ -28,11 +28,36 @@ func (db *DB) AppendAudit(ctx context.Context, e flashauth.AuditEvent) error {
 
 // AppendAudits records events in one transaction, in order: one statement
 // inserting the rows of arrays in the order given (WITH ORDINALITY), so the
-// identity column numbers them in that order, in one round trip.
+// identity column numbers them in that order.
+//
+// The rows ride on a ledger write when one comes soon (auditRiders): the
+// transaction is then that write's, and costs no commit of its own.
+// Otherwise, or when the write carrying them failed, they go alone, in one
+// round trip.
 func (db *DB) AppendAudits(ctx context.Context, events []flashauth.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
+	return db.do(ctx, func(ctx context.Context) error {
+		return db.riders.ride(ctx, events, func() error {
+			_, err := db.pool.Exec(ctx, qAuditInsertMany, auditArgs(events)...)
+			return err
+		})
+	})
+}
+
+const qAuditInsertMany = `
+	INSERT INTO audit_events (occurred_at, event_type, outcome, user_id, session_id,
+		ip_address, request_id, detail)
+	SELECT u.occurred_at, u.event_type, u.outcome, u.user_id, u.session_id,
+		u.ip_address, u.request_id, u.detail
+	FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
+		$6::text[], $7::text[], $8::text[]) WITH ORDINALITY
+		AS u(occurred_at, event_type, outcome, user_id, session_id, ip_address, request_id, detail, ord)
+	ORDER BY u.ord`
+
+// auditArgs are qAuditInsertMany's arguments for events.
+func auditArgs(events []flashauth.AuditEvent) []any {
 	n := len(events)
 	at := make([]pgtype.Timestamptz, n)
 	types, outcomes, users, sessions := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -41,19 +66,7 @@ func (db *DB) AppendAudits(ctx context.Context, events []flashauth.AuditEvent) e
 		at[i], types[i], outcomes[i], users[i], sessions[i] = tsArg(e.Time), e.Type, e.Outcome, e.UserID, e.SessionID
 		ips[i], requests[i], details[i] = e.IPAddress, e.RequestID, e.Detail
 	}
-	return db.do(ctx, func(ctx context.Context) error {
-		_, err := db.pool.Exec(ctx, `
-			INSERT INTO audit_events (occurred_at, event_type, outcome, user_id, session_id,
-				ip_address, request_id, detail)
-			SELECT u.occurred_at, u.event_type, u.outcome, u.user_id, u.session_id,
-				u.ip_address, u.request_id, u.detail
-			FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
-				$6::text[], $7::text[], $8::text[]) WITH ORDINALITY
-				AS u(occurred_at, event_type, outcome, user_id, session_id, ip_address, request_id, detail, ord)
-			ORDER BY u.ord`,
-			at, types, outcomes, users, sessions, ips, requests, details)
-		return err
-	})
+	return []any{at, types, outcomes, users, sessions, ips, requests, details}
 }
 
 // ListAudit returns up to limit events, newest (last appended) first.

@@ -6,7 +6,9 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/puddle/v2"
 
 	"github.com/flashbacktech/flashauth/internal/groupcommit"
@@ -18,8 +20,9 @@ import (
 // them together, as a few set-based statements (unnest of arrays) in one pipelined batch, which
 // PostgreSQL runs as one implicit transaction: one round trip, one commit and
 // one WAL flush for N calls instead of N of each. A caller is answered only
-// after its batch committed. A lone call runs the single-row statements it
-// always did, so an idle store costs what it did.
+// after its batch committed. A lone call runs single-row statements, so an
+// idle store costs what it did. The audit rows waiting for a carrier go in
+// the batch's transaction too (riders.go).
 //
 // The writer never waits on a clock to fill a batch: a batch is whatever
 // queued while the previous one ran (when it finds a single call, it yields
@@ -40,10 +43,11 @@ import (
 // are locked in (kind, key) order, the same in every batch, so two
 // replicas' batches never deadlock on each other.
 //
-// The hot reads (GetLedger, GetLineage) go the same way, one statement per
+// The hot reads (GetLedger, GetLineage, GetLineageLedger) go the same way, one statement per
 // batch: a read needs no transaction, and the statement runs after every
 // call in it began, so each caller reads what it would have read alone at
-// that moment.
+// that moment. A read made while no other of its kind is in flight runs on
+// its caller's goroutine (batcher.do).
 //
 // Close stops taking calls, lets the writers run everything queued, and only
 // then closes the pool.
@@ -67,27 +71,54 @@ type pending[T any] struct {
 	err error
 }
 
+// sender sends a batch of statements, which PostgreSQL runs as one
+// implicit transaction (everything up to the batch's Sync), and returns its
+// results. A batch function sends its statements through the sender it is
+// given: the writers of the ledger's writes hand it one that adds the audit
+// rows riding on the batch (riders.go).
+type sender func(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+
 // batcher is the writers of one kind of call, behind a groupcommit.Queue.
 type batcher[T any] struct {
 	q *groupcommit.Queue[pending[T]]
 	// one runs req in a transaction of its own.
-	one func(ctx context.Context, req *T) error
+	one func(ctx context.Context, send sender, req *T) error
 	// many runs reqs (two or more) in one transaction, setting their
 	// results, and returns an error when the transaction failed as a whole
 	// (the results are then void). errs[i] is reqs[i]'s own error.
-	many func(ctx context.Context, reqs []*T, errs []error) error
+	many func(ctx context.Context, send sender, reqs []*T, errs []error) error
 	// newCtx bounds one batch (the store's operation timeout).
 	newCtx func() (context.Context, context.CancelFunc)
+	pool   *pgxpool.Pool
+	// riders, when not nil, are the audit rows waiting for a ledger write
+	// to carry them; each batch takes the rows waiting when it starts.
+	riders *auditRiders
+	// direct (reads): a call made while no other call of its kind is in
+	// flight - queued or running, counted by inflight - runs on its
+	// caller's goroutine (see do).
+	direct   bool
+	inflight atomic.Int64
 	// batches counts the batches the writers ran, items the calls in them,
 	// fallbacks the batches whose transaction failed as a whole and whose
 	// calls then ran one by one (tests and benchmarks read them).
 	batches, items, fallbacks atomic.Int64
 }
 
-func newBatcher[T any](newCtx func() (context.Context, context.CancelFunc),
-	one func(context.Context, *T) error, many func(context.Context, []*T, []error) error) *batcher[T] {
-	b := &batcher[T]{one: one, many: many, newCtx: newCtx}
+func newBatcher[T any](db *DB, riders *auditRiders,
+	one func(context.Context, sender, *T) error, many func(context.Context, sender, []*T, []error) error) *batcher[T] {
+	b := &batcher[T]{one: one, many: many, newCtx: db.batchCtx, pool: db.pool, riders: riders}
 	b.q = groupcommit.New(writers, maxBatch, b.run)
+	return b
+}
+
+// newReadBatcher is a batcher of reads: their statements need no
+// transaction, and carry no audit rows.
+func newReadBatcher[T any](db *DB,
+	one func(context.Context, *T) error, many func(context.Context, []*T, []error) error) *batcher[T] {
+	b := newBatcher(db, nil,
+		func(ctx context.Context, _ sender, req *T) error { return one(ctx, req) },
+		func(ctx context.Context, _ sender, reqs []*T, errs []error) error { return many(ctx, reqs, errs) })
+	b.direct = true
 	return b
 }
 
@@ -95,6 +126,16 @@ func newBatcher[T any](newCtx func() (context.Context, context.CancelFunc),
 // results) or failed (the error). If ctx ends while req is still queued, req
 // never runs; once its batch started, do waits for it.
 func (b *batcher[T]) do(ctx context.Context, req *T) error {
+	if b.direct {
+		defer b.inflight.Add(-1)
+		if b.inflight.Add(1) == 1 && !b.q.Closed() {
+			// Nothing to gather it with: rather than hand it to a reader
+			// goroutine and wait to be woken (two wake-ups on the path of
+			// a request at one worker), the caller runs it. A read needs
+			// no transaction, so it may run beside a batch.
+			return b.one(ctx, nil, req)
+		}
+	}
 	p := &pending[T]{req: req}
 	switch err := b.q.Do(ctx, p); {
 	case errors.Is(err, groupcommit.ErrClosed):
@@ -110,34 +151,49 @@ func (b *batcher[T]) do(ctx context.Context, req *T) error {
 func (b *batcher[T]) close() { b.q.Close() }
 
 // run runs a batch (the calls whose callers still wait) and leaves each
-// one's error in it.
+// one's error in it. The audit rows waiting to ride go in its transaction.
 func (b *batcher[T]) run(live []*pending[T]) {
 	ctx, cancel := b.newCtx()
 	defer cancel()
 	b.batches.Add(1)
 	b.items.Add(int64(len(live)))
+	c := &carrier{pool: b.pool, rows: b.riders.take()}
+	var err error
 	if len(live) == 1 {
-		live[0].err = b.one(ctx, live[0].req)
-		return
+		// A lone call's error is its own (unless audit rows rode with
+		// it and the transaction was refused: below).
+		live[0].err = b.one(ctx, c.send, live[0].req)
+	} else {
+		reqs := make([]*T, len(live))
+		for i, p := range live {
+			reqs[i] = p.req
+		}
+		errs := make([]error, len(live))
+		if err = b.many(ctx, c.send, reqs, errs); err == nil {
+			for i, p := range live {
+				p.err = errs[i]
+			}
+		}
 	}
-	reqs := make([]*T, len(live))
-	for i, p := range live {
-		reqs[i] = p.req
+	if c.rows != nil {
+		rerr := c.outcome()
+		c.rows.finish(rerr)
+		if rolledBack(rerr) {
+			// The audit rows may be why nothing was stored: they are
+			// written on their own (finish), and the calls run again
+			// without them - a lone one too.
+			err = rerr
+		}
 	}
-	errs := make([]error, len(live))
-	err := b.many(ctx, reqs, errs)
 	switch {
 	case err == nil:
-		for i, p := range live {
-			p.err = errs[i]
-		}
 	case rolledBack(err):
 		// Nothing of the batch is stored: run every call on its own, so
 		// that only the culprit fails.
 		b.fallbacks.Add(1)
 		for _, p := range live {
 			one, cancel := b.newCtx()
-			p.err = b.one(one, p.req)
+			p.err = b.one(one, b.pool.SendBatch, p.req)
 			cancel()
 		}
 	default:

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -31,7 +32,9 @@ func batchStore(t *testing.T) (db *postgres.DB, url, app string) {
 	t.Helper()
 	url = testURL(t)
 	app = schemaOf(t, url)
-	return open(t, withParam(t, url, "application_name", app)), url, app
+	// Enough connections for the calls the tests hold on locks, one per
+	// reader or writer and one per read on its caller.
+	return open(t, withParam(t, url, "application_name", app), postgres.WithMaxConns(16)), url, app
 }
 
 // rowLock holds a lock on one ledger row from a connection of the test's
@@ -554,7 +557,9 @@ func TestBatchReads(t *testing.T) {
 	releaseLineage := tableLock(t, url, "lineage")
 	var heldLedger []<-chan ledgerResult
 	var heldLineage []<-chan lineageResult
-	for i := range postgres.Writers {
+	// The first read of each kind runs on its caller (no other is in
+	// flight); the next ones each occupy a reader.
+	for i := range postgres.Writers + 1 {
 		heldLedger = append(heldLedger, getLedger(ks[0]))
 		waitLockWaits(t, url, app, 2*i+1)
 		heldLineage = append(heldLineage, getLineage(ks[0]))
@@ -577,7 +582,7 @@ func TestBatchReads(t *testing.T) {
 	beforeLedger, beforeLineage := db.ReadBatches()
 	releaseLedger()
 	releaseLineage()
-	for i := range postgres.Writers {
+	for i := range postgres.Writers + 1 {
 		if r := <-heldLedger[i]; r.err != nil {
 			t.Fatalf("held GetLedger: %v", r.err)
 		}
@@ -645,4 +650,100 @@ func releaseOnce(t *testing.T, ctx context.Context, conn *pgx.Conn, tx pgx.Tx) f
 	}
 	t.Cleanup(release)
 	return release
+}
+
+// Concurrent GetLineageLedger calls share one statement, and each gets what
+// it would have alone: both records, either, or neither.
+func TestBatchLineageLedgerReads(t *testing.T) {
+	db, url, app := batchStore(t)
+	ks := keys("both", 3)
+	for i, k := range ks {
+		if i != 1 { // the second has lineage only
+			if _, _, err := db.ClaimLedger(t.Context(), kindRefresh, k, fmt.Sprint("c", i), base, base.Add(time.Minute)); err != nil {
+				t.Fatalf("ClaimLedger: %v", err)
+			}
+		}
+		if i != 2 { // the third has an entry only
+			if err := db.PutLineage(t.Context(), flashauth.Lineage{TokenHash: k, UserID: fmt.Sprint("u", i), CreatedAt: base}); err != nil {
+				t.Fatalf("PutLineage: %v", err)
+			}
+		}
+	}
+	want := [][]byte{ks[0], ks[1], seal.Hash("missing"), ks[2], ks[0]}
+	alone := make([]flashauth.LineageLedger, len(want))
+	for i, k := range want {
+		var err error
+		if alone[i], err = db.GetLineageLedger(t.Context(), kindRefresh, k); err != nil {
+			t.Fatalf("GetLineageLedger alone: %v", err)
+		}
+	}
+
+	type result struct {
+		ll  flashauth.LineageLedger
+		err error
+	}
+	get := func(key []byte) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			ll, err := db.GetLineageLedger(context.Background(), kindRefresh, key)
+			ch <- result{ll, err}
+		}()
+		return ch
+	}
+	release := tableLock(t, url, "lineage")
+	var held []<-chan result
+	for i := range postgres.Writers + 1 { // the first on its caller, as above
+		held = append(held, get(ks[0]))
+		waitLockWaits(t, url, app, i+1)
+	}
+	var chans []<-chan result
+	for _, k := range want {
+		chans = append(chans, get(k))
+	}
+	for db.QueuedLineageLedgerReads() != len(want) {
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+	before := db.LineageLedgerBatches()
+	release()
+	for _, ch := range held {
+		if r := <-ch; r.err != nil {
+			t.Fatalf("held GetLineageLedger: %v", r.err)
+		}
+	}
+	for i, ch := range chans {
+		r := <-ch
+		if r.err != nil {
+			t.Errorf("GetLineageLedger %d: %v", i, r.err)
+			continue
+		}
+		if diff := cmp.Diff(alone[i], r.ll); diff != "" {
+			t.Errorf("GetLineageLedger %d in a batch differs from alone (-alone +batch):\n%s", i, diff)
+		}
+	}
+	if after := db.LineageLedgerBatches(); after != before+1 {
+		t.Errorf("batches %d -> %d, want one", before, after)
+	}
+}
+
+// A read made while no other read of its kind is in flight runs on its
+// caller's goroutine: it is no batch.
+func TestLoneReadRunsDirectly(t *testing.T) {
+	db, _, _ := batchStore(t)
+	key := seal.Hash("lone")
+	ledger, lineage := db.ReadBatches()
+	both := db.LineageLedgerBatches()
+	if _, err := db.GetLedger(t.Context(), kindRefresh, key); !errors.Is(err, flashauth.ErrNotFound) {
+		t.Fatalf("GetLedger: %v", err)
+	}
+	if _, err := db.GetLineage(t.Context(), key); !errors.Is(err, flashauth.ErrNotFound) {
+		t.Fatalf("GetLineage: %v", err)
+	}
+	if _, err := db.GetLineageLedger(t.Context(), kindRefresh, key); err != nil {
+		t.Fatalf("GetLineageLedger: %v", err)
+	}
+	l2, n2 := db.ReadBatches()
+	if b2 := db.LineageLedgerBatches(); l2 != ledger || n2 != lineage || b2 != both {
+		t.Errorf("read batches %d/%d/%d -> %d/%d/%d, want none", ledger, lineage, both, l2, n2, b2)
+	}
 }

@@ -1,5 +1,7 @@
 package postgres
 
+import "time"
+
 // Test-only views of the group-commit writers (batch.go).
 
 // Queued returns how many claims and completions wait for their writer.
@@ -41,3 +43,22 @@ func (db *DB) ReadBatches() (ledger, lineage int64) {
 // RolledBack reports whether a batch that failed with err is run again call
 // by call.
 var RolledBack = rolledBack
+
+// SetRideWait sets how long AppendAudits waits for a ledger write to carry
+// its rows; call it before the store is used.
+func (db *DB) SetRideWait(d time.Duration) { db.riders.wait = d }
+
+// WaitingRiders returns how many AppendAudits calls wait for a carrier.
+func (db *DB) WaitingRiders() int {
+	db.riders.mu.Lock()
+	defer db.riders.mu.Unlock()
+	return len(db.riders.waiting)
+}
+
+// QueuedLineageLedgerReads returns how many GetLineageLedger calls wait for
+// their reader.
+func (db *DB) QueuedLineageLedgerReads() int { return db.lineageLedgerReads.q.Len() }
+
+// LineageLedgerBatches returns how many batches the GetLineageLedger
+// readers ran.
+func (db *DB) LineageLedgerBatches() int64 { return db.lineageLedgerReads.batches.Load() }

@@ -28,7 +28,7 @@ func open(t *testing.T, url string, opts ...postgres.Option) *postgres.DB {
 }
 
 // withParam returns rawURL with one more query parameter.
-func withParam(t *testing.T, rawURL, key, value string) string {
+func withParam(t testing.TB, rawURL, key, value string) string {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {

@@ -87,7 +87,7 @@ func (c *claimReq) ledgerKey() string { return c.kind + "\x00" + string(c.key) }
 // Both statements go in one pipelined batch, which PostgreSQL runs as one
 // implicit transaction (everything up to the batch's Sync): one round trip
 // instead of four (BEGIN, upsert, SELECT, COMMIT).
-func (db *DB) claimOne(ctx context.Context, c *claimReq) error {
+func (db *DB) claimOne(ctx context.Context, send sender, c *claimReq) error {
 	batch := &pgx.Batch{}
 	batch.Queue(`
 		INSERT INTO ledger (`+ledgerColumns+`)
@@ -99,7 +99,7 @@ func (db *DB) claimOne(ctx context.Context, c *claimReq) error {
 		RETURNING `+ledgerColumns,
 		c.kind, c.key, c.claimID, tsArg(c.now), tsArg(c.leaseUntil))
 	batch.Queue(`SELECT `+ledgerColumns+` FROM ledger WHERE kind = $1 AND key = $2`, c.kind, c.key)
-	res := db.pool.SendBatch(ctx, batch)
+	res := send(ctx, batch)
 	claimed, cerr := scanLedger(res.QueryRow())
 	current, serr := scanLedger(res.QueryRow())
 	if err := res.Close(); err != nil {
@@ -127,7 +127,7 @@ var errLockedRowVanished = errors.New("ledger: locked row vanished")
 // calls one after the other), one upsert of every row in (kind, key) order,
 // then one SELECT of the rows, which reads each as the upsert left it (see
 // claimOne: a live row was locked, a dead one replaced).
-func (db *DB) claimMany(ctx context.Context, cs []*claimReq, errs []error) error {
+func (db *DB) claimMany(ctx context.Context, send sender, cs []*claimReq, errs []error) error {
 	rounds := splitRounds(cs, (*claimReq).ledgerKey)
 	batch := &pgx.Batch{}
 	for _, r := range rounds {
@@ -141,7 +141,7 @@ func (db *DB) claimMany(ctx context.Context, cs []*claimReq, errs []error) error
 		batch.Queue(claimManySQL, kinds, keys, ids, nows, leases)
 		batch.Queue(selectManySQL, kinds, keys)
 	}
-	res := db.pool.SendBatch(ctx, batch)
+	res := send(ctx, batch)
 	defer res.Close()
 	index := make(map[*claimReq]int, len(cs))
 	for i, c := range cs {
@@ -249,40 +249,68 @@ type completeReq struct {
 
 func (c *completeReq) ledgerKey() string { return c.kind + "\x00" + string(c.key) }
 
-// completeOne runs one completion in a transaction of its own.
-//
-// One round trip: the UPDATE and the lineage upserts go in one pipelined
-// batch, which PostgreSQL runs as one implicit transaction (see
-// claimOne), instead of BEGIN, batch, COMMIT. Each upsert runs only if
-// the UPDATE made the entry done under claimID (a later statement of the
-// same transaction sees it): a lost claim writes no lineage.
-func (db *DB) completeOne(ctx context.Context, c *completeReq) error {
-	batch := &pgx.Batch{}
-	batch.Queue(`UPDATE ledger SET state = 2, sealed = $4, expires_at = $5
-		WHERE kind = $1 AND key = $2 AND claim_id = $3 AND state = 1`,
-		c.kind, c.key, c.claimID, c.sealed, tsArg(c.expiresAt))
-	for _, l := range c.lineage {
-		batch.Queue(upsertLineageIfCompleted, append(lineageArgs(l), c.kind, c.key, c.claimID)...)
-	}
-	res := db.pool.SendBatch(ctx, batch)
-	tag, err := res.Exec()
-	if err != nil {
-		res.Close()
-		return fmt.Errorf("complete ledger: %w", err)
-	}
-	for range c.lineage {
-		if _, err := res.Exec(); err != nil {
-			res.Close()
-			return fmt.Errorf("upsert lineage: %w", err)
+// completeOne runs one completion in a transaction of its own, in one
+// statement (completeOneSQL): one round trip, and the entry and its lineage
+// rows each reached once by primary key.
+func (db *DB) completeOne(ctx context.Context, send sender, c *completeReq) error {
+	// Upserts of one token hash overwrite every column, so of several the
+	// last stands: only it is sent (one statement cannot upsert a row
+	// twice). c.lineage is sorted, so equal hashes are neighbours.
+	var lineage []flashauth.Lineage
+	for i, l := range c.lineage {
+		if i+1 < len(c.lineage) && bytes.Equal(l.TokenHash, c.lineage[i+1].TokenHash) {
+			continue
 		}
+		lineage = append(lineage, l)
 	}
-	if err := res.Close(); err != nil {
-		return err
+	batch := &pgx.Batch{}
+	batch.Queue(completeOneSQL, append([]any{c.kind, c.key, c.claimID, c.sealed, tsArg(c.expiresAt)}, lineageArrays(lineage)...)...)
+	res := send(ctx, batch)
+	var done int64
+	err := res.QueryRow().Scan(&done)
+	if cerr := res.Close(); err == nil {
+		err = cerr
 	}
-	if tag.RowsAffected() == 0 {
+	switch {
+	case err != nil:
+		return fmt.Errorf("complete ledger: %w", err)
+	case done == 0:
 		return flashauth.ErrClaimLost
 	}
 	return nil
+}
+
+// completeOneSQL makes the entry ($1, $2) done under claim $3 and upserts
+// the lineage rows of the arrays $6-$12, in their order, only if it did:
+// the upserts read the UPDATE's RETURNING, so a lost claim writes no
+// lineage. It returns how many entries it completed (0 or 1).
+var completeOneSQL = `
+	WITH done AS (
+		UPDATE ledger SET state = 2, sealed = $4, expires_at = $5
+		WHERE kind = $1 AND key = $2 AND claim_id = $3 AND state = 1
+		RETURNING 1),
+	lin AS (
+		INSERT INTO lineage (` + lineageColumns + `)
+		SELECT ` + lineageColumns + `
+		FROM unnest($6::bytea[], $7::bytea[], $8::text[], $9::bytea[], $10::timestamptz[], $11::timestamptz[],
+			$12::timestamptz[]) WITH ORDINALITY
+			AS u(token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at, ord)
+		WHERE EXISTS (SELECT 1 FROM done)
+		ORDER BY u.ord
+		ON CONFLICT (token_hash) DO UPDATE SET ` + lineageUpdateSet + `)
+	SELECT count(*) FROM done`
+
+// lineageArrays are the columns of ls as arrays, lineageColumns' order.
+func lineageArrays(ls []flashauth.Lineage) []any {
+	n := len(ls)
+	hashes, parents, replaced := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	users := make([]pgtype.Text, n)
+	created, rotated, expires := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+	for i, l := range ls {
+		hashes[i], parents[i], users[i], replaced[i] = l.TokenHash, l.ParentHash, textArg(l.UserID), l.ReplacedBy
+		created[i], rotated[i], expires[i] = tsArg(l.CreatedAt), tsArg(l.RotatedAt), tsArg(l.ExpiresAt)
+	}
+	return []any{hashes, parents, users, replaced, created, rotated, expires}
 }
 
 // completeMany runs completions in one transaction: per round of distinct
@@ -290,19 +318,8 @@ func (db *DB) completeOne(ctx context.Context, c *completeReq) error {
 // (kind, key) order and made done; then every lineage row is upserted, in rounds of
 // distinct token hashes in call order, each only if its call's entry is
 // done under its claim - exactly what completeOne writes, call after call.
-func (db *DB) completeMany(ctx context.Context, cs []*completeReq, errs []error) error {
+func (db *DB) completeMany(ctx context.Context, send sender, cs []*completeReq, errs []error) error {
 	rounds := splitRounds(cs, (*completeReq).ledgerKey)
-	batch := &pgx.Batch{}
-	for _, r := range rounds {
-		slices.SortFunc(r, func(a, b *completeReq) int { return compareKey(a.kind, a.key, b.kind, b.key) })
-		kinds, keys := make([]string, len(r)), make([][]byte, len(r))
-		ids, sealed := make([]string, len(r)), make([][]byte, len(r))
-		expires := make([]pgtype.Timestamptz, len(r))
-		for i, c := range r {
-			kinds[i], keys[i], ids[i], sealed[i], expires[i] = c.kind, c.key, c.claimID, c.sealed, tsArg(c.expiresAt)
-		}
-		batch.Queue(completeManySQL, kinds, keys, ids, sealed, expires)
-	}
 	type lin struct {
 		l flashauth.Lineage
 		c *completeReq
@@ -314,21 +331,46 @@ func (db *DB) completeMany(ctx context.Context, cs []*completeReq, errs []error)
 		}
 	}
 	linRounds := splitRounds(all, func(x lin) string { return string(x.l.TokenHash) })
-	for _, r := range linRounds {
+	ledgerArgs := func(r []*completeReq) []any {
+		slices.SortFunc(r, func(a, b *completeReq) int { return compareKey(a.kind, a.key, b.kind, b.key) })
+		kinds, keys := make([]string, len(r)), make([][]byte, len(r))
+		ids, sealed := make([]string, len(r)), make([][]byte, len(r))
+		expires := make([]pgtype.Timestamptz, len(r))
+		for i, c := range r {
+			kinds[i], keys[i], ids[i], sealed[i], expires[i] = c.kind, c.key, c.claimID, c.sealed, tsArg(c.expiresAt)
+		}
+		return []any{kinds, keys, ids, sealed, expires}
+	}
+	lineageArgs := func(r []lin) []any {
 		slices.SortStableFunc(r, func(a, b lin) int { return bytes.Compare(a.l.TokenHash, b.l.TokenHash) })
 		n := len(r)
-		hashes, parents, replaced := make([][]byte, n), make([][]byte, n), make([][]byte, n)
-		users := make([]pgtype.Text, n)
-		created, rotated, expires := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+		ls := make([]flashauth.Lineage, n)
 		kinds, keys, ids := make([]string, n), make([][]byte, n), make([]string, n)
 		for i, x := range r {
-			hashes[i], parents[i], users[i], replaced[i] = x.l.TokenHash, x.l.ParentHash, textArg(x.l.UserID), x.l.ReplacedBy
-			created[i], rotated[i], expires[i] = tsArg(x.l.CreatedAt), tsArg(x.l.RotatedAt), tsArg(x.l.ExpiresAt)
-			kinds[i], keys[i], ids[i] = x.c.kind, x.c.key, x.c.claimID
+			ls[i], kinds[i], keys[i], ids[i] = x.l, x.c.kind, x.c.key, x.c.claimID
 		}
-		batch.Queue(upsertLineageManyIfCompleted, hashes, parents, users, replaced, created, rotated, expires, kinds, keys, ids)
+		return append(lineageArrays(ls), kinds, keys, ids)
 	}
-	res := db.pool.SendBatch(ctx, batch)
+	batch := &pgx.Batch{}
+	// The common batch has distinct keys and distinct token hashes: one
+	// statement then completes the entries and upserts the lineage of
+	// those it completed (completeManyLineageSQL).
+	single := len(rounds) == 1 && len(linRounds) <= 1
+	if single {
+		var r []lin
+		if len(linRounds) == 1 {
+			r = linRounds[0]
+		}
+		batch.Queue(completeManyLineageSQL, append(ledgerArgs(rounds[0]), lineageArgs(r)...)...)
+	} else {
+		for _, r := range rounds {
+			batch.Queue(completeManySQL+` RETURNING kind, key`, ledgerArgs(r)...)
+		}
+		for _, r := range linRounds {
+			batch.Queue(upsertLineageManyIfCompleted, lineageArgs(r)...)
+		}
+	}
+	res := send(ctx, batch)
 	defer res.Close()
 	index := make(map[*completeReq]int, len(cs))
 	for i, c := range cs {
@@ -361,17 +403,19 @@ func (db *DB) completeMany(ctx context.Context, cs []*completeReq, errs []error)
 			}
 		}
 	}
-	for range linRounds {
-		if _, err := res.Exec(); err != nil {
-			return fmt.Errorf("upsert lineage: %w", err)
+	if !single {
+		for range linRounds {
+			if _, err := res.Exec(); err != nil {
+				return fmt.Errorf("upsert lineage: %w", err)
+			}
 		}
 	}
 	return res.Close()
 }
 
-// completeManySQL is completeOne's UPDATE for arrays of rows, returning the
-// keys it completed. It is spelled as an upsert only so that every key is
-// one lookup of the primary key (see selectManySQL): the LATERAL subquery
+// completeManySQL is completeOne's UPDATE for arrays of rows (the keys it
+// completed are its RETURNING). It is spelled as an upsert only so that
+// every key is one lookup of the primary key (see selectManySQL): the LATERAL subquery
 // locks each row that is pending under its claim, in the order given, and
 // only those rows are proposed; a locked row cannot vanish, so each one
 // conflicts and takes the DO UPDATE branch, which checks the claim again.
@@ -387,12 +431,31 @@ const completeManySQL = `
 	ORDER BY u.ord
 	ON CONFLICT (kind, key) DO UPDATE SET
 		state = 2, sealed = EXCLUDED.sealed, expires_at = EXCLUDED.expires_at
-	WHERE ledger.claim_id = EXCLUDED.claim_id AND ledger.state = 1
-	RETURNING kind, key`
+	WHERE ledger.claim_id = EXCLUDED.claim_id AND ledger.state = 1`
+
+// completeManyLineageSQL is completeManySQL ($1-$5) and
+// upsertLineageManyIfCompleted ($6-$15) in one statement, for a batch of
+// distinct keys and distinct token hashes: the lineage rows are those of
+// the entries the completion returns (it completed them under their
+// claims), so they need no lookup of the ledger of their own. It returns
+// the keys completed.
+var completeManyLineageSQL = `
+	WITH done AS (` + completeManySQL + `
+		RETURNING kind, key, claim_id),
+	lin AS (
+		INSERT INTO lineage (` + lineageColumns + `)
+		SELECT u.token_hash, u.parent_hash, u.user_id, u.replaced_by, u.created_at, u.rotated_at, u.expires_at
+		FROM unnest($6::bytea[], $7::bytea[], $8::text[], $9::bytea[], $10::timestamptz[], $11::timestamptz[],
+			$12::timestamptz[], $13::text[], $14::bytea[], $15::text[]) WITH ORDINALITY
+			AS u(token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at, kind, key, claim_id, ord)
+		WHERE (u.kind, u.key, u.claim_id) IN (SELECT kind, key, claim_id FROM done)
+		ORDER BY u.ord
+		ON CONFLICT (token_hash) DO UPDATE SET ` + lineageUpdateSet + `)
+	SELECT kind, key FROM done`
 
 // upsertLineageManyIfCompleted is upsertLineageIfCompleted for arrays of
 // rows, each with the ledger entry and claim it depends on.
-const upsertLineageManyIfCompleted = `
+var upsertLineageManyIfCompleted = `
 	INSERT INTO lineage (token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at)
 	SELECT u.token_hash, u.parent_hash, u.user_id, u.replaced_by, u.created_at, u.rotated_at, u.expires_at
 	FROM unnest($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], $5::timestamptz[], $6::timestamptz[],
@@ -401,21 +464,7 @@ const upsertLineageManyIfCompleted = `
 	CROSS JOIN LATERAL (SELECT 1 FROM ledger l
 		WHERE l.kind = u.kind AND l.key = u.key AND l.claim_id = u.claim_id AND l.state = 2 OFFSET 0) done
 	ORDER BY u.ord
-	ON CONFLICT (token_hash) DO UPDATE SET
-		parent_hash = EXCLUDED.parent_hash, user_id = EXCLUDED.user_id,
-		replaced_by = EXCLUDED.replaced_by, created_at = EXCLUDED.created_at,
-		rotated_at = EXCLUDED.rotated_at, expires_at = EXCLUDED.expires_at`
-
-// upsertLineageIfCompleted is upsertLineage, run only when the ledger entry
-// ($8, $9) is done under claim $10.
-const upsertLineageIfCompleted = `
-	INSERT INTO lineage (token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at)
-	SELECT $1::bytea, $2::bytea, $3::text, $4::bytea, $5::timestamptz, $6::timestamptz, $7::timestamptz
-	WHERE EXISTS (SELECT 1 FROM ledger WHERE kind = $8 AND key = $9 AND claim_id = $10 AND state = 2)
-	ON CONFLICT (token_hash) DO UPDATE SET
-		parent_hash = EXCLUDED.parent_hash, user_id = EXCLUDED.user_id,
-		replaced_by = EXCLUDED.replaced_by, created_at = EXCLUDED.created_at,
-		rotated_at = EXCLUDED.rotated_at, expires_at = EXCLUDED.expires_at`
+	ON CONFLICT (token_hash) DO UPDATE SET ` + lineageUpdateSet
 
 // CommitLedger stores a done entry unless a live one exists, and applies
 // the rotation with it, or nothing (see flashauth.LedgerStore).

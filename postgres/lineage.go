@@ -9,13 +9,17 @@ import (
 	"github.com/flashbacktech/flashauth"
 )
 
-const upsertLineage = `
-	INSERT INTO lineage (token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7)
-	ON CONFLICT (token_hash) DO UPDATE SET
+// lineageUpdateSet is every upsert's update of an existing record: all of
+// it, from the proposed row.
+const lineageUpdateSet = `
 		parent_hash = EXCLUDED.parent_hash, user_id = EXCLUDED.user_id,
 		replaced_by = EXCLUDED.replaced_by, created_at = EXCLUDED.created_at,
 		rotated_at = EXCLUDED.rotated_at, expires_at = EXCLUDED.expires_at`
+
+const upsertLineage = `
+	INSERT INTO lineage (` + lineageColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)
+	ON CONFLICT (token_hash) DO UPDATE SET ` + lineageUpdateSet
 
 func lineageArgs(l flashauth.Lineage) []any {
 	return []any{l.TokenHash, l.ParentHash, textArg(l.UserID), l.ReplacedBy,

@@ -35,6 +35,10 @@ type DB struct {
 	completions  *batcher[completeReq]
 	ledgerReads  *batcher[getLedgerReq]
 	lineageReads *batcher[getLineageReq]
+	// lineageLedgerReads are GetLineageLedger's (a refresh's one read).
+	lineageLedgerReads *batcher[getLineageLedgerReq]
+	// The audit rows waiting for a ledger write to carry them (riders.go).
+	riders *auditRiders
 }
 
 var _ flashauth.Store = (*DB)(nil)
@@ -102,23 +106,31 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
-	newCtx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.Background(), db.opTimeout)
-	}
-	db.claims = newBatcher(newCtx, db.claimOne, db.claimMany)
-	db.completions = newBatcher(newCtx, db.completeOne, db.completeMany)
-	db.ledgerReads = newBatcher(newCtx, db.getLedgerOne, db.getLedgerMany)
-	db.lineageReads = newBatcher(newCtx, db.getLineageOne, db.getLineageMany)
+	db.riders = newAuditRiders()
+	db.claims = newBatcher(db, db.riders, db.claimOne, db.claimMany)
+	db.completions = newBatcher(db, db.riders, db.completeOne, db.completeMany)
+	db.ledgerReads = newReadBatcher(db, db.getLedgerOne, db.getLedgerMany)
+	db.lineageReads = newReadBatcher(db, db.getLineageOne, db.getLineageMany)
+	db.lineageLedgerReads = newReadBatcher(db, db.getLineageLedgerOne, db.getLineageLedgerMany)
 	return db, nil
 }
 
+// batchCtx bounds one batch of the writers (batch.go): the store's
+// operation timeout, from no caller's context.
+func (db *DB) batchCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), db.opTimeout)
+}
+
 // Close stops taking ledger writes, lets every one already queued commit,
-// then closes every connection of the pool, waiting for those in use.
+// has the audit rows waiting for a carrier written alone, then closes every
+// connection of the pool, waiting for those in use.
 func (db *DB) Close() error {
+	db.riders.close()
 	db.claims.close()
 	db.completions.close()
 	db.ledgerReads.close()
 	db.lineageReads.close()
+	db.lineageLedgerReads.close()
 	db.pool.Close()
 	return nil
 }
