@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -125,5 +126,71 @@ func TestAuditQueueTryAppend(t *testing.T) {
 	}
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// heldAuditStore is a real store whose first AppendAudits waits until
+// release is closed, after telling entered; it records the size of every
+// AppendAudits call.
+type heldAuditStore struct {
+	flashauth.Store
+	entered, release chan struct{}
+	mu               sync.Mutex
+	calls            []int
+}
+
+func (s *heldAuditStore) AppendAudits(ctx context.Context, events []flashauth.AuditEvent) error {
+	s.mu.Lock()
+	s.calls = append(s.calls, len(events))
+	first := len(s.calls) == 1
+	s.mu.Unlock()
+	if first {
+		close(s.entered)
+		<-s.release
+	}
+	return s.Store.AppendAudits(ctx, events)
+}
+
+// The rows that queued while a write was under way go to the store in one
+// write, however many: the trail keeps up with a slow commit instead of
+// making recorders wait for room one small batch at a time.
+func TestAuditQueueWritesAllQueuedRowsAtOnce(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &heldAuditStore{Store: db, entered: make(chan struct{}), release: make(chan struct{})}
+	q := newAuditQueue(store, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { _ = q.Close() })
+	release := sync.OnceFunc(func() { close(store.release) })
+	t.Cleanup(release) // before Close, which waits for the held write
+	row := func(i int) flashauth.AuditEvent {
+		return flashauth.AuditEvent{Type: "held", RequestID: fmt.Sprint(i)}
+	}
+	if err := q.AppendAudit(context.Background(), row(0)); err != nil {
+		t.Fatal(err)
+	}
+	<-store.entered // the writer holds row 0 in a write that waits
+	for i := 1; i <= auditQueueDepth; i++ {
+		// A full queue's worth, with no room freed meanwhile; never
+		// waiting, so a queue without the room fails instead of hanging.
+		if !q.TryAppendAudit(row(i)) {
+			t.Fatalf("row %d refused while one write was under way: the queue holds less than auditQueueDepth", i)
+		}
+	}
+	release()
+	evs, err := q.ListAudit(t.Context(), 2*auditQueueDepth)
+	if err != nil || len(evs) != 1+auditQueueDepth {
+		t.Fatalf("ListAudit: %d rows, %v; want %d", len(evs), err, 1+auditQueueDepth)
+	}
+	for i, e := range evs { // newest first
+		if want := fmt.Sprint(auditQueueDepth - i); e.RequestID != want {
+			t.Fatalf("row %d from the newest is request %s, want %s", i, e.RequestID, want)
+		}
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if want := []int{1, auditQueueDepth}; !slices.Equal(store.calls, want) {
+		t.Fatalf("AppendAudits calls of %v rows, want %v: the rows queued during a write were not written together", store.calls, want)
 	}
 }
