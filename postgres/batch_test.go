@@ -115,55 +115,54 @@ func completeAsync(db *postgres.DB, key []byte, claimID string, lineage ...flash
 // test locked. release frees the row and returns once those claims did.
 func holdClaims(t *testing.T, db *postgres.DB, url, app string) (release func()) {
 	t.Helper()
-	key := seal.Hash("held " + t.Name())
-	if _, _, err := db.ClaimLedger(t.Context(), kindRefresh, key, "holder", base, base.Add(time.Minute)); err != nil {
-		t.Fatalf("ClaimLedger: %v", err)
-	}
-	unlock := rowLock(t, url, key)
-	var chans []<-chan claimResult
-	for i := range postgres.Writers {
-		// One at a time, so that each lands in a batch (and a writer) of
-		// its own.
-		before, _ := db.Batches()
-		chans = append(chans, claimAsync(db, key, fmt.Sprint("blocked", i)))
-		waitLockWaits(t, url, app, i+1)
-		if after, _ := db.Batches(); after != before+1 {
-			t.Fatalf("claim batches %d -> %d, want the held claim to be one", before, after)
-		}
-	}
-	return func() {
-		unlock()
-		for _, ch := range chans {
-			if r := <-ch; r.err != nil {
-				t.Fatalf("held claim: %v", r.err)
-			}
-		}
-	}
+	return holdWriters(t, db, url, app, "claim",
+		func(key []byte, i int) <-chan claimResult { return claimAsync(db, key, fmt.Sprint("blocked", i)) },
+		func() int64 { n, _ := db.Batches(); return n },
+		func(r claimResult) error { return r.err })
 }
 
 // holdCompletions occupies every completion writer the same way.
 func holdCompletions(t *testing.T, db *postgres.DB, url, app string) (release func()) {
 	t.Helper()
-	key := seal.Hash("held completion " + t.Name())
+	return holdWriters(t, db, url, app, "completion",
+		func(key []byte, _ int) <-chan error { return completeAsync(db, key, "holder") },
+		func() int64 { _, n := db.Batches(); return n },
+		func(err error) error {
+			// The first completes the entry, the others find it done.
+			if errors.Is(err, flashauth.ErrClaimLost) {
+				return nil
+			}
+			return err
+		})
+}
+
+// holdWriters occupies every writer of one kind (what): it claims a row,
+// locks it, and starts one call on it per writer with start, one at a time
+// so that each lands in a batch (and a writer) of its own, as batches (the
+// kind's batch count) shows. release frees the row and returns once those
+// calls did, failing the test on a result failed does not accept.
+func holdWriters[R any](t *testing.T, db *postgres.DB, url, app, what string,
+	start func(key []byte, i int) <-chan R, batches func() int64, failed func(R) error) (release func()) {
+	t.Helper()
+	key := seal.Hash("held " + what + " " + t.Name())
 	if _, _, err := db.ClaimLedger(t.Context(), kindRefresh, key, "holder", base, base.Add(time.Minute)); err != nil {
 		t.Fatalf("ClaimLedger: %v", err)
 	}
 	unlock := rowLock(t, url, key)
-	var chans []<-chan error
+	var chans []<-chan R
 	for i := range postgres.Writers {
-		_, before := db.Batches()
-		chans = append(chans, completeAsync(db, key, "holder"))
+		before := batches()
+		chans = append(chans, start(key, i))
 		waitLockWaits(t, url, app, i+1)
-		if _, after := db.Batches(); after != before+1 {
-			t.Fatalf("completion batches %d -> %d, want the held completion to be one", before, after)
+		if after := batches(); after != before+1 {
+			t.Fatalf("%s batches %d -> %d, want the held %s to be one", what, before, after, what)
 		}
 	}
 	return func() {
 		unlock()
 		for _, ch := range chans {
-			// The first completes the entry, the others find it done.
-			if err := <-ch; err != nil && !errors.Is(err, flashauth.ErrClaimLost) {
-				t.Fatalf("held completion: %v", err)
+			if err := failed(<-ch); err != nil {
+				t.Fatalf("held %s: %v", what, err)
 			}
 		}
 	}
