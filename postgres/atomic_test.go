@@ -10,6 +10,7 @@ import (
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/postgres"
 	"github.com/flashbacktech/flashauth/seal"
+	"github.com/flashbacktech/flashauth/storetest"
 )
 
 func auditEvent(detail string) flashauth.AuditEvent {
@@ -174,12 +175,7 @@ func TestCommitRotationRaceHasOneWinner(t *testing.T) {
 		t.Fatalf("CreateSession: %v", err)
 	}
 	const n = 16
-	type result struct {
-		entry     flashauth.LedgerEntry
-		committed bool
-		err       error
-	}
-	results := make([]result, n)
+	results := make([]storetest.CommitRace, n)
 	now := base.Add(time.Minute)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -188,29 +184,11 @@ func TestCommitRotationRaceHasOneWinner(t *testing.T) {
 				fmt.Sprint("c", i), []byte(fmt.Sprint("verdict ", i)), now, now.Add(time.Minute), &flashauth.SessionRotation{
 					SessionID: "s1", OldHash: seal.Hash("r0"), NewHash: seal.Hash(fmt.Sprint("r1-", i)), Now: now, ExpiresAt: now.Add(time.Hour),
 				})
-			results[i] = result{e, committed, err}
+			results[i] = storetest.CommitRace{Entry: e, Committed: committed, Err: err}
 		})
 	}
 	wg.Wait()
-	winner := -1
-	for i, r := range results {
-		switch {
-		case r.err != nil:
-			t.Fatalf("commit %d: %v", i, r.err)
-		case r.committed && winner >= 0:
-			t.Fatalf("commits %d and %d both committed", winner, i)
-		case r.committed:
-			winner = i
-		}
-	}
-	if winner < 0 {
-		t.Fatal("nothing committed")
-	}
-	for i, r := range results {
-		if r.entry.ClaimID != fmt.Sprint("c", winner) {
-			t.Errorf("commit %d got the entry of %q, want the winner's", i, r.entry.ClaimID)
-		}
-	}
+	winner := storetest.OneCommitWinner(t, results, func(i int) string { return fmt.Sprint("c", i) })
 	for i := range n {
 		_, current, err := dbs[0].FindSessionByRefresh(t.Context(), seal.Hash(fmt.Sprint("r1-", i)))
 		if i == winner && (err != nil || !current) {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
@@ -198,37 +199,17 @@ func testCommitLedgerConcurrency(t *testing.T, open func(*testing.T) flashauth.S
 	createSession(t, st, newSession("s1", "u1", base))
 	old := seal.Hash("rt-s1")
 	const n = 20
-	type result struct {
-		entry     flashauth.LedgerEntry
-		committed bool
-		err       error
-	}
 	now := at(time.Minute)
-	results := concurrently(n, func(i int) result {
+	results := concurrently(n, func(i int) CommitRace {
 		e, committed, err := st.CommitLedger(t.Context(), commitKind, old, fmt.Sprintf("c%02d", i), []byte(fmt.Sprintf("verdict %d", i)),
 			now, now.Add(window), &flashauth.SessionRotation{
 				SessionID: "s1", OldHash: old, NewHash: seal.Hash(fmt.Sprintf("rt-new-%d", i)), Now: now, ExpiresAt: now.Add(sessionTTL),
 			})
-		return result{e, committed, err}
+		return CommitRace{e, committed, err}
 	})
-	winner := -1
-	for i, r := range results {
-		switch {
-		case r.err != nil:
-			t.Fatalf("commit %d: %v", i, r.err)
-		case r.committed && winner >= 0:
-			t.Fatalf("commits %d and %d both committed", winner, i)
-		case r.committed:
-			winner = i
-		}
-	}
-	if winner < 0 {
-		t.Fatal("nothing committed")
-	}
-	for i, r := range results {
-		if r.entry.ClaimID != fmt.Sprintf("c%02d", winner) || string(r.entry.Sealed) != fmt.Sprintf("verdict %d", winner) {
-			t.Errorf("commit %d got the entry of %q (%q), want the winner's", i, r.entry.ClaimID, r.entry.Sealed)
-		}
+	winner := OneCommitWinner(t, results, func(i int) string { return fmt.Sprintf("c%02d", i) })
+	if got := string(results[winner].Entry.Sealed); got != fmt.Sprintf("verdict %d", winner) {
+		t.Errorf("the winner's entry holds %q, want its own verdict", got)
 	}
 	for i := range n {
 		s, current, err := st.FindSessionByRefresh(t.Context(), seal.Hash(fmt.Sprintf("rt-new-%d", i)))
@@ -309,4 +290,38 @@ func testSessionLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 			diff(t, "session, user and ledger", want, got)
 		})
 	}
+}
+
+// CommitRace is the outcome of one CommitLedger call among racing ones.
+type CommitRace struct {
+	Entry     flashauth.LedgerEntry
+	Committed bool
+	Err       error
+}
+
+// OneCommitWinner checks a race of CommitLedger calls on one key, whose
+// claim IDs claimID gives: none failed, exactly one committed, and every
+// call got the winner's entry. It returns the winner's index.
+func OneCommitWinner(t *testing.T, results []CommitRace, claimID func(i int) string) int {
+	t.Helper()
+	winner := -1
+	for i, r := range results {
+		switch {
+		case r.Err != nil:
+			t.Fatalf("commit %d: %v", i, r.Err)
+		case r.Committed && winner >= 0:
+			t.Fatalf("commits %d and %d both committed", winner, i)
+		case r.Committed:
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatal("nothing committed")
+	}
+	for i, r := range results {
+		if r.Entry.ClaimID != claimID(winner) || !bytes.Equal(r.Entry.Sealed, results[winner].Entry.Sealed) {
+			t.Errorf("commit %d got the entry of %q (%q), want the winner's", i, r.Entry.ClaimID, r.Entry.Sealed)
+		}
+	}
+	return winner
 }
