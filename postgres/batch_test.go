@@ -102,6 +102,23 @@ func claimAsync(db *postgres.DB, key []byte, claimID string) <-chan claimResult 
 	return ch
 }
 
+// outcome is what a call started by async returned.
+type outcome[T any] struct {
+	v   T
+	err error
+}
+
+// async runs f on a goroutine of its own and returns the channel of its
+// outcome.
+func async[T any](f func(context.Context) (T, error)) <-chan outcome[T] {
+	ch := make(chan outcome[T], 1)
+	go func() {
+		v, err := f(context.Background())
+		ch <- outcome[T]{v, err}
+	}()
+	return ch
+}
+
 // completeAsync starts a CompleteLedger and returns the channel of its error.
 func completeAsync(db *postgres.DB, key []byte, claimID string, lineage ...flashauth.Lineage) <-chan error {
 	ch := make(chan error, 1)
@@ -525,29 +542,13 @@ func TestBatchReads(t *testing.T) {
 		id  int // -1: not found
 	}{{ks[0], 0}, {ks[1], 1}, {missing, -1}, {ks[2], 2}, {ks[1], 1}}
 
-	type ledgerResult struct {
-		e   flashauth.LedgerEntry
-		err error
-	}
-	type lineageResult struct {
-		l   flashauth.Lineage
-		err error
-	}
+	type ledgerResult = outcome[flashauth.LedgerEntry]
+	type lineageResult = outcome[flashauth.Lineage]
 	getLedger := func(key []byte) <-chan ledgerResult {
-		ch := make(chan ledgerResult, 1)
-		go func() {
-			e, err := db.GetLedger(context.Background(), kindRefresh, key)
-			ch <- ledgerResult{e, err}
-		}()
-		return ch
+		return async(func(ctx context.Context) (flashauth.LedgerEntry, error) { return db.GetLedger(ctx, kindRefresh, key) })
 	}
 	getLineage := func(hash []byte) <-chan lineageResult {
-		ch := make(chan lineageResult, 1)
-		go func() {
-			l, err := db.GetLineage(context.Background(), hash)
-			ch <- lineageResult{l, err}
-		}()
-		return ch
+		return async(func(ctx context.Context) (flashauth.Lineage, error) { return db.GetLineage(ctx, hash) })
 	}
 
 	// Every reader of each table stalls on a table lock, one call each;
@@ -597,11 +598,11 @@ func TestBatchReads(t *testing.T) {
 			}
 			continue
 		}
-		if lr.err != nil || lr.e.ClaimID != fmt.Sprint("c", w.id) || string(lr.e.Key) != string(w.key) {
-			t.Errorf("GetLedger %d: %+v, %v; want claim c%d", i, lr.e, lr.err, w.id)
+		if lr.err != nil || lr.v.ClaimID != fmt.Sprint("c", w.id) || string(lr.v.Key) != string(w.key) {
+			t.Errorf("GetLedger %d: %+v, %v; want claim c%d", i, lr.v, lr.err, w.id)
 		}
-		if nr.err != nil || nr.l.UserID != fmt.Sprint("u", w.id) || string(nr.l.TokenHash) != string(w.key) {
-			t.Errorf("GetLineage %d: %+v, %v; want user u%d", i, nr.l, nr.err, w.id)
+		if nr.err != nil || nr.v.UserID != fmt.Sprint("u", w.id) || string(nr.v.TokenHash) != string(w.key) {
+			t.Errorf("GetLineage %d: %+v, %v; want user u%d", i, nr.v, nr.err, w.id)
 		}
 	}
 	afterLedger, afterLineage := db.ReadBatches()
@@ -677,17 +678,11 @@ func TestBatchLineageLedgerReads(t *testing.T) {
 		}
 	}
 
-	type result struct {
-		ll  flashauth.LineageLedger
-		err error
-	}
+	type result = outcome[flashauth.LineageLedger]
 	get := func(key []byte) <-chan result {
-		ch := make(chan result, 1)
-		go func() {
-			ll, err := db.GetLineageLedger(context.Background(), kindRefresh, key)
-			ch <- result{ll, err}
-		}()
-		return ch
+		return async(func(ctx context.Context) (flashauth.LineageLedger, error) {
+			return db.GetLineageLedger(ctx, kindRefresh, key)
+		})
 	}
 	release := tableLock(t, url, "lineage")
 	var held []<-chan result
@@ -716,7 +711,7 @@ func TestBatchLineageLedgerReads(t *testing.T) {
 			t.Errorf("GetLineageLedger %d: %v", i, r.err)
 			continue
 		}
-		if diff := cmp.Diff(alone[i], r.ll); diff != "" {
+		if diff := cmp.Diff(alone[i], r.v); diff != "" {
 			t.Errorf("GetLineageLedger %d in a batch differs from alone (-alone +batch):\n%s", i, diff)
 		}
 	}
