@@ -37,9 +37,9 @@ func batchStore(t *testing.T) (db *postgres.DB, url, app string) {
 	return open(t, withParam(t, url, "application_name", app), postgres.WithMaxConns(16)), url, app
 }
 
-// rowLock holds a lock on one ledger row from a connection of the test's
-// own until release is called.
-func rowLock(t *testing.T, url string, key []byte) (release func()) {
+// lockingTx begins a transaction on a connection of the test's own, to
+// take locks in that releaseOnce(t, ctx, conn, tx) frees.
+func lockingTx(t *testing.T, url string) (context.Context, *pgx.Conn, pgx.Tx) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -50,6 +50,14 @@ func rowLock(t *testing.T, url string, key []byte) (release func()) {
 	if err != nil {
 		t.Fatalf("begin: %v", err)
 	}
+	return ctx, conn, tx
+}
+
+// rowLock holds a lock on one ledger row from a connection of the test's
+// own until release is called.
+func rowLock(t *testing.T, url string, key []byte) (release func()) {
+	t.Helper()
+	ctx, conn, tx := lockingTx(t, url)
 	var n int
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM ledger WHERE kind = $1 AND key = $2 FOR UPDATE) l`,
 		kindRefresh, key).Scan(&n); err != nil || n != 1 {
@@ -507,15 +515,7 @@ func TestPurgeSkipsLockedRows(t *testing.T) {
 // read of it, until release is called.
 func tableLock(t *testing.T, url, table string) (release func()) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("lock connect: %v", err)
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatalf("begin: %v", err)
-	}
+	ctx, conn, tx := lockingTx(t, url)
 	if _, err := tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{table}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatalf("lock table: %v", err)
 	}
