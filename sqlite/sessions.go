@@ -59,14 +59,13 @@ const currentToken = `coalesce(s.refresh_hash = t.hash, 0)`
 // The session refresh's statements, prepared once (stmts.go).
 const (
 	// qSessionTokenInsert inserts the token row of ?1 with the ledger entry
-	// of its hash, if ledger_entries holds one (sessionLedger), and returns
-	// the entry's state.
+	// of its hash, if ledger_entries holds one (sessionLedger), which
+	// qSessionTokenMoved then deletes there.
 	qSessionTokenInsert = `INSERT INTO session_refresh_tokens (hash, session_id, current, created_at,
 				` + tokenLedgerColumns + `)
 			SELECT ?1, ?2, 0, ?3, g.claim_id, g.state, g.lease_until, g.sealed, g.expires_at, g.created_at
-			FROM (SELECT 1) LEFT JOIN ledger_entries AS g ON g.kind = ?4 AND g.key = ?1
-			RETURNING state`
-	qSessionTokenMoved = `DELETE FROM ledger_entries WHERE kind = ? AND key = ?`
+			FROM (SELECT 1) LEFT JOIN ledger_entries AS g ON g.kind = ?4 AND g.key = ?1`
+	qSessionTokenMoved = `DELETE FROM ledger_entries WHERE kind = ?4 AND key = ?1`
 	qSessionRotate     = `UPDATE sessions SET refresh_hash = ?, last_used_at = ?, expires_at = ?
 			WHERE id = ? AND refresh_hash = ? AND revoked_at IS NULL`
 	qSessionTouch = `UPDATE sessions SET last_used_at = ? WHERE id = ?`
@@ -77,15 +76,12 @@ const (
 // LedgerSessionRefresh ledger moves into the new row (sessionLedger keeps
 // it there once the row exists).
 func insertSessionToken(ctx context.Context, tx *wtx, hash []byte, id string, createdAt time.Time) error {
-	var state sql.NullInt64
-	if err := tx.queryRow(ctx, qSessionTokenInsert, hash, id, ms(createdAt), flashauth.LedgerSessionRefresh).Scan(&state); err != nil {
-		return err
+	for _, q := range []string{qSessionTokenInsert, qSessionTokenMoved} {
+		if _, err := tx.exec(ctx, q, hash, id, ms(createdAt), flashauth.LedgerSessionRefresh); err != nil {
+			return err
+		}
 	}
-	if !state.Valid {
-		return nil
-	}
-	_, err := tx.exec(ctx, qSessionTokenMoved, flashauth.LedgerSessionRefresh, hash)
-	return err
+	return nil
 }
 
 // rotateSession applies r in tx (CommitLedger): the compare-and-swap is the
