@@ -7,11 +7,12 @@
 -- the entry into ledger_entries (a random leaf of its key index), checked
 -- the session, cleared the old token's current flag and set the new one's
 -- (the partial unique index session_tokens_current, twice) and updated
--- the session: five statements. Now the entry is written into the row of
--- the presented token, inserted by the previous rotation near the tail of
--- the table; the rotation is one conditional UPDATE of the session (its
--- current hash, not revoked) and the insert of the new token; the read
--- walks three tables.
+-- the session: five statements, and an insert into four b-trees. Now the
+-- entry is written into the row of the presented token, inserted by the
+-- previous rotation near the tail of the table; the rotation is one
+-- conditional UPDATE of the session (its current hash, not revoked) and
+-- the insert of the new token into two b-trees (the table and its key);
+-- the read walks three tables.
 --
 -- An entry whose hash has no token row (a verdict on an unknown token)
 -- stays in ledger_entries. The current column of the tokens is no longer
@@ -41,6 +42,12 @@ DELETE FROM ledger_entries
 	WHERE kind = 'session_refresh' AND key IN (SELECT hash FROM session_tokens);
 
 ALTER TABLE session_tokens RENAME TO session_refresh_tokens;
+
+-- Nothing reads the tokens by session: the index on session_id cost every
+-- rotation a random leaf for the sake of a cascading DELETE of a session,
+-- which flashauth never runs (a session is revoked, not deleted; such a
+-- DELETE would read the whole table).
+DROP INDEX session_tokens_session;
 
 -- PurgeLedger finds dead entries by the time they die, as lineage_ledger_until.
 CREATE INDEX session_refresh_tokens_ledger_until ON session_refresh_tokens
