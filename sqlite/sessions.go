@@ -58,13 +58,15 @@ const currentToken = `coalesce(s.refresh_hash = t.hash, 0)`
 
 // The session refresh's statements, prepared once (stmts.go).
 const (
-	// qSessionTokenInsert inserts the token row of ?1 with the ledger entry
-	// of its hash, if ledger_entries holds one (sessionLedger), which
-	// qSessionTokenMoved then deletes there.
-	qSessionTokenInsert = `INSERT INTO session_refresh_tokens (hash, session_id, current, created_at,
+	// qSessionTokenInsert inserts the token row of ?1 unless ledger_entries
+	// holds an entry of its hash; qSessionTokenTake inserts it with that
+	// entry, which qSessionTokenMoved then deletes there (sessionLedger).
+	qSessionTokenInsert = `INSERT INTO session_refresh_tokens (hash, session_id, current, created_at)
+			SELECT ?1, ?2, 0, ?3 WHERE NOT EXISTS (SELECT 1 FROM ledger_entries WHERE kind = ?4 AND key = ?1)`
+	qSessionTokenTake = `INSERT INTO session_refresh_tokens (hash, session_id, current, created_at,
 				` + tokenLedgerColumns + `)
-			SELECT ?1, ?2, 0, ?3, g.claim_id, g.state, g.lease_until, g.sealed, g.expires_at, g.created_at
-			FROM (SELECT 1) LEFT JOIN ledger_entries AS g ON g.kind = ?4 AND g.key = ?1`
+			SELECT ?1, ?2, 0, ?3, claim_id, state, lease_until, sealed, expires_at, created_at
+			FROM ledger_entries WHERE kind = ?4 AND key = ?1`
 	qSessionTokenMoved = `DELETE FROM ledger_entries WHERE kind = ?4 AND key = ?1`
 	qSessionRotate     = `UPDATE sessions SET refresh_hash = ?, last_used_at = ?, expires_at = ?
 			WHERE id = ? AND refresh_hash = ? AND revoked_at IS NULL`
@@ -76,8 +78,18 @@ const (
 // LedgerSessionRefresh ledger moves into the new row (sessionLedger keeps
 // it there once the row exists).
 func insertSessionToken(ctx context.Context, tx *wtx, hash []byte, id string, createdAt time.Time) error {
-	for _, q := range []string{qSessionTokenInsert, qSessionTokenMoved} {
-		if _, err := tx.exec(ctx, q, hash, id, ms(createdAt), flashauth.LedgerSessionRefresh); err != nil {
+	args := []any{hash, id, ms(createdAt), flashauth.LedgerSessionRefresh}
+	res, err := tx.exec(ctx, qSessionTokenInsert, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	// An entry of the hash came first (a verdict on it before it was
+	// issued): the row takes it.
+	for _, q := range []string{qSessionTokenTake, qSessionTokenMoved} {
+		if _, err := tx.exec(ctx, q, args...); err != nil {
 			return err
 		}
 	}

@@ -17,7 +17,7 @@ import (
 var hotWrites = []string{
 	`SAVEPOINT item`, `ROLLBACK TO item`, `RELEASE item`,
 	qLineagePut, qAuditInsert,
-	qSessionTokenInsert, qSessionTokenMoved, qSessionRotate, qSessionTouch,
+	qSessionTokenInsert, qSessionTokenTake, qSessionTokenMoved, qSessionRotate, qSessionTouch,
 }
 
 func init() {
