@@ -78,22 +78,28 @@ func TestMigrationMovesSessionLedgerIntoTokens(t *testing.T) {
 	if err := db.read.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'session_tokens'`).Scan(&oldTable); err != nil || oldTable != 0 {
 		t.Errorf("a table named session_tokens is left (%d, %v): an older binary would keep rotating there", oldTable, err)
 	}
-	var inLedger []string
-	rows, err := db.read.Query(`SELECT claim_id FROM ledger_entries ORDER BY claim_id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
+	// inLedger fails unless ledger_entries holds exactly the entries of
+	// these claim ids.
+	inLedger := func(stage string, want ...string) {
+		t.Helper()
+		rows, err := db.read.Query(`SELECT claim_id FROM ledger_entries ORDER BY claim_id`)
+		if err != nil {
 			t.Fatal(err)
 		}
-		inLedger = append(inLedger, c)
+		defer rows.Close()
+		var got []string
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, c)
+		}
+		if !cmp.Equal(got, want) {
+			t.Errorf("%s: entries in ledger_entries: %v, want %v (a session token's in its row)", stage, got, want)
+		}
 	}
-	rows.Close()
-	if want := []string{"cg", "cz"}; !cmp.Equal(inLedger, want) {
-		t.Errorf("entries left in ledger_entries: %v, want %v (a's moved into its token row)", inLedger, want)
-	}
+	inLedger("migrated", "cg", "cz")
 
 	wantEntry := map[string]*flashauth.LedgerEntry{
 		"a": {Kind: flashauth.LedgerSessionRefresh, Key: h("a"), ClaimID: "ca", State: flashauth.LedgerDone,
@@ -161,6 +167,7 @@ func TestMigrationMovesSessionLedgerIntoTokens(t *testing.T) {
 		State: flashauth.LedgerDone, Sealed: []byte("v"), ExpiresAt: now.Add(time.Minute), CreatedAt: now}
 	wantSession["d"], wantCurrent["b"], wantCurrent["d"] = "s1", false, true
 	check("rotated")
+	inLedger("rotated", "cg", "cz")
 
 	// Two minutes on, every session_refresh entry is dead: the purge
 	// deletes a's, b's and z's, and the github_code one.
