@@ -107,7 +107,8 @@ func plainUpsertFrom(p [4]string) string {
 }
 
 // plainLedger keeps entries in the ledger_entries table (named ledger
-// before migration 0004), keyed by (kind, key).
+// before migration 0004), keyed by (kind, key): every kind but those of
+// tokenLedger and sessionLedger.
 var plainLedger = ledgerSQL{
 	get: `SELECT ` + ledgerColumns + ` FROM ledger_entries WHERE kind = ? AND key = ?`,
 	claim: []string{`INSERT INTO ledger_entries (` + ledgerColumns + `)

@@ -126,7 +126,9 @@ const qSessionLedger = `SELECT
 	LEFT JOIN sessions AS s ON s.id = t.session_id
 	LEFT JOIN users AS u ON u.id = s.user_id` + sessionEntryJoin
 
-// GetSessionLedger implements flashauth.SessionStore.
+// GetSessionLedger implements flashauth.SessionStore, for the kind of a
+// session refresh (LedgerSessionRefresh) only: an error for another, whose
+// entries qSessionLedger does not read.
 func (db *DB) GetSessionLedger(ctx context.Context, kind string, refreshHash []byte) (flashauth.SessionLedger, error) {
 	var (
 		r                  flashauth.SessionLedger

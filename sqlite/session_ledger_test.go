@@ -178,3 +178,17 @@ func TestMigrationMovesSessionLedgerIntoTokens(t *testing.T) {
 	wantEntry = nil
 	check("purged")
 }
+
+// TestGetSessionLedgerOtherKind: GetSessionLedger reads where a session
+// refresh's entries live, so it refuses another kind rather than read none
+// of its entries.
+func TestGetSessionLedgerOtherKind(t *testing.T) {
+	db := openInternal(t, filepath.Join(t.TempDir(), "kind.db"))
+	h := seal.Hash("rt")
+	if _, _, err := db.ClaimLedger(t.Context(), flashauth.LedgerGitHubCode, h, "c1", time.Now(), time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := db.GetSessionLedger(t.Context(), flashauth.LedgerGitHubCode, h); err == nil {
+		t.Errorf("GetSessionLedger of github_code = %+v, nil; want an error", r)
+	}
+}
