@@ -34,12 +34,14 @@ ALTER TABLE session_tokens ADD COLUMN sealed BLOB;
 ALTER TABLE session_tokens ADD COLUMN ledger_expires_at INTEGER;
 ALTER TABLE session_tokens ADD COLUMN ledger_created_at INTEGER;
 
-UPDATE session_tokens SET claim_id = g.claim_id, state = g.state, lease_until = g.lease_until,
-		sealed = g.sealed, ledger_expires_at = g.expires_at, ledger_created_at = g.created_at
-	FROM ledger_entries AS g
-	WHERE g.kind = 'session_refresh' AND g.key = session_tokens.hash;
+-- Both statements walk the (few, purged) entries and look the tokens up by
+-- hash, rather than walk every token.
+UPDATE session_tokens SET (claim_id, state, lease_until, sealed, ledger_expires_at, ledger_created_at) =
+		(SELECT g.claim_id, g.state, g.lease_until, g.sealed, g.expires_at, g.created_at
+			FROM ledger_entries AS g WHERE g.kind = 'session_refresh' AND g.key = session_tokens.hash)
+	WHERE hash IN (SELECT key FROM ledger_entries WHERE kind = 'session_refresh');
 DELETE FROM ledger_entries
-	WHERE kind = 'session_refresh' AND key IN (SELECT hash FROM session_tokens);
+	WHERE kind = 'session_refresh' AND EXISTS (SELECT 1 FROM session_tokens AS t WHERE t.hash = ledger_entries.key);
 
 ALTER TABLE session_tokens RENAME TO session_refresh_tokens;
 
