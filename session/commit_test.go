@@ -181,10 +181,15 @@ func TestRefreshCommitFailureAnswersNobody(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Every write of a done ledger entry fails, inside its transaction.
-	for _, op := range []string{"INSERT", "UPDATE"} {
-		exec(fmt.Sprintf(`CREATE TRIGGER fail_%s BEFORE %s ON ledger_entries WHEN NEW.state = 2
-			BEGIN SELECT RAISE(ABORT, 'injected failure'); END`, op, op))
+	// Every write of a done ledger entry fails, inside its transaction: in
+	// ledger_entries, or in the presented token's row, where SQLite keeps
+	// a session refresh's entry (migration 0005).
+	triggers := []struct{ table, op string }{
+		{"ledger_entries", "INSERT"}, {"ledger_entries", "UPDATE"}, {"session_refresh_tokens", "UPDATE"},
+	}
+	for _, tr := range triggers {
+		exec(fmt.Sprintf(`CREATE TRIGGER fail_%[1]s_%[2]s BEFORE %[2]s ON %[1]s WHEN NEW.state = 2
+			BEGIN SELECT RAISE(ABORT, 'injected failure'); END`, tr.table, tr.op))
 	}
 
 	const callers = 6
@@ -207,8 +212,9 @@ func TestRefreshCommitFailureAnswersNobody(t *testing.T) {
 		t.Fatalf("the presented token after the failure: current %v, %v; want it current", current, err)
 	}
 
-	exec(`DROP TRIGGER fail_INSERT`)
-	exec(`DROP TRIGGER fail_UPDATE`)
+	for _, tr := range triggers {
+		exec(`DROP TRIGGER fail_` + tr.table + `_` + tr.op)
+	}
 	next := refresh(t, replica, first.RefreshToken)
 	if next.Replayed {
 		t.Fatal("the retry replayed something")

@@ -206,6 +206,7 @@ func BenchmarkSessionRefreshWrites(b *testing.B) {
 		b.Fatal(err)
 	}
 	var n atomic.Int64
+	pages0, misses0 := writerPages(b, db), readerMisses(b, db)
 	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	cpu0, cpuOK := cpuTime()
@@ -238,4 +239,7 @@ func BenchmarkSessionRefreshWrites(b *testing.B) {
 	if cpu1, ok := cpuTime(); ok && cpuOK {
 		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 	}
+	// As in BenchmarkRefreshWrites (the sessions' creation included).
+	b.ReportMetric(float64(writerPages(b, db)-pages0)/float64(b.N), "pages/op")
+	b.ReportMetric(float64(readerMisses(b, db)-misses0)/float64(b.N), "read-misses/op")
 }

@@ -166,10 +166,18 @@ func TestMigrationMovesRefreshLedgerIntoLineage(t *testing.T) {
 
 // TestPurgeLedgerUsesItsIndex: the purge of GitHub refresh entries reaches
 // them through lineage_ledger_until, not by reading every lineage row
-// (lineage is kept for good).
+// (lineage is kept for good); that of session refresh entries in token rows
+// through session_refresh_tokens_ledger_until.
 func TestPurgeLedgerUsesItsIndex(t *testing.T) {
 	db := openInternal(t, filepath.Join(t.TempDir(), "plan.db"))
+	want := map[string]string{}
 	for _, q := range tokenLedger.purge {
+		want[q] = "SEARCH lineage USING INDEX lineage_ledger_until"
+	}
+	for _, q := range sessionLedger.purge {
+		want[q] = "SEARCH session_refresh_tokens USING INDEX session_refresh_tokens_ledger_until"
+	}
+	for q, want := range want {
 		rows, err := db.read.Query(`EXPLAIN QUERY PLAN `+q, 2, 0, 1, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -184,7 +192,7 @@ func TestPurgeLedgerUsesItsIndex(t *testing.T) {
 			plan += detail + "; "
 		}
 		rows.Close()
-		if want := "SEARCH lineage USING INDEX lineage_ledger_until"; !contains(plan, want) {
+		if !contains(plan, want) {
 			t.Errorf("plan of %q:\n%s\nwant %q", q, plan, want)
 		}
 	}

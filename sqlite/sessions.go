@@ -22,15 +22,13 @@ func scanSession(r rowScanner, extra ...any) (flashauth.Session, error) {
 func (db *DB) CreateSession(ctx context.Context, s flashauth.Session, refreshHash []byte) error {
 	return db.writeTx(ctx, "create session", func(ctx context.Context, tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, user_id, provider, device_info,
-			ip_address, user_agent, created_at, last_used_at, expires_at, revoked_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ip_address, user_agent, created_at, last_used_at, expires_at, revoked_at, refresh_hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			s.ID, s.UserID, s.Provider, blob(s.DeviceInfo), s.IPAddress, s.UserAgent,
-			ms(s.CreatedAt), ms(s.LastUsedAt), ms(s.ExpiresAt), ms(s.RevokedAt)); err != nil {
+			ms(s.CreatedAt), ms(s.LastUsedAt), ms(s.ExpiresAt), ms(s.RevokedAt), refreshHash); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO session_tokens (hash, session_id, current, created_at)
-			VALUES (?, ?, 1, ?)`, refreshHash, s.ID, ms(s.CreatedAt))
-		return err
+		return insertSessionToken(ctx, tx, refreshHash, s.ID, s.CreatedAt)
 	})
 }
 
@@ -46,39 +44,64 @@ func (db *DB) GetSession(ctx context.Context, id string) (flashauth.Session, err
 // FindSessionByRefresh implements flashauth.SessionStore.
 func (db *DB) FindSessionByRefresh(ctx context.Context, refreshHash []byte) (flashauth.Session, bool, error) {
 	var current bool
-	s, err := scanSession(db.readRow(ctx, `SELECT `+sessionColumns+`, t.current
-		FROM session_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = ?`, refreshHash), &current)
+	s, err := scanSession(db.readRow(ctx, `SELECT `+sessionColumns+`, `+currentToken+`
+		FROM session_refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = ?`, refreshHash), &current)
 	if err != nil {
 		return flashauth.Session{}, false, db.fail("find session by refresh", err)
 	}
 	return s, current, nil
 }
 
+// currentToken is whether the token row t is its session s's current
+// refresh token (migration 0005: sessions.refresh_hash).
+const currentToken = `coalesce(s.refresh_hash = t.hash, 0)`
+
 // The session refresh's statements, prepared once (stmts.go).
 const (
-	qSessionRevokedAt   = `SELECT revoked_at FROM sessions WHERE id = ?`
-	qSessionTokenRetire = `UPDATE session_tokens SET current = 0
-			WHERE hash = ? AND session_id = ? AND current = 1`
-	qSessionTokenInsert = `INSERT INTO session_tokens (hash, session_id, current, created_at)
-			VALUES (?, ?, 1, ?)`
-	qSessionRotate = `UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?`
-	qSessionTouch  = `UPDATE sessions SET last_used_at = ? WHERE id = ?`
+	// qSessionTokenInsert inserts the token row of ?1 unless ledger_entries
+	// holds an entry of its hash; qSessionTokenTake inserts it with that
+	// entry, which qSessionTokenMoved then deletes there (sessionLedger).
+	qSessionTokenInsert = `INSERT INTO session_refresh_tokens (hash, session_id, current, created_at)
+			SELECT ?1, ?2, 0, ?3 WHERE NOT EXISTS (SELECT 1 FROM ledger_entries WHERE kind = ?4 AND key = ?1)`
+	qSessionTokenTake = `INSERT INTO session_refresh_tokens (hash, session_id, current, created_at,
+				` + tokenLedgerColumns + `)
+			SELECT ?1, ?2, 0, ?3, claim_id, state, lease_until, sealed, expires_at, created_at
+			FROM ledger_entries WHERE kind = ?4 AND key = ?1`
+	qSessionTokenMoved = `DELETE FROM ledger_entries WHERE kind = ?4 AND key = ?1`
+	qSessionRotate     = `UPDATE sessions SET refresh_hash = ?, last_used_at = ?, expires_at = ?
+			WHERE id = ? AND refresh_hash = ? AND revoked_at IS NULL`
+	qSessionTouch = `UPDATE sessions SET last_used_at = ? WHERE id = ?`
 )
 
-// rotateSession applies a flashauth.SessionRotation in tx (CommitLedger):
-// the compare-and-swap is the UPDATE of the old hash's current flag, which
-// only one of several concurrent rotations can win. ErrConflict when
-// oldHash is not current or the session is revoked, sql.ErrNoRows when the
-// session is unknown.
-func rotateSession(ctx context.Context, tx *wtx, id string, oldHash, newHash []byte, now, expiresAt time.Time) error {
-	var revoked sql.NullInt64
-	if err := tx.queryRow(ctx, qSessionRevokedAt, id).Scan(&revoked); err != nil {
+// insertSessionToken records hash as a refresh token of session id; the
+// current one is sessions.refresh_hash. An entry of the hash's
+// LedgerSessionRefresh ledger moves into the new row (sessionLedger keeps
+// it there once the row exists).
+func insertSessionToken(ctx context.Context, tx *wtx, hash []byte, id string, createdAt time.Time) error {
+	args := []any{hash, id, ms(createdAt), flashauth.LedgerSessionRefresh}
+	res, err := tx.exec(ctx, qSessionTokenInsert, args...)
+	if err != nil {
 		return err
 	}
-	if revoked.Valid {
-		return flashauth.ErrConflict
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
 	}
-	res, err := tx.exec(ctx, qSessionTokenRetire, oldHash, id)
+	// An entry of the hash came first (a verdict on it before it was
+	// issued): the row takes it.
+	for _, q := range []string{qSessionTokenTake, qSessionTokenMoved} {
+		if _, err := tx.exec(ctx, q, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rotateSession applies r in tx (CommitLedger): the compare-and-swap is the
+// UPDATE of the session's current refresh hash, which only one of several
+// concurrent rotations can win. ErrConflict when r.OldHash is not current
+// or the session is revoked or unknown.
+func rotateSession(ctx context.Context, tx *wtx, r *flashauth.SessionRotation) error {
+	res, err := tx.exec(ctx, qSessionRotate, r.NewHash, ms(r.Now), ms(r.ExpiresAt), r.SessionID, r.OldHash)
 	if err != nil {
 		return err
 	}
@@ -87,11 +110,7 @@ func rotateSession(ctx context.Context, tx *wtx, id string, oldHash, newHash []b
 	} else if n == 0 {
 		return flashauth.ErrConflict
 	}
-	if _, err := tx.exec(ctx, qSessionTokenInsert, newHash, id, ms(now)); err != nil {
-		return err
-	}
-	_, err = tx.exec(ctx, qSessionRotate, ms(now), ms(expiresAt), id)
-	return err
+	return insertSessionToken(ctx, tx, r.NewHash, r.SessionID, r.Now)
 }
 
 // TouchSession implements flashauth.SessionStore; ErrNotFound for an unknown id.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"slices"
 )
 
 // Prepared statements. SQLite compiles every statement it runs; compiling
@@ -15,10 +16,20 @@ import (
 // holds). A write statement not listed here still works, compiled per call.
 var hotWrites = []string{
 	`SAVEPOINT item`, `ROLLBACK TO item`, `RELEASE item`,
-	plainLedger.get, plainLedger.claim, plainLedger.commit, plainLedger.complete, plainLedger.release[0],
-	tokenLedger.get, tokenLedger.claim, tokenLedger.commit, tokenLedger.complete, tokenLedger.release[0], tokenLedger.release[1],
 	qLineagePut, qAuditInsert,
-	qSessionRevokedAt, qSessionTokenRetire, qSessionTokenInsert, qSessionRotate, qSessionTouch,
+	qSessionTokenInsert, qSessionTokenTake, qSessionTokenMoved, qSessionRotate, qSessionTouch,
+}
+
+func init() {
+	for _, l := range []*ledgerSQL{&plainLedger, &tokenLedger, &sessionLedger} {
+		hotWrites = append(hotWrites, l.get)
+		for _, qs := range [][]string{l.claim, l.commit, l.complete, l.release} {
+			hotWrites = append(hotWrites, qs...)
+		}
+	}
+	// sessionLedger shares a statement with plainLedger.
+	slices.Sort(hotWrites)
+	hotWrites = slices.Compact(hotWrites)
 }
 
 func (db *DB) prepareWrites(ctx context.Context) error {

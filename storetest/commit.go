@@ -184,6 +184,36 @@ func testCommitLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 			}
 			unrotated(t, st)
 		}},
+		{"an entry of the new hash before the rotation stays live", func(t *testing.T, st flashauth.Store) {
+			// A verdict on a hash before it was issued: improbable (the
+			// hash of a fresh random token), but the ledger holds it.
+			setup(t, st)
+			_, held, err := st.ClaimLedger(t.Context(), commitKind, next, "cn", base, at(lease))
+			must(t, "ClaimLedger", err)
+			if !held {
+				t.Fatal("claim not held")
+			}
+			now := at(time.Second)
+			_, committed, err := commit(t, st, "c1", now, rotation(now))
+			must(t, "CommitLedger", err)
+			if !committed {
+				t.Fatal("not committed")
+			}
+			want := pending(next, "cn", base)
+			want.Kind = commitKind
+			got, err := st.GetLedger(t.Context(), commitKind, next)
+			must(t, "GetLedger of the new hash", err)
+			diff(t, "entry of the new hash", want, got)
+			e, committed, err := st.CommitLedger(t.Context(), commitKind, next, "c2", sealed, now, now.Add(window), nil)
+			must(t, "CommitLedger on the new hash", err)
+			if committed {
+				t.Fatal("committed over the new hash's live claim")
+			}
+			diff(t, "entry returned for the new hash", want, e)
+			if _, current := findSession(t, st, next); !current {
+				t.Error("the new hash is not current")
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
@@ -259,6 +289,12 @@ func testSessionLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 			createSession(t, st, newSession("s1", "u1", base))
 			_, _, err := st.ClaimLedger(t.Context(), flashauth.LedgerGitHubRefresh, h, "c1", base, at(lease))
 			must(t, "ClaimLedger", err)
+		}},
+		{"an entry, then its session", func(t *testing.T, st flashauth.Store) {
+			_, _, err := st.CommitLedger(t.Context(), commitKind, h, "c1", []byte("sealed"), base, at(window), nil)
+			must(t, "CommitLedger", err)
+			fixtureUser(t, st, "u1", 1)
+			createSession(t, st, newSession("s1", "u1", base))
 		}},
 	}
 	for _, tt := range tests {
