@@ -173,7 +173,8 @@ func openMeteredStore(ctx context.Context, url string, reg prometheus.Registerer
 	if err != nil {
 		return nil, err
 	}
-	store, err := newMeteredStore(raw, reg)
+	_, local := raw.(*sqlite.DB)
+	store, err := newMeteredStore(raw, reg, local)
 	if err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("store metrics: %w", err)
