@@ -35,6 +35,9 @@ type Outcome struct {
 	// Payload is sealed, committed and returned; replays return it unchanged.
 	Payload []byte
 	Writes
+	// verdict is the value Payload encodes, when Run made it (see Copier):
+	// handed to the callers that join the attempt with the payload.
+	verdict any
 }
 
 // Writes are what an operation stores with its outcome, in the transaction
@@ -192,6 +195,9 @@ type Result struct {
 	// still returned, as it may be the only copy of a spent secret's
 	// successor, but a retry will not replay it.
 	Lost error
+	// verdict is Outcome.verdict of the operation that ran (nil for a
+	// replay): Run copies it for the callers that joined (see Copier).
+	verdict any
 }
 
 // InFlight returns how many operations this process is running or waiting
@@ -468,10 +474,10 @@ func (l *Ledger) settle(ctx context.Context, kind, secret string, key []byte, r 
 		// The operation happened (a single-use secret may be spent) but its
 		// outcome is not stored. Returning it is the only way it is not lost;
 		// a retry will not replay it.
-		return Result{Payload: r.out.Payload}, &CommitError{Err: err}
+		return Result{Payload: r.out.Payload, verdict: r.out.verdict}, &CommitError{Err: err}
 	}
 	testhook.AfterLedgerCommit(kind)
-	return Result{Payload: r.out.Payload}, nil
+	return Result{Payload: r.out.Payload, verdict: r.out.verdict}, nil
 }
 
 // call runs op under the claim's lease. Past the lease another process may

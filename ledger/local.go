@@ -88,7 +88,7 @@ func (l *Ledger) local(ctx context.Context, kind, secret string, key []byte, see
 			return Result{}, fmt.Errorf("ledger commit: %w", err)
 		case committed:
 			testhook.AfterLedgerCommit(kind)
-			return Result{Payload: out.Payload}, nil
+			return Result{Payload: out.Payload, verdict: out.verdict}, nil
 		}
 		// Not committed: e is the live entry that stopped it, replayed or
 		// waited for above.
