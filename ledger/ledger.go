@@ -81,6 +81,10 @@ type Options struct {
 type Ledger struct {
 	store flashauth.LedgerStore
 	opt   Options
+	// keys seals and opens outcomes, keeping the ciphers of the secrets
+	// sealed or opened last: a replay, which comes soon after the commit
+	// if at all, opens without deriving its key again.
+	keys *seal.Keys
 
 	mu      sync.Mutex
 	flights map[string]*flight // the attempts in flight, by kind and key
@@ -92,6 +96,12 @@ type Ledger struct {
 	// flights.
 	ended [markBuckets]atomic.Uint64
 }
+
+// keptKeys is how many secrets' ciphers the ledger keeps, at least (at
+// most twice as many): at thousands of refreshes a second, those of the
+// last tenth of a second or more - when callers race on a token, its
+// replays come within milliseconds of the commit.
+const keptKeys = 512
 
 // markBuckets is how many buckets of keys Mark tells apart.
 const markBuckets = 1024
@@ -145,7 +155,7 @@ func New(store flashauth.LedgerStore, opt Options) *Ledger {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Ledger{store: store, opt: opt, flights: map[string]*flight{}}
+	return &Ledger{store: store, opt: opt, keys: seal.NewKeys(keptKeys), flights: map[string]*flight{}}
 }
 
 // flight is one attempt at (kind, key) in this process, shared by every
@@ -443,7 +453,7 @@ func (l *Ledger) lease(kind string) time.Duration {
 }
 
 func (l *Ledger) open(kind, secret string, key []byte, e flashauth.LedgerEntry) (Result, error) {
-	pt, err := seal.Open([]byte(secret), sealInfo(kind), e.Sealed, key)
+	pt, err := l.keys.Open([]byte(secret), sealInfo(kind), e.Sealed, key)
 	if err != nil {
 		return Result{}, fmt.Errorf("ledger open: %w", err)
 	}
@@ -466,7 +476,7 @@ func (l *Ledger) settle(ctx context.Context, kind, secret string, key []byte, r 
 		}
 		return Result{}, errors.New("ledger: a rotation commits only with a Local call")
 	}
-	sealed, err := seal.Seal([]byte(secret), sealInfo(kind), r.out.Payload, key)
+	sealed, err := l.keys.Seal([]byte(secret), sealInfo(kind), r.out.Payload, key)
 	if err != nil {
 		return Result{}, err
 	}
