@@ -2,11 +2,15 @@ package app
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flashbacktech/flashauth"
+	"github.com/flashbacktech/flashauth/audit"
+	"github.com/flashbacktech/flashauth/sqlite"
 )
 
 // ctxStore records the context of every point read it serves.
@@ -68,5 +72,27 @@ func TestMeteredStorePointReadContext(t *testing.T) {
 				t.Errorf("local=%v, read %d: the read did not get the caller's context", local, i)
 			}
 		}
+	}
+}
+
+// New's store chain: the services' store reads lineage and ledger in one
+// round trip, and the auditor's store offers events to the queue without
+// waiting (audit.Queue) - which the services' store, a wrapper, hides.
+func TestStoresKeepTheQueueForTheAuditor(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "stores.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metered, err := newMeteredStore(db, prometheus.NewRegistry(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, audits := stores(metered, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { _ = store.Close() })
+	if _, ok := store.(flashauth.LineageLedgerReader); !ok {
+		t.Error("the services' store does not read lineage and ledger in one round trip")
+	}
+	if _, ok := flashauth.AuditStore(audits).(audit.Queue); !ok {
+		t.Error("the auditor's store is not an audit.Queue: every event would wait on a timer")
 	}
 }
