@@ -105,6 +105,9 @@ type App struct {
 	Ledger  *ledger.Ledger
 	Handler http.Handler
 
+	// audits is the audit queue in front of the store: what the auditor
+	// records to (see stores).
+	audits         *auditQueue
 	log            *slog.Logger
 	clock          flashauth.Clock
 	sessions       *session.Service
@@ -121,11 +124,9 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 	if err != nil {
 		return nil, err
 	}
-	// Audit rows are written off the answer path (auditqueue.go). A
-	// refresh still reads lineage and ledger in one round trip through it.
-	store := withLineageLedger(newAuditQueue(metered, log), metered)
+	store, audits := stores(metered, log)
 	a := &App{
-		log: log, Store: store, clock: clock,
+		log: log, Store: store, audits: audits, clock: clock,
 		auditRetention: orDefault(c.AuditRetention, DefaultAuditRetention),
 		purgeInterval:  orDefault(c.PurgeInterval, 30*time.Second),
 	}
@@ -134,6 +135,18 @@ func New(ctx context.Context, c Config, log *slog.Logger, clock flashauth.Clock)
 		return nil, err
 	}
 	return a, nil
+}
+
+// stores is what New builds on the metered store: the audit queue in
+// front of it, which writes audit rows off the answer path
+// (auditqueue.go), and the store the services use - the queue, still
+// reading lineage and ledger in one round trip when the metered store does
+// (withLineageLedger). The auditor records to the queue itself: the
+// services' store hides its TryAppendAudit (audit.Queue), without which
+// every event is appended the slow way, under a timer of its own.
+func stores(metered flashauth.Store, log *slog.Logger) (flashauth.Store, *auditQueue) {
+	q := newAuditQueue(metered, log)
+	return withLineageLedger(q, metered), q
 }
 
 // wire builds the services on a's store, each from its part of c, and the
@@ -145,7 +158,7 @@ func (a *App) wire(ctx context.Context, c Config, reg *prometheus.Registry) erro
 	}
 	a.Ledger = a.newLedger(c, reg)
 	// The services record what happened through the one auditor.
-	auditor := audit.New(a.Store, a.log, a.clock)
+	auditor := audit.New(a.audits, a.log, a.clock)
 	if a.sessions, err = a.newSessions(ctx, c, auditor); err != nil {
 		return err
 	}
@@ -173,7 +186,8 @@ func openMeteredStore(ctx context.Context, url string, reg prometheus.Registerer
 	if err != nil {
 		return nil, err
 	}
-	store, err := newMeteredStore(raw, reg)
+	_, local := raw.(*sqlite.DB)
+	store, err := newMeteredStore(raw, reg, local)
 	if err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("store metrics: %w", err)

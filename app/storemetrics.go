@@ -16,14 +16,20 @@ type meteredStore struct {
 	flashauth.Store
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
+	// local: the store is in this process (SQLite), so its point reads
+	// run without their caller's cancellation (see readCtx).
+	local bool
 }
 
 // newMeteredStore wraps s. When s reads lineage and ledger in one round
 // trip (flashauth.LineageLedgerReader), so does the wrapper; otherwise the
-// wrapper does not claim to, and the refresh makes its two reads.
-func newMeteredStore(s flashauth.Store, reg prometheus.Registerer) (flashauth.Store, error) {
+// wrapper does not claim to, and the refresh makes its two reads. local
+// says s is in this process, with nothing to wait on across a network
+// (SQLite; see readCtx).
+func newMeteredStore(s flashauth.Store, reg prometheus.Registerer, local bool) (flashauth.Store, error) {
 	m := &meteredStore{
 		Store: s,
+		local: local,
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "flashauth_store_operation_duration_seconds",
 			Help:    "Latency of store operations, by operation.",
@@ -66,8 +72,23 @@ func withLineageLedger(s, under flashauth.Store) flashauth.Store {
 
 func (m *meteredReader) GetLineageLedger(ctx context.Context, kind string, hash []byte) (flashauth.LineageLedger, error) {
 	return timed(m.meteredStore, "get_lineage_ledger", func() (flashauth.LineageLedger, error) {
-		return m.reader.GetLineageLedger(ctx, kind, hash)
+		return m.reader.GetLineageLedger(m.readCtx(ctx), kind, hash)
 	})
+}
+
+// readCtx is the context a point read (one row by its key) of the store
+// runs on: ctx itself, or for a local store ctx without its cancellation
+// (its values kept). A SQLite read of one row has nothing to wait on but
+// the disk and is over in microseconds, so stopping it when its caller
+// goes away saves nothing; but a cancellable context costs it two
+// goroutines, database/sql's and the driver's watchers of ctx.Done(),
+// about as much CPU as the read itself (docs/design.md). PostgreSQL's reads
+// keep ctx: they wait on a network and a server.
+func (m *meteredStore) readCtx(ctx context.Context) context.Context {
+	if m.local {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // done records one operation that started at start and ended with err.
@@ -131,7 +152,7 @@ func (m *meteredStore) ReleaseLedger(ctx context.Context, kind string, key []byt
 }
 
 func (m *meteredStore) GetLedger(ctx context.Context, kind string, key []byte) (flashauth.LedgerEntry, error) {
-	return timed(m, "get_ledger", func() (flashauth.LedgerEntry, error) { return m.Store.GetLedger(ctx, kind, key) })
+	return timed(m, "get_ledger", func() (flashauth.LedgerEntry, error) { return m.Store.GetLedger(m.readCtx(ctx), kind, key) })
 }
 
 func (m *meteredStore) PurgeLedger(ctx context.Context, now time.Time) (int64, error) {
@@ -143,7 +164,7 @@ func (m *meteredStore) PutLineage(ctx context.Context, l flashauth.Lineage) erro
 }
 
 func (m *meteredStore) GetLineage(ctx context.Context, tokenHash []byte) (flashauth.Lineage, error) {
-	return timed(m, "get_lineage", func() (flashauth.Lineage, error) { return m.Store.GetLineage(ctx, tokenHash) })
+	return timed(m, "get_lineage", func() (flashauth.Lineage, error) { return m.Store.GetLineage(m.readCtx(ctx), tokenHash) })
 }
 
 // upserted is UpsertGitHubUser's pair of results.
@@ -161,7 +182,7 @@ func (m *meteredStore) UpsertGitHubUser(ctx context.Context, u flashauth.User, o
 }
 
 func (m *meteredStore) GetUser(ctx context.Context, id string) (flashauth.User, error) {
-	return timed(m, "get_user", func() (flashauth.User, error) { return m.Store.GetUser(ctx, id) })
+	return timed(m, "get_user", func() (flashauth.User, error) { return m.Store.GetUser(m.readCtx(ctx), id) })
 }
 
 func (m *meteredStore) CreateSession(ctx context.Context, s flashauth.Session, refreshHash []byte) error {
@@ -169,12 +190,12 @@ func (m *meteredStore) CreateSession(ctx context.Context, s flashauth.Session, r
 }
 
 func (m *meteredStore) GetSession(ctx context.Context, id string) (flashauth.Session, error) {
-	return timed(m, "get_session", func() (flashauth.Session, error) { return m.Store.GetSession(ctx, id) })
+	return timed(m, "get_session", func() (flashauth.Session, error) { return m.Store.GetSession(m.readCtx(ctx), id) })
 }
 
 func (m *meteredStore) GetSessionLedger(ctx context.Context, kind string, refreshHash []byte) (flashauth.SessionLedger, error) {
 	return timed(m, "get_session_ledger", func() (flashauth.SessionLedger, error) {
-		return m.Store.GetSessionLedger(ctx, kind, refreshHash)
+		return m.Store.GetSessionLedger(m.readCtx(ctx), kind, refreshHash)
 	})
 }
 
@@ -186,7 +207,7 @@ type found struct {
 
 func (m *meteredStore) FindSessionByRefresh(ctx context.Context, refreshHash []byte) (flashauth.Session, bool, error) {
 	r, err := timed(m, "find_session_by_refresh", func() (found, error) {
-		s, current, err := m.Store.FindSessionByRefresh(ctx, refreshHash)
+		s, current, err := m.Store.FindSessionByRefresh(m.readCtx(ctx), refreshHash)
 		return found{s, current}, err
 	})
 	return r.session, r.current, err
@@ -241,7 +262,7 @@ func (m *meteredStore) Ping(ctx context.Context) error {
 }
 
 func (m *meteredStore) GetOrganization(ctx context.Context, id string) (flashauth.Organization, error) {
-	return timed(m, "get_organization", func() (flashauth.Organization, error) { return m.Store.GetOrganization(ctx, id) })
+	return timed(m, "get_organization", func() (flashauth.Organization, error) { return m.Store.GetOrganization(m.readCtx(ctx), id) })
 }
 
 func (m *meteredStore) InsertSigningKey(ctx context.Context, k flashauth.SigningKey) error {

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"sync/atomic"
 	"testing"
@@ -157,6 +158,52 @@ type boxVerdict struct {
 
 func (boxVerdict) Err() error { return nil }
 
+// answer is what one caller of Run got.
+type answer[T ledger.Verdict] struct {
+	v   T
+	res ledger.Result
+	err error
+}
+
+// leaderAndJoiner runs call twice at once: a leader whose op (made) waits
+// until a second caller has joined its attempt, and that joiner; then a
+// third caller, which replays the committed outcome. op must run once.
+func leaderAndJoiner[T ledger.Verdict](t *testing.T, l *ledger.Ledger, call ledger.Call, made T) (a, j, r answer[T]) {
+	t.Helper()
+	release := make(chan struct{})
+	var calls atomic.Int64
+	op := func(context.Context) (T, ledger.Writes, error) {
+		calls.Add(1)
+		<-release
+		return made, ledger.Writes{}, nil
+	}
+	leader, joiner := make(chan answer[T], 1), make(chan answer[T], 1)
+	run := func(to chan<- answer[T]) {
+		v, res, err := ledger.Run(context.Background(), l, call, op)
+		to <- answer[T]{v, res, err}
+	}
+	go run(leader)
+	testkit.WaitUntil(t, "the leader's op running", func() bool { return calls.Load() == 1 })
+	go run(joiner)
+	// Leader and joiner both parked in the attempt before it may end.
+	testkit.WaitUntil(t, "the joiner parked", func() bool { return testkit.Parked("/ledger.(*Ledger).do(") >= 2 })
+	close(release)
+	a, j = <-leader, <-joiner
+	replay := make(chan answer[T], 1)
+	run(replay)
+	r = <-replay
+	if calls.Load() != 1 {
+		t.Fatalf("op ran %d times, want 1", calls.Load())
+	}
+	if a.err != nil || a.res.Joined || a.res.Replayed {
+		t.Fatalf("leader: %+v; want op's own verdict", a)
+	}
+	if j.err != nil || !j.res.Joined || r.err != nil || !r.res.Replayed {
+		t.Fatalf("joiner %+v, replay %+v; want joined and replayed", j, r)
+	}
+	return a, j, r
+}
+
 // The caller whose op ran gets the very verdict op returned (no decode of
 // its encoding); a caller that joined the attempt and one that replays it
 // later decode their own copies of what was committed: equal to the
@@ -165,43 +212,9 @@ func TestRunLeaderKeepsItsVerdictOthersDecodeTheirOwn(t *testing.T) {
 	db := sqlitetest.Open(t)
 	l := ledger.New(db, ledger.Options{Clock: newClock()})
 	made := &box{S: "v", N: []int{1, 2, 3}}
-	release := make(chan struct{})
-	var calls atomic.Int64
-	op := func(context.Context) (boxVerdict, ledger.Writes, error) {
-		calls.Add(1)
-		<-release
-		return boxVerdict{Box: made}, ledger.Writes{}, nil
-	}
-	call := ledger.Call{Kind: kind, Secret: "s", Window: time.Minute}
-	type answer struct {
-		v   boxVerdict
-		res ledger.Result
-		err error
-	}
-	leader, joiner := make(chan answer, 1), make(chan answer, 1)
-	go func() {
-		v, res, err := ledger.Run(context.Background(), l, call, op)
-		leader <- answer{v, res, err}
-	}()
-	testkit.WaitUntil(t, "the leader's op running", func() bool { return calls.Load() == 1 })
-	go func() {
-		v, res, err := ledger.Run(context.Background(), l, call, op)
-		joiner <- answer{v, res, err}
-	}()
-	// Leader and joiner both parked in the attempt before it may end.
-	testkit.WaitUntil(t, "the joiner parked", func() bool { return testkit.Parked("/ledger.(*Ledger).do(") >= 2 })
-	close(release)
-	a, j := <-leader, <-joiner
-	v, res, err := ledger.Run(context.Background(), l, call, op)
-	r := answer{v, res, err}
-	if calls.Load() != 1 {
-		t.Fatalf("op ran %d times, want 1", calls.Load())
-	}
-	if a.err != nil || a.res.Joined || a.res.Replayed || a.v.Box != made {
+	a, j, r := leaderAndJoiner(t, l, ledger.Call{Kind: kind, Secret: "s", Window: time.Minute}, boxVerdict{Box: made})
+	if a.v.Box != made {
 		t.Fatalf("leader: %+v; want op's own verdict", a)
-	}
-	if j.err != nil || !j.res.Joined || r.err != nil || !r.res.Replayed {
-		t.Fatalf("joiner %+v, replay %+v; want joined and replayed", j, r)
 	}
 	want := box{S: "v", N: []int{1, 2, 3}}
 	for name, got := range map[string]*box{"joiner": j.v.Box, "replay": r.v.Box} {
@@ -215,5 +228,48 @@ func TestRunLeaderKeepsItsVerdictOthersDecodeTheirOwn(t *testing.T) {
 	j.v.Box.N[0], r.v.Box.N[1] = 7, 8
 	if !reflect.DeepEqual(*made, want) || j.v.Box.N[1] != 2 || r.v.Box.N[0] != 1 {
 		t.Fatalf("callers share a verdict's slice: leader %v, joiner %v, replay %v", made.N, j.v.Box.N, r.v.Box.N)
+	}
+}
+
+// decodes counts how often a copyVerdict was decoded from JSON.
+var decodes atomic.Int64
+
+// copyVerdict is a ledger.Copier.
+type copyVerdict struct {
+	Box *box `json:"box"`
+}
+
+func (copyVerdict) Err() error { return nil }
+
+func (v copyVerdict) Copy() copyVerdict {
+	b := *v.Box
+	b.N = append([]int(nil), b.N...)
+	return copyVerdict{Box: &b}
+}
+
+func (v *copyVerdict) UnmarshalJSON(b []byte) error {
+	decodes.Add(1)
+	type plain copyVerdict // without this method
+	return json.Unmarshal(b, (*plain)(v))
+}
+
+// A caller that joins the attempt of a Copier verdict gets the Copy of the
+// leader's verdict, decoding nothing; a replay still decodes what was
+// committed.
+func TestRunJoinerCopiesACopierVerdict(t *testing.T) {
+	db := sqlitetest.Open(t)
+	l := ledger.New(db, ledger.Options{Clock: newClock()})
+	made := &box{S: "v", N: []int{1, 2, 3}}
+	decodes.Store(0)
+	a, j, r := leaderAndJoiner(t, l, ledger.Call{Kind: kind, Secret: "s", Window: time.Minute}, copyVerdict{Box: made})
+	if a.v.Box != made {
+		t.Fatalf("leader: %+v; want op's own verdict", a)
+	}
+	want := box{S: "v", N: []int{1, 2, 3}}
+	if j.v.Box == nil || j.v.Box == made || !reflect.DeepEqual(*j.v.Box, want) || !reflect.DeepEqual(*r.v.Box, want) {
+		t.Fatalf("joiner %+v, replay %+v; want equal copies of %+v", j.v.Box, r.v.Box, want)
+	}
+	if n := decodes.Load(); n != 1 {
+		t.Fatalf("verdict decoded %d times, want 1 (the replay's)", n)
 	}
 }

@@ -35,6 +35,9 @@ type Outcome struct {
 	// Payload is sealed, committed and returned; replays return it unchanged.
 	Payload []byte
 	Writes
+	// verdict is the value Payload encodes, when Run made it (see Copier):
+	// handed to the callers that join the attempt with the payload.
+	verdict any
 }
 
 // Writes are what an operation stores with its outcome, in the transaction
@@ -78,6 +81,10 @@ type Options struct {
 type Ledger struct {
 	store flashauth.LedgerStore
 	opt   Options
+	// keys seals and opens outcomes, keeping the ciphers of the secrets
+	// sealed or opened last: a replay, which comes soon after the commit
+	// if at all, opens without deriving its key again.
+	keys *seal.Keys
 
 	mu      sync.Mutex
 	flights map[string]*flight // the attempts in flight, by kind and key
@@ -89,6 +96,12 @@ type Ledger struct {
 	// flights.
 	ended [markBuckets]atomic.Uint64
 }
+
+// keptKeys is how many secrets' ciphers the ledger keeps, at least (at
+// most twice as many): at thousands of refreshes a second, those of the
+// last tenth of a second or more - when callers race on a token, its
+// replays come within milliseconds of the commit.
+const keptKeys = 512
 
 // markBuckets is how many buckets of keys Mark tells apart.
 const markBuckets = 1024
@@ -142,7 +155,7 @@ func New(store flashauth.LedgerStore, opt Options) *Ledger {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Ledger{store: store, opt: opt, flights: map[string]*flight{}}
+	return &Ledger{store: store, opt: opt, keys: seal.NewKeys(keptKeys), flights: map[string]*flight{}}
 }
 
 // flight is one attempt at (kind, key) in this process, shared by every
@@ -192,6 +205,9 @@ type Result struct {
 	// still returned, as it may be the only copy of a spent secret's
 	// successor, but a retry will not replay it.
 	Lost error
+	// verdict is Outcome.verdict of the operation that ran (nil for a
+	// replay): Run copies it for the callers that joined (see Copier).
+	verdict any
 }
 
 // InFlight returns how many operations this process is running or waiting
@@ -437,7 +453,7 @@ func (l *Ledger) lease(kind string) time.Duration {
 }
 
 func (l *Ledger) open(kind, secret string, key []byte, e flashauth.LedgerEntry) (Result, error) {
-	pt, err := seal.Open([]byte(secret), sealInfo(kind), e.Sealed, key)
+	pt, err := l.keys.Open([]byte(secret), sealInfo(kind), e.Sealed, key)
 	if err != nil {
 		return Result{}, fmt.Errorf("ledger open: %w", err)
 	}
@@ -460,7 +476,7 @@ func (l *Ledger) settle(ctx context.Context, kind, secret string, key []byte, r 
 		}
 		return Result{}, errors.New("ledger: a rotation commits only with a Local call")
 	}
-	sealed, err := seal.Seal([]byte(secret), sealInfo(kind), r.out.Payload, key)
+	sealed, err := l.keys.Seal([]byte(secret), sealInfo(kind), r.out.Payload, key)
 	if err != nil {
 		return Result{}, err
 	}
@@ -468,10 +484,10 @@ func (l *Ledger) settle(ctx context.Context, kind, secret string, key []byte, r 
 		// The operation happened (a single-use secret may be spent) but its
 		// outcome is not stored. Returning it is the only way it is not lost;
 		// a retry will not replay it.
-		return Result{Payload: r.out.Payload}, &CommitError{Err: err}
+		return Result{Payload: r.out.Payload, verdict: r.out.verdict}, &CommitError{Err: err}
 	}
 	testhook.AfterLedgerCommit(kind)
-	return Result{Payload: r.out.Payload}, nil
+	return Result{Payload: r.out.Payload, verdict: r.out.verdict}, nil
 }
 
 // call runs op under the claim's lease. Past the lease another process may

@@ -8,7 +8,6 @@ import (
 
 	"github.com/flashbacktech/flashauth"
 	"github.com/flashbacktech/flashauth/internal/testhook"
-	"github.com/flashbacktech/flashauth/seal"
 )
 
 // maxLocalRuns bounds how often a Local operation runs in one attempt. It
@@ -67,7 +66,7 @@ func (l *Ledger) local(ctx context.Context, kind, secret string, key []byte, see
 		if out.Lineage != nil {
 			return Result{}, errors.New("ledger: a Local call commits no lineage")
 		}
-		sealed, err := seal.Seal([]byte(secret), sealInfo(kind), out.Payload, key)
+		sealed, err := l.keys.Seal([]byte(secret), sealInfo(kind), out.Payload, key)
 		if err != nil {
 			return Result{}, err
 		}
@@ -88,7 +87,7 @@ func (l *Ledger) local(ctx context.Context, kind, secret string, key []byte, see
 			return Result{}, fmt.Errorf("ledger commit: %w", err)
 		case committed:
 			testhook.AfterLedgerCommit(kind)
-			return Result{Payload: out.Payload}, nil
+			return Result{Payload: out.Payload, verdict: out.verdict}, nil
 		}
 		// Not committed: e is the live entry that stopped it, replayed or
 		// waited for above.

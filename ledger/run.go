@@ -17,6 +17,18 @@ type Verdict interface {
 	Err() error
 }
 
+// Copier is a Verdict that makes its own copies: Copy returns a value
+// equal to the receiver that shares nothing a caller could change with it
+// (verdicts hold pointers). A caller that joined an attempt in this process
+// gets a Copy of the verdict the attempt's operation returned instead of
+// decoding the committed JSON again: the same value (a verdict reads back
+// from its JSON as itself; the caller whose op ran keeps its own value
+// already), for a fraction of the CPU - when many callers race on one
+// secret, most of them join.
+type Copier[T any] interface {
+	Copy() T
+}
+
 // Call names the single-use secret a Run spends.
 type Call struct {
 	Kind   string
@@ -53,7 +65,8 @@ type Call struct {
 // commits its verdict as JSON with the writes op returns,
 // and returns the verdict with the verdict's own Err: op's own value to the
 // caller whose op ran, a copy decoded from the committed bytes to a replay
-// and to each caller that joined the attempt.
+// and to each caller that joined the attempt (or, for a Copier, the op's
+// value's Copy to a joiner).
 //
 // op's error means nothing definitive happened (transient trouble): it is
 // returned as is and nothing is committed. A definitive rejection is a
@@ -84,7 +97,7 @@ func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.
 			return Outcome{}, fmt.Errorf("ledger: encode %s outcome: %w", c.Kind, err)
 		}
 		mine, ran = v, true
-		return Outcome{Payload: b, Writes: w}, nil
+		return Outcome{Payload: b, Writes: w, verdict: v}, nil
 	})
 	if err != nil {
 		if !IsCommitError(err) || res.Payload == nil {
@@ -98,6 +111,16 @@ func Run[T Verdict](ctx context.Context, l *Ledger, c Call, op func(ctx context.
 		// the committed bytes instead, so no two callers share a value
 		// (verdicts hold pointers).
 		return mine, res, mine.Err()
+	}
+	if res.Joined && !res.Replayed {
+		// The attempt's op ran in this process: its verdict travels with
+		// the payload (Outcome.verdict), and a Copier copies it.
+		if v, ok := res.verdict.(T); ok {
+			if c, ok := any(v).(Copier[T]); ok {
+				v = c.Copy()
+				return v, res, v.Err()
+			}
+		}
 	}
 	var v T
 	if err := json.Unmarshal(res.Payload, &v); err != nil {

@@ -18,6 +18,8 @@ import (
 	"github.com/flashbacktech/flashauth/seal"
 )
 
+var _ ledger.Copier[verdict] = verdict{}
+
 // Policy is the ownership policy of the refresh endpoint
 // (FLASHAUTH_GITHUB_REFRESH_AUTH).
 type Policy string
@@ -120,6 +122,16 @@ type Result struct {
 type verdict struct {
 	Token *Token `json:"token,omitempty"`
 	Code  string `json:"code,omitempty"` // a definitive error code
+}
+
+// Copy implements ledger.Copier: callers that joined a refresh in flight
+// get their own copy of its token without decoding the committed JSON.
+func (o verdict) Copy() verdict {
+	if o.Token != nil {
+		t := *o.Token // strings and times: a value copy shares nothing
+		o.Token = &t
+	}
+	return o
 }
 
 // Err implements ledger.Verdict.

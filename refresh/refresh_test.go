@@ -60,3 +60,20 @@ func TestRefreshRejectsInvalidTokenFirst(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A verdict's Copy (what callers that joined a refresh in flight get) is
+// equal to it and shares no token with it; a rejection copies as itself.
+func TestVerdictCopy(t *testing.T) {
+	orig := verdict{Token: &Token{AccessToken: "a", RefreshToken: "r", TokenType: "bearer", Scope: "s", ExpiresIn: 60}}
+	cp := orig.Copy()
+	if cp.Token == orig.Token || *cp.Token != *orig.Token || cp.Code != orig.Code {
+		t.Fatalf("copy %+v of %+v: want an equal token behind another pointer", cp.Token, orig.Token)
+	}
+	cp.Token.AccessToken = "changed"
+	if orig.Token.AccessToken != "a" {
+		t.Fatal("changing the copy changed the original")
+	}
+	if rej := (verdict{Code: flashauth.CodeInvalidRefreshToken}).Copy(); rej.Token != nil || rej.Code != flashauth.CodeInvalidRefreshToken {
+		t.Fatalf("rejection copied as %+v", rej)
+	}
+}
