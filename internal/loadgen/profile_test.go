@@ -4,9 +4,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A child asked for a CPU profile (-cpuprofile-target) writes one that
@@ -57,5 +60,53 @@ func TestCeilingTransportBuffers(t *testing.T) {
 	tr := NewCeiling("http://127.0.0.1:1", "id", "secret", 4).client.Transport.(*http.Transport)
 	if tr.ReadBufferSize != 2<<10 || tr.WriteBufferSize != 1<<10 {
 		t.Errorf("buffers %d / %d, want 2 KiB / 1 KiB", tr.ReadBufferSize, tr.WriteBufferSize)
+	}
+}
+
+// A child asked for snapshots (-heapprofile-target) writes, every interval,
+// a heap and a goroutine profile that go tool pprof can read and the
+// runtime's memory classes as text; stopping ends them. No directory,
+// nothing.
+func TestStartSnapshots(t *testing.T) {
+	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+	startSnapshots("", RoleCeiling, time.Millisecond)()
+	dir := t.TempDir()
+	stop := startSnapshots(dir, RoleCeiling, time.Millisecond)
+	prefix := filepath.Join(dir, RoleCeiling+"-"+strconv.Itoa(os.Getpid()))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(prefix + "-goroutine-1.pprof"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no snapshot written")
+		}
+	}
+	stop()
+	for _, kind := range []string{"heap", "goroutine"} {
+		b, err := os.ReadFile(prefix + "-" + kind + "-1.pprof")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Errorf("%s profile of %d bytes is not gzip", kind, len(b))
+		}
+	}
+	b, err := os.ReadFile(prefix + "-mem-1.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"/memory/classes/heap/stacks:bytes ", "/memory/classes/total:bytes ", "/sched/goroutines:goroutines ", "VmRSS:"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("memory classes lack %q:\n%s", want, b)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(entries)
+	time.Sleep(20 * time.Millisecond)
+	if entries, _ := os.ReadDir(dir); len(entries) != n {
+		t.Errorf("%d files after stop, then %d: snapshots went on", n, len(entries))
 	}
 }
