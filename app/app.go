@@ -73,7 +73,11 @@ type Config struct {
 	// with PKCE and sends its state back; ?pkce=false and codes without
 	// state are refused (see signin.Config.RequirePKCE).
 	SignInRequirePKCE bool
-	Version           string // reported in logs and the User-Agent
+	// MaxRefreshes (FLASHAUTH_MAX_REFRESHES) bounds the GitHub refreshes,
+	// sign-ins and session refreshes running at once; the others wait their
+	// turn in arrival order. Zero: no bound (DefaultMaxRefreshes is serve's).
+	MaxRefreshes int
+	Version      string // reported in logs and the User-Agent
 	// HTTP server limits; zero takes the defaults (5s, 15s, 90s, 32 KiB).
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -96,6 +100,12 @@ const (
 	DefaultRateIP    = 600
 	DefaultRateToken = 30
 	DefaultRateUser  = 120
+	// DefaultMaxRefreshes is how many GitHub refreshes, sign-ins and session
+	// refreshes one replica runs at once. With GitHub answering in 100 ms
+	// that is up to about 5,000 a second, more than two cores commit; at
+	// 2,000 concurrent clients the ones waiting their turn keep small stacks
+	// (docs/configuration.md).
+	DefaultMaxRefreshes = 512
 )
 
 // App is a wired flashauth: store, GitHub client, domain services and the
@@ -321,6 +331,7 @@ func (a *App) newHandler(c Config, reg *prometheus.Registry, ref *refresh.Servic
 		Registry:       reg,
 		Issuer:         a.sessions.Issuer(),
 		PublicURL:      c.PublicURL,
+		MaxRefreshes:   c.MaxRefreshes,
 	})
 }
 

@@ -258,6 +258,7 @@ func flashauthConfig(getenv func(string) string, id, secret string) (app.Config,
 		Issuer:           "flashauth",
 		Audience:         "flashauth",
 		Version:          "flashload",
+		MaxRefreshes:     app.DefaultMaxRefreshes,
 	}, nil
 }
 
