@@ -43,6 +43,9 @@ const (
 	envSecretKey       = "FLASHLOAD_CHILD_SECRET_KEY"
 	envAddr            = "FLASHLOAD_CHILD_ADDR"
 	envUpstreamTimeout = "FLASHLOAD_CHILD_UPSTREAM_TIMEOUT"
+	// EnvMaxRefreshes is flashauth's FLASHAUTH_MAX_REFRESHES in the
+	// flashauth children (flashload -max-refreshes); unset, serve's default.
+	EnvMaxRefreshes = "FLASHLOAD_CHILD_MAX_REFRESHES"
 	// EnvCPUProfile names a directory: every child writes a CPU profile of
 	// its whole life there, as ROLE-PID.pprof (flashload -cpuprofile-target).
 	EnvCPUProfile = "FLASHLOAD_CHILD_CPUPROFILE"
@@ -231,6 +234,14 @@ func flashauthConfig(getenv func(string) string, id, secret string) (app.Config,
 		}
 		upstream = d
 	}
+	maxRefreshes := app.DefaultMaxRefreshes
+	if s := getenv(EnvMaxRefreshes); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return app.Config{}, fmt.Errorf("%s: %q is not a whole number", EnvMaxRefreshes, s)
+		}
+		maxRefreshes = n
+	}
 	key := getenv(envSecretKey)
 	if len(key) < 32 {
 		return app.Config{}, fmt.Errorf("%s must hold at least 32 bytes", envSecretKey)
@@ -258,7 +269,7 @@ func flashauthConfig(getenv func(string) string, id, secret string) (app.Config,
 		Issuer:           "flashauth",
 		Audience:         "flashauth",
 		Version:          "flashload",
-		MaxRefreshes:     app.DefaultMaxRefreshes,
+		MaxRefreshes:     maxRefreshes,
 	}, nil
 }
 

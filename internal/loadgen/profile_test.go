@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flashbacktech/flashauth/app"
 )
 
 // A child asked for a CPU profile (-cpuprofile-target) writes one that
@@ -108,5 +110,27 @@ func TestStartSnapshots(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if entries, _ := os.ReadDir(dir); len(entries) != n {
 		t.Errorf("%d files after stop, then %d: snapshots went on", n, len(entries))
+	}
+}
+
+// flashload -max-refreshes reaches the flashauth children as their
+// FLASHAUTH_MAX_REFRESHES; unset, serve's default; not a whole number,
+// refused.
+func TestFlashauthConfigMaxRefreshes(t *testing.T) {
+	env := map[string]string{envSecretKey: strings.Repeat("k", 32)}
+	getenv := func(k string) string { return env[k] }
+	c, err := flashauthConfig(getenv, "id", "secret")
+	if err != nil || c.MaxRefreshes != app.DefaultMaxRefreshes {
+		t.Errorf("unset: MaxRefreshes %d, %v; want %d", c.MaxRefreshes, err, app.DefaultMaxRefreshes)
+	}
+	env[EnvMaxRefreshes] = "384"
+	if c, err := flashauthConfig(getenv, "id", "secret"); err != nil || c.MaxRefreshes != 384 {
+		t.Errorf("384: MaxRefreshes %d, %v", c.MaxRefreshes, err)
+	}
+	for _, bad := range []string{"-1", "lots"} {
+		env[EnvMaxRefreshes] = bad
+		if _, err := flashauthConfig(getenv, "id", "secret"); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 }
