@@ -31,6 +31,7 @@ func atDefaults(c *app.Config) {
 	c.RateIPPerMinute, c.RateTokenPerMin, c.RateUserPerMin = app.DefaultRateIP, app.DefaultRateToken, app.DefaultRateUser
 	c.BreakerFailures, c.BreakerCooldown = github.DefaultBreakerFailures, github.DefaultBreakerCooldown
 	c.AuditRetention = app.DefaultAuditRetention
+	c.MaxRefreshes = app.DefaultMaxRefreshes
 }
 
 // wantIdentical200s requires every answer to be 200 with the first one's body.
@@ -220,11 +221,10 @@ func TestJoinedCallersAreNotCountedAsRefreshes(t *testing.T) {
 // values: GitHub calls by endpoint and class with their latency, the
 // breaker's state, store latency by operation, pending ledger operations.
 // Every label value is lower-case.
-func TestDashboardMetrics(t *testing.T) {
-	// GitHub's token endpoint waits while hold is set, so a refresh can be
-	// caught in flight.
+// newGatedHarness is a harness whose GitHub token endpoint waits while
+// *hold is set, so that a refresh can be caught in flight.
+func newGatedHarness(t *testing.T, hold *atomic.Pointer[chan struct{}], opts ...apptest.Option) *apptest.Harness {
 	var emu atomic.Pointer[githubemu.Emulator]
-	var hold atomic.Pointer[chan struct{}]
 	gate := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ch := hold.Load(); ch != nil && r.URL.Path == githubemu.TokenPath {
 			<-*ch
@@ -232,8 +232,28 @@ func TestDashboardMetrics(t *testing.T) {
 		emu.Load().ServeHTTP(w, r)
 	}))
 	t.Cleanup(gate.Close)
-	h := apptest.New(t, atDefaults, func(c *app.Config) { c.GitHubURL, c.GitHubAPIURL = gate.URL, gate.URL })
+	h := apptest.New(t, append(opts, func(c *app.Config) { c.GitHubURL, c.GitHubAPIURL = gate.URL, gate.URL })...)
 	emu.Store(h.Emu)
+	return h
+}
+
+// refreshAsync posts a refresh of token and delivers its answer on the
+// channel it returns.
+func refreshAsync(h *apptest.Harness, token string) <-chan apptest.Response {
+	done := make(chan apptest.Response, 1)
+	go func() {
+		body, _ := json.Marshal(map[string]string{"refresh_token": token})
+		req, _ := http.NewRequest(http.MethodPost, h.Srv.URL+"/auth/github/refresh", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		r, _ := apptest.Send(h.Srv.Client(), req)
+		done <- r
+	}()
+	return done
+}
+
+func TestDashboardMetrics(t *testing.T) {
+	var hold atomic.Pointer[chan struct{}]
+	h := newGatedHarness(t, &hold, atDefaults)
 
 	h.SignIn(t, h.GitHubUser("dash").ID, "") // exchange, /user, /user/emails
 	apptest.NewToken(t, h.Refresh(h.Grant().RefreshToken))
@@ -242,15 +262,7 @@ func TestDashboardMetrics(t *testing.T) {
 
 	release := make(chan struct{})
 	hold.Store(&release)
-	held := h.Grant()
-	done := make(chan apptest.Response, 1)
-	go func() {
-		body, _ := json.Marshal(map[string]string{"refresh_token": held.RefreshToken})
-		req, _ := http.NewRequest(http.MethodPost, h.Srv.URL+"/auth/github/refresh", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		r, _ := apptest.Send(h.Srv.Client(), req)
-		done <- r
-	}()
+	done := refreshAsync(h, h.Grant().RefreshToken)
 	apptest.Eventually(t, "a pending ledger operation", func() bool {
 		return metric(metricsText(t, h), "flashauth_ledger_pending", "") == 1
 	})
@@ -278,6 +290,7 @@ func TestDashboardMetrics(t *testing.T) {
 		{"flashauth_github_breaker_state", `state="open"`, 0},
 		{"flashauth_github_breaker_state", `state="half-open"`, 0},
 		{"flashauth_ledger_pending", "", 0},
+		{"flashauth_refreshes_waiting", "", 0},
 		{"flashauth_github_refresh_total", `outcome="ok"`, 2},
 		{"flashauth_github_refresh_total", `outcome="upstream_unavailable"`, 1},
 		{"flashauth_http_requests_total", `method="post",route="/auth/github/refresh",status="200"`, 2},
@@ -346,5 +359,35 @@ func TestAuditRetentionPurge(t *testing.T) {
 	}
 	if got := left(); len(got) != 1 || got[0] != "recent" {
 		t.Fatalf("audit events left = %v, want [recent]", got)
+	}
+}
+
+// FLASHAUTH_MAX_REFRESHES reaches the HTTP layer: with a bound of 1, a
+// refresh sent while another is at GitHub waits its turn (it is not yet a
+// pending ledger operation), then both are answered.
+func TestMaxRefreshesWaitTheirTurn(t *testing.T) {
+	var hold atomic.Pointer[chan struct{}]
+	h := newGatedHarness(t, &hold, func(c *app.Config) { c.MaxRefreshes = 1 })
+	release := make(chan struct{})
+	hold.Store(&release)
+	var once sync.Once
+	open := func() { once.Do(func() { hold.Store(nil); close(release) }) }
+	t.Cleanup(open) // before the harness's: a failed check must not leave a refresh at GitHub
+	first := refreshAsync(h, h.Grant().RefreshToken)
+	apptest.Eventually(t, "the first refresh at GitHub", func() bool {
+		return metric(metricsText(t, h), "flashauth_ledger_pending", "") == 1
+	})
+	second := refreshAsync(h, h.Grant().RefreshToken)
+	apptest.Eventually(t, "the second refresh waiting its turn", func() bool {
+		return metric(metricsText(t, h), "flashauth_refreshes_waiting", "") == 1
+	})
+	if n := metric(metricsText(t, h), "flashauth_ledger_pending", ""); n != 1 {
+		t.Errorf("%v pending ledger operations while one refresh waits its turn, want 1", n)
+	}
+	open()
+	for _, done := range []<-chan apptest.Response{first, second} {
+		r := <-done
+		h.SeeJSON(r.Body)
+		apptest.NewToken(t, r)
 	}
 }

@@ -17,6 +17,7 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	refreshes   *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
+	waiting     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,8 +37,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flashauth_rate_limited_total", Help: "Requests refused by a rate limit, by limit (ip, token, user).",
 		}, []string{"limit"}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flashauth_refreshes_waiting",
+			Help: "Refreshes, sign-ins and session refreshes waiting their turn (FLASHAUTH_MAX_REFRESHES).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.refreshes, m.rateLimited)
+	reg.MustRegister(m.requests, m.duration, m.refreshes, m.rateLimited, m.waiting)
 	return m
 }
 

@@ -10,17 +10,12 @@ import (
 	"github.com/flashbacktech/flashauth/session"
 )
 
-// handleGitHubRefresh serves POST /auth/github/refresh (docs/api.md).
+// handleGitHubRefresh serves POST /auth/github/refresh (docs/api.md). The
+// refresh and its answer are in refreshGitHub, so that a request waiting its
+// turn (admit) parks on this function's small frame: see admission.
 func (s *server) handleGitHubRefresh() http.Handler {
 	type request struct {
 		RefreshToken tokenField `json:"refresh_token"`
-	}
-	type response struct {
-		tokenAnswer
-		ExpiresIn             int64  `json:"expiresIn"`
-		RefreshTokenExpiresAt int64  `json:"refreshTokenExpiresAt"`
-		TokenType             string `json:"tokenType"`
-		Scope                 string `json:"scope"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req request
@@ -38,22 +33,40 @@ func (s *server) handleGitHubRefresh() http.Handler {
 		if p.SessionID != "" {
 			r = r.WithContext(withSession(r.Context(), p.SessionID))
 		}
-		res, err := s.Refresh.Refresh(r.Context(), token, refresh.Caller{UserID: p.UserID})
-		s.metrics.refreshOutcome(res.Replayed, res.Joined, err)
-		if err != nil {
-			s.metrics.limitedBy("token", err)
-			s.fail(w, r, err)
+		done, ok := s.admission.admit(r)
+		if !ok {
 			return
 		}
-		t := res.Token
-		noStore(w)
-		writeJSON(w, http.StatusOK, response{
-			tokenAnswer:           newTokenAnswer(t.AccessToken, t.RefreshToken, t.ExpiresAt),
-			ExpiresIn:             t.ExpiresIn,
-			RefreshTokenExpiresAt: flashauth.UnixMilli(t.RefreshTokenExpiresAt),
-			TokenType:             t.TokenType,
-			Scope:                 t.Scope,
-		})
+		defer done()
+		s.refreshGitHub(w, r, token, p.UserID)
+	})
+}
+
+// refreshGitHub refreshes token for the caller userID ("" when anonymous)
+// and answers.
+func (s *server) refreshGitHub(w http.ResponseWriter, r *http.Request, token, userID string) {
+	type response struct {
+		tokenAnswer
+		ExpiresIn             int64  `json:"expiresIn"`
+		RefreshTokenExpiresAt int64  `json:"refreshTokenExpiresAt"`
+		TokenType             string `json:"tokenType"`
+		Scope                 string `json:"scope"`
+	}
+	res, err := s.Refresh.Refresh(r.Context(), token, refresh.Caller{UserID: userID})
+	s.metrics.refreshOutcome(res.Replayed, res.Joined, err)
+	if err != nil {
+		s.metrics.limitedBy("token", err)
+		s.fail(w, r, err)
+		return
+	}
+	t := res.Token
+	noStore(w)
+	writeJSON(w, http.StatusOK, response{
+		tokenAnswer:           newTokenAnswer(t.AccessToken, t.RefreshToken, t.ExpiresAt),
+		ExpiresIn:             t.ExpiresIn,
+		RefreshTokenExpiresAt: flashauth.UnixMilli(t.RefreshTokenExpiresAt),
+		TokenType:             t.TokenType,
+		Scope:                 t.Scope,
 	})
 }
 

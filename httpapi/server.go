@@ -59,6 +59,10 @@ type Config struct {
 	Registry *prometheus.Registry
 	// ReadyTimeout bounds /readyz's store check; zero is DefaultReadyTimeout.
 	ReadyTimeout time.Duration
+	// MaxRefreshes bounds the requests that run the ledger at once (GitHub
+	// refreshes, sign-ins, session refreshes); the others wait in arrival
+	// order after their body is read. Zero or less: no bound.
+	MaxRefreshes int
 }
 
 // Pinger reports whether the store answers and commits a write
@@ -104,6 +108,7 @@ type server struct {
 	mux            *http.ServeMux
 	ready          readiness
 	readyTimeout   time.Duration
+	admission      admission
 }
 
 // NewServer returns the flashauth HTTP handler.
@@ -130,6 +135,7 @@ func NewServer(cfg Config) http.Handler {
 			user: ratelimit.New(cfg.Limits.UserPerMinute, cfg.Limits.UserBurst, cfg.Clock),
 		},
 	}
+	s.admission = newAdmission(cfg.MaxRefreshes, s.metrics.waiting)
 	for _, o := range cfg.CORSOrigins {
 		s.corsOrigins[o] = true
 	}

@@ -23,31 +23,43 @@ func (q *sessionTokenRequest) field() tokenField {
 	return q.RefreshTokenCamel
 }
 
-// handleSessionRefresh serves POST /user/refresh (docs/api.md).
+// handleSessionRefresh serves POST /user/refresh (docs/api.md). The
+// rotation and its answer are in refreshSession, so that a request waiting
+// its turn (admit) parks on this function's small frame: see admission.
 func (s *server) handleSessionRefresh() http.Handler {
-	type response struct {
-		tokenAnswer
-		TokenID          string `json:"tokenId"`
-		SessionExpiresAt int64  `json:"sessionExpiresAt"`
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req sessionTokenRequest
 		tok, ok := s.readToken(w, r, &req, req.field, "refresh_token (or refreshToken)")
 		if !ok {
 			return
 		}
-		iss, err := s.Sessions.Refresh(r.Context(), tok)
-		if err != nil {
-			s.metrics.limitedBy("token", err)
-			s.fail(w, r, err)
+		done, ok := s.admission.admit(r)
+		if !ok {
 			return
 		}
-		noStore(w)
-		writeJSON(w, http.StatusOK, response{
-			tokenAnswer:      newTokenAnswer(iss.AccessToken, iss.RefreshToken, iss.AccessExpiresAt),
-			TokenID:          iss.SessionID,
-			SessionExpiresAt: flashauth.UnixMilli(iss.SessionExpiresAt),
-		})
+		defer done()
+		s.refreshSession(w, r, tok)
+	})
+}
+
+// refreshSession rotates the session refresh token tok and answers.
+func (s *server) refreshSession(w http.ResponseWriter, r *http.Request, tok string) {
+	type response struct {
+		tokenAnswer
+		TokenID          string `json:"tokenId"`
+		SessionExpiresAt int64  `json:"sessionExpiresAt"`
+	}
+	iss, err := s.Sessions.Refresh(r.Context(), tok)
+	if err != nil {
+		s.metrics.limitedBy("token", err)
+		s.fail(w, r, err)
+		return
+	}
+	noStore(w)
+	writeJSON(w, http.StatusOK, response{
+		tokenAnswer:      newTokenAnswer(iss.AccessToken, iss.RefreshToken, iss.AccessExpiresAt),
+		TokenID:          iss.SessionID,
+		SessionExpiresAt: flashauth.UnixMilli(iss.SessionExpiresAt),
 	})
 }
 

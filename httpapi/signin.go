@@ -61,6 +61,11 @@ func (s *server) handleGitHubSignIn() http.Handler {
 		if string(di) == "null" {
 			di = nil
 		}
+		done, ok := s.admission.admit(r)
+		if !ok {
+			return
+		}
+		defer done()
 		st, err := s.SignIn.SignIn(r.Context(), signin.Request{
 			Code:        req.Code.String(),
 			State:       req.State.String(),

@@ -45,6 +45,7 @@ var settings = []setting{
 	{env: "FLASHAUTH_RATE_USER", def: fmt.Sprint(app.DefaultRateUser), help: "session requests per minute per user (0 disables)"},
 	{env: "FLASHAUTH_BREAKER_FAILURES", def: "5", help: "consecutive GitHub failures that open the circuit breaker"},
 	{env: "FLASHAUTH_BREAKER_COOLDOWN", def: "30s", help: "how long the breaker stays open before a probe"},
+	{env: "FLASHAUTH_MAX_REFRESHES", def: fmt.Sprint(app.DefaultMaxRefreshes), help: "GitHub refreshes, sign-ins and session refreshes run at once per replica; more wait their turn in arrival order (0: no limit)"},
 	{env: "FLASHAUTH_SHUTDOWN_TIMEOUT", def: "30s", help: "how long shutdown waits for in-flight requests"},
 	{env: "FLASHAUTH_SECRET_KEY", help: "seals signing keys at rest: at least 32 bytes, used as given (this or FLASHAUTH_SECRET_KEY_FILE is required)", secret: true},
 	{env: "FLASHAUTH_SECRET_KEY_FILE", help: "file holding the secret key (surrounding whitespace trimmed)"},
@@ -207,6 +208,11 @@ func parseLimits(c *app.Config, v settingValues) error {
 		}
 		*r.dst = rate
 	}
+	n, err := strconv.Atoi(v.get("FLASHAUTH_MAX_REFRESHES"))
+	if err != nil || n < 0 {
+		return fmt.Errorf("FLASHAUTH_MAX_REFRESHES: want a whole number of requests (0: no limit), got %q", v.get("FLASHAUTH_MAX_REFRESHES"))
+	}
+	c.MaxRefreshes = n
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -483,6 +484,9 @@ func TestConfigRefusesBeforeOpeningAnything(t *testing.T) {
 		{"FLASHAUTH_RATE_IP", "NaN"},
 		{"FLASHAUTH_RATE_TOKEN", "Inf"},
 		{"FLASHAUTH_RATE_USER", "1e400"},
+		{"FLASHAUTH_MAX_REFRESHES", "-1"},
+		{"FLASHAUTH_MAX_REFRESHES", "many"},
+		{"FLASHAUTH_MAX_REFRESHES", "1.5"},
 		{"FLASHAUTH_CORS_ORIGINS", "https://app.example/"},
 		{"FLASHAUTH_CORS_ORIGINS", "https://app.example, *"},
 		{"FLASHAUTH_CORS_ORIGINS", "app.example"},
@@ -551,9 +555,19 @@ func TestConfigDefaults(t *testing.T) {
 			c.RateIPPerMinute, c.RateTokenPerMin, c.RateUserPerMin,
 			app.DefaultAuditRetention, app.DefaultRateIP, app.DefaultRateToken, app.DefaultRateUser)
 	}
+	if c.MaxRefreshes != app.DefaultMaxRefreshes {
+		t.Errorf("MaxRefreshes %d, want the app's default %d", c.MaxRefreshes, app.DefaultMaxRefreshes)
+	}
 	c, err = parseConfig([]string{"-audit-retention", "720h"}, env, io.Discard)
 	if err != nil || c.AuditRetention != 720*time.Hour {
 		t.Errorf("-audit-retention 720h: %v, %v", c.AuditRetention, err)
+	}
+	// 0 lifts the bound.
+	for _, args := range [][]string{{"-max-refreshes", "64"}, {"-max-refreshes", "0"}} {
+		c, err = parseConfig(args, env, io.Discard)
+		if want, _ := strconv.Atoi(args[1]); err != nil || c.MaxRefreshes != want {
+			t.Errorf("%v: MaxRefreshes %d, %v", args, c.MaxRefreshes, err)
+		}
 	}
 }
 

@@ -60,7 +60,8 @@ type options struct {
 	killUpstreamTimeout                      time.Duration
 	maxRequests, hotTokens, replicas, runs   int
 	asJSON, markdown, allowRemote            bool
-	svg, cpuProfileDir                       string
+	svg, cpuProfileDir, heapProfileDir       string
+	maxRefreshes                             string
 	concurrencySet, latencySet               bool // -c, -upstream-latency were given
 }
 
@@ -95,6 +96,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&o.markdown, "markdown", false, "print the reports as Markdown: targets side by side, then every figure")
 	fs.StringVar(&o.svg, "svg", "", "write a chart of throughput and p99 against concurrency to this file")
 	fs.StringVar(&o.cpuProfileDir, "cpuprofile-target", "", "with -inproc or -kill9: every child process (emulator, baselines, flashauth) writes a CPU profile of its life to this directory as ROLE-PID.pprof, for go tool pprof")
+	fs.StringVar(&o.heapProfileDir, "heapprofile-target", "", "with -inproc or -kill9: every child process writes a heap and a goroutine profile to this directory every second, as ROLE-PID-heap-N.pprof and ROLE-PID-goroutine-N.pprof, for go tool pprof")
+	fs.StringVar(&o.maxRefreshes, "max-refreshes", "", "with -inproc or -kill9: FLASHAUTH_MAX_REFRESHES of the flashauth children (default: serve's)")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow targets and an emulator off the loopback interface")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -112,12 +115,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.clientSecret == "" {
 		o.clientSecret = getenv("GITHUB_CLIENT_SECRET")
 	}
-	if o.cpuProfileDir != "" {
+	for env, dir := range map[string]string{loadgen.EnvCPUProfile: o.cpuProfileDir, loadgen.EnvHeapProfile: o.heapProfileDir} {
+		if dir == "" {
+			continue
+		}
 		// The children inherit the environment.
-		if err := os.MkdirAll(o.cpuProfileDir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		if err := os.Setenv(loadgen.EnvCPUProfile, o.cpuProfileDir); err != nil {
+		if err := os.Setenv(env, dir); err != nil {
+			return err
+		}
+	}
+	if o.maxRefreshes != "" {
+		if n, err := strconv.Atoi(o.maxRefreshes); err != nil || n < 0 {
+			return fmt.Errorf("-max-refreshes: %q is not a whole number", o.maxRefreshes)
+		}
+		if err := os.Setenv(loadgen.EnvMaxRefreshes, o.maxRefreshes); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -41,9 +43,17 @@ const (
 	envSecretKey       = "FLASHLOAD_CHILD_SECRET_KEY"
 	envAddr            = "FLASHLOAD_CHILD_ADDR"
 	envUpstreamTimeout = "FLASHLOAD_CHILD_UPSTREAM_TIMEOUT"
+	// EnvMaxRefreshes is flashauth's FLASHAUTH_MAX_REFRESHES in the
+	// flashauth children (flashload -max-refreshes); unset, serve's default.
+	EnvMaxRefreshes = "FLASHLOAD_CHILD_MAX_REFRESHES"
 	// EnvCPUProfile names a directory: every child writes a CPU profile of
 	// its whole life there, as ROLE-PID.pprof (flashload -cpuprofile-target).
 	EnvCPUProfile = "FLASHLOAD_CHILD_CPUPROFILE"
+	// EnvHeapProfile names a directory: every child writes a heap and a
+	// goroutine profile there every second of its life, as
+	// ROLE-PID-heap-N.pprof and ROLE-PID-goroutine-N.pprof
+	// (flashload -heapprofile-target).
+	EnvHeapProfile = "FLASHLOAD_CHILD_HEAPPROFILE"
 )
 
 // Child roles.
@@ -64,7 +74,9 @@ func ServeChildIfAsked() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile, err := startProfile(os.Getenv(EnvCPUProfile), role)
 	if err == nil {
+		stopSnapshots := startSnapshots(os.Getenv(EnvHeapProfile), role, time.Second)
 		err = serveChild(ctx, role, os.Getenv, os.Stdout, os.Stderr)
+		stopSnapshots()
 		stopProfile()
 	}
 	stop()
@@ -90,6 +102,68 @@ func startProfile(dir, role string) (func(), error) {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
+}
+
+// startSnapshots writes a heap and a goroutine profile of this process into
+// dir every interval (nothing when dir is empty), numbered from 1, and
+// returns the function that stops it. A snapshot that cannot be written is
+// skipped: the profiles are a diagnosis, not the benchmark.
+func startSnapshots(dir, role string, interval time.Duration) func() {
+	if dir == "" {
+		return func() {}
+	}
+	// Finer than the default 512 KiB, so that a few thousand connections'
+	// buffers and stacks of small objects are told apart.
+	runtime.MemProfileRate = 16 << 10
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for n := 1; ; n++ {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			writeMemClasses(filepath.Join(dir, fmt.Sprintf("%s-%d-mem-%d.txt", role, os.Getpid(), n)))
+			for _, kind := range []string{"heap", "goroutine"} {
+				name := fmt.Sprintf("%s-%d-%s-%d.pprof", role, os.Getpid(), kind, n)
+				if f, err := os.Create(filepath.Join(dir, name)); err == nil {
+					_ = pprof.Lookup(kind).WriteTo(f, 0)
+					_ = f.Close()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+// writeMemClasses writes the runtime's memory classes (runtime/metrics
+// /memory/classes/*, the bytes the Go runtime maps, by use) and the
+// process's resident set to path, one "name value" a line.
+func writeMemClasses(path string) {
+	var samples []metrics.Sample
+	for _, d := range metrics.All() {
+		if strings.HasPrefix(d.Name, "/memory/classes/") || d.Name == "/sched/goroutines:goroutines" || d.Name == "/gc/heap/goal:bytes" {
+			samples = append(samples, metrics.Sample{Name: d.Name})
+		}
+	}
+	metrics.Read(samples)
+	var b strings.Builder
+	for _, s := range samples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			fmt.Fprintf(&b, "%s %d\n", s.Name, s.Value.Uint64())
+		}
+	}
+	if st, err := os.ReadFile("/proc/self/status"); err == nil {
+		for line := range strings.SplitSeq(string(st), "\n") {
+			if strings.HasPrefix(line, "VmRSS:") || strings.HasPrefix(line, "VmHWM:") {
+				b.WriteString(line + "\n")
+			}
+		}
+	}
+	_ = os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // serveChild listens, prints "listening on URL" and serves role until ctx
@@ -160,6 +234,14 @@ func flashauthConfig(getenv func(string) string, id, secret string) (app.Config,
 		}
 		upstream = d
 	}
+	maxRefreshes := app.DefaultMaxRefreshes
+	if s := getenv(EnvMaxRefreshes); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return app.Config{}, fmt.Errorf("%s: %q is not a whole number", EnvMaxRefreshes, s)
+		}
+		maxRefreshes = n
+	}
 	key := getenv(envSecretKey)
 	if len(key) < 32 {
 		return app.Config{}, fmt.Errorf("%s must hold at least 32 bytes", envSecretKey)
@@ -187,6 +269,7 @@ func flashauthConfig(getenv func(string) string, id, secret string) (app.Config,
 		Issuer:           "flashauth",
 		Audience:         "flashauth",
 		Version:          "flashload",
+		MaxRefreshes:     maxRefreshes,
 	}, nil
 }
 
