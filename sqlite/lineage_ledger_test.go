@@ -25,53 +25,23 @@ import (
 // binary, which would look for github_refresh entries there, fails instead
 // of claiming a token a newer replica holds.
 func TestMigrationMovesRefreshLedgerIntoLineage(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v3.db")
 	now := time.UnixMilli(1764120000000).UTC()
 	at := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
 	h := func(s string) []byte { return seal.Hash(s) }
 
-	old, err := sql.Open("sqlite", dsn(path, options{busyTimeout: 5 * time.Second}, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := old.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := applyMigrations(t.Context(), tx, migrations[:3], now); err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	db := migratedFrom(t, 3, now,
 		// lineage of a, b (b rotated to c) and c
 		`INSERT INTO lineage (token_hash, parent_hash, user_id, replaced_by, created_at, rotated_at, expires_at) VALUES
-			(x'` + hex(h("a")) + `', NULL, 'u1', NULL, 1, NULL, 9),
-			(x'` + hex(h("b")) + `', NULL, 'u2', x'` + hex(h("c")) + `', 2, 3, NULL),
-			(x'` + hex(h("c")) + `', x'` + hex(h("b")) + `', 'u2', NULL, 3, NULL, NULL)`,
+			(x'`+hex(h("a"))+`', NULL, 'u1', NULL, 1, NULL, 9),
+			(x'`+hex(h("b"))+`', NULL, 'u2', x'`+hex(h("c"))+`', 2, 3, NULL),
+			(x'`+hex(h("c"))+`', x'`+hex(h("b"))+`', 'u2', NULL, 3, NULL, NULL)`,
 		`INSERT INTO ledger (kind, key, claim_id, state, lease_until, sealed, expires_at, created_at) VALUES
-			('github_refresh', x'` + hex(h("b")) + `', 'cb', 2, 5, x'0102', ` + itoa(at(time.Minute)) + `, 4),
-			('github_refresh', x'` + hex(h("d")) + `', 'cd', 1, ` + itoa(at(time.Minute)) + `, NULL, NULL, 6),
-			('github_refresh', x'` + hex(h("e")) + `', 'ce', 2, 7, x'03', ` + itoa(at(-time.Minute)) + `, 8),
-			('session_refresh', x'` + hex(h("b")) + `', 'sb', 1, ` + itoa(at(time.Minute)) + `, NULL, NULL, 9)`,
-	} {
-		if _, err := tx.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db := openInternal(t, path)
-	if v, err := db.MigrationVersion(t.Context()); err != nil || v != LatestVersion() {
-		t.Fatalf("version %d, %v; want %d", v, err, LatestVersion())
-	}
-	var oldTable int
-	if err := db.read.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'ledger'`).Scan(&oldTable); err != nil || oldTable != 0 {
-		t.Errorf("a table named ledger is left (%d, %v): an older binary would keep claiming there", oldTable, err)
-	}
+			('github_refresh', x'`+hex(h("b"))+`', 'cb', 2, 5, x'0102', `+itoa(at(time.Minute))+`, 4),
+			('github_refresh', x'`+hex(h("d"))+`', 'cd', 1, `+itoa(at(time.Minute))+`, NULL, NULL, 6),
+			('github_refresh', x'`+hex(h("e"))+`', 'ce', 2, 7, x'03', `+itoa(at(-time.Minute))+`, 8),
+			('session_refresh', x'`+hex(h("b"))+`', 'sb', 1, `+itoa(at(time.Minute))+`, NULL, NULL, 9)`,
+	)
+	noTable(t, db, "ledger", "an older binary would keep claiming there")
 	var leftInLedger int
 	if err := db.read.QueryRow(`SELECT count(*) FROM ledger_entries WHERE kind = 'github_refresh'`).Scan(&leftInLedger); err != nil || leftInLedger != 0 {
 		t.Errorf("github_refresh rows left in ledger: %d, %v", leftInLedger, err)
@@ -203,3 +173,49 @@ func hex(b []byte) string { return fmt.Sprintf("%x", b) }
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// migratedFrom builds a database file at schema version (the first
+// version migrations), runs the seed statements on it, then opens it with
+// every migration, as an upgraded flashauth would, and requires it to be at
+// the latest version.
+func migratedFrom(t *testing.T, version int, now time.Time, seed ...string) *DB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("v%d.db", version))
+	old, err := sql.Open("sqlite", dsn(path, options{busyTimeout: 5 * time.Second}, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := old.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applyMigrations(t.Context(), tx, migrations[:version], now); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range seed {
+		if _, err := tx.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := openInternal(t, path)
+	if v, err := db.MigrationVersion(t.Context()); err != nil || v != LatestVersion() {
+		t.Fatalf("version %d, %v; want %d", v, err, LatestVersion())
+	}
+	return db
+}
+
+// noTable fails unless the database has no table or index named name; why
+// says what one left behind would let an older binary do.
+func noTable(t *testing.T, db *DB, name, why string) {
+	t.Helper()
+	var n int
+	if err := db.read.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = ?`, name).Scan(&n); err != nil || n != 0 {
+		t.Errorf("a table named %s is left (%d, %v): %s", name, n, err, why)
+	}
+}

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -23,61 +22,31 @@ import (
 // others stay in ledger_entries, and session_tokens is renamed so that an
 // older binary fails instead of rotating by a flag this one no longer reads.
 func TestMigrationMovesSessionLedgerIntoTokens(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v4.db")
 	now := time.UnixMilli(1764120000000).UTC()
 	at := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
 	h := func(s string) []byte { return seal.Hash(s) }
 	ms := func(v int64) time.Time { return time.UnixMilli(v).UTC() }
 
-	old, err := sql.Open("sqlite", dsn(path, options{busyTimeout: 5 * time.Second}, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := old.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := applyMigrations(t.Context(), tx, migrations[:4], now); err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	db := migratedFrom(t, 4, now,
 		`INSERT INTO organizations (id, name, created_at) VALUES ('o1', 'org', 1)`,
 		`INSERT INTO users (id, github_id, login, email, name, image_url, org_id, created_at, updated_at)
 			VALUES ('u1', 1, 'l', 'e', 'n', 'i', 'o1', 1, 2)`,
 		// s1: a rotated out to b; s2 revoked, its current c.
 		`INSERT INTO sessions (id, user_id, provider, device_info, ip_address, user_agent, created_at, last_used_at, expires_at, revoked_at) VALUES
-			('s1', 'u1', 'GITHUB', NULL, 'ip', 'ua', 1, 2, ` + itoa(at(time.Hour)) + `, NULL),
-			('s2', 'u1', 'GITHUB', NULL, 'ip', 'ua', 1, 2, ` + itoa(at(time.Hour)) + `, 3)`,
+			('s1', 'u1', 'GITHUB', NULL, 'ip', 'ua', 1, 2, `+itoa(at(time.Hour))+`, NULL),
+			('s2', 'u1', 'GITHUB', NULL, 'ip', 'ua', 1, 2, `+itoa(at(time.Hour))+`, 3)`,
 		`INSERT INTO session_tokens (hash, session_id, current, created_at) VALUES
-			(x'` + hex(h("a")) + `', 's1', 0, 1),
-			(x'` + hex(h("b")) + `', 's1', 1, 2),
-			(x'` + hex(h("c")) + `', 's2', 1, 1)`,
+			(x'`+hex(h("a"))+`', 's1', 0, 1),
+			(x'`+hex(h("b"))+`', 's1', 1, 2),
+			(x'`+hex(h("c"))+`', 's2', 1, 1)`,
 		// a's rotation verdict, live; a verdict on z, never issued; a
 		// github_code entry under a's hash.
 		`INSERT INTO ledger_entries (kind, key, claim_id, state, lease_until, sealed, expires_at, created_at) VALUES
-			('session_refresh', x'` + hex(h("a")) + `', 'ca', 2, NULL, x'0102', ` + itoa(at(time.Minute)) + `, 4),
-			('session_refresh', x'` + hex(h("z")) + `', 'cz', 1, ` + itoa(at(time.Minute)) + `, NULL, NULL, 5),
-			('github_code', x'` + hex(h("a")) + `', 'cg', 2, NULL, x'03', ` + itoa(at(time.Minute)) + `, 6)`,
-	} {
-		if _, err := tx.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	db := openInternal(t, path)
-	if v, err := db.MigrationVersion(t.Context()); err != nil || v != LatestVersion() {
-		t.Fatalf("version %d, %v; want %d", v, err, LatestVersion())
-	}
-	var oldTable int
-	if err := db.read.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'session_tokens'`).Scan(&oldTable); err != nil || oldTable != 0 {
-		t.Errorf("a table named session_tokens is left (%d, %v): an older binary would keep rotating there", oldTable, err)
-	}
+			('session_refresh', x'`+hex(h("a"))+`', 'ca', 2, NULL, x'0102', `+itoa(at(time.Minute))+`, 4),
+			('session_refresh', x'`+hex(h("z"))+`', 'cz', 1, `+itoa(at(time.Minute))+`, NULL, NULL, 5),
+			('github_code', x'`+hex(h("a"))+`', 'cg', 2, NULL, x'03', `+itoa(at(time.Minute))+`, 6)`,
+	)
+	noTable(t, db, "session_tokens", "an older binary would keep rotating there")
 	// inLedger fails unless ledger_entries holds exactly the entries of
 	// these claim ids.
 	inLedger := func(stage string, want ...string) {
