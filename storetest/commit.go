@@ -111,11 +111,7 @@ func testCommitLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 		}},
 		{"a live claim stops it", func(t *testing.T, st flashauth.Store) {
 			setup(t, st)
-			_, held, err := st.ClaimLedger(t.Context(), commitKind, old, "c1", base, at(lease))
-			must(t, "ClaimLedger", err)
-			if !held {
-				t.Fatal("claim not held")
-			}
+			claimHeld(t, st, old, "c1")
 			now := at(lease - time.Millisecond)
 			e, committed, err := commit(t, st, "c2", now, rotation(now))
 			must(t, "CommitLedger", err)
@@ -188,11 +184,7 @@ func testCommitLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 			// A verdict on a hash before it was issued: improbable (the
 			// hash of a fresh random token), but the ledger holds it.
 			setup(t, st)
-			_, held, err := st.ClaimLedger(t.Context(), commitKind, next, "cn", base, at(lease))
-			must(t, "ClaimLedger", err)
-			if !held {
-				t.Fatal("claim not held")
-			}
+			claimHeld(t, st, next, "cn")
 			now := at(time.Second)
 			_, committed, err := commit(t, st, "c1", now, rotation(now))
 			must(t, "CommitLedger", err)
@@ -360,4 +352,15 @@ func OneCommitWinner(t *testing.T, results []CommitRace, claimID func(i int) str
 		}
 	}
 	return winner
+}
+
+// claimHeld claims key for claimID from base until the lease ends, and
+// fails unless the claim is held.
+func claimHeld(t *testing.T, st flashauth.Store, key []byte, claimID string) {
+	t.Helper()
+	_, held, err := st.ClaimLedger(t.Context(), commitKind, key, claimID, base, at(lease))
+	must(t, "ClaimLedger", err)
+	if !held {
+		t.Fatal("claim not held")
+	}
 }
