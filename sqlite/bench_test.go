@@ -107,12 +107,7 @@ func BenchmarkRefreshWrites(b *testing.B) {
 	db := benchDB(b)
 	ctx := context.Background()
 	var n atomic.Int64
-	batches, items := db.w.batches.Load(), db.w.items.Load()
-	pages0, misses0 := writerPages(b, db), readerMisses(b, db)
-	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
-	b.ReportAllocs()
-	cpu0, cpuOK := cpuTime()
-	b.ResetTimer()
+	report := meterWrites(b, db)
 	b.RunParallel(func(pb *testing.PB) {
 		// Each worker refreshes its own lineage: the token it presents is
 		// the one its previous refresh rotated to (known after the first).
@@ -141,16 +136,34 @@ func BenchmarkRefreshWrites(b *testing.B) {
 			}
 		}
 	})
-	b.StopTimer()
-	if cpu1, ok := cpuTime(); ok && cpuOK {
-		// Every goroutine of the process: the callers, the writer, SQLite.
-		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+	report()
+}
+
+// meterWrites sets b up as the write benchmarks run: 32 concurrent callers,
+// allocations reported, the counters read now. report, called once the
+// callers are done, stops the timer and reports per op the process's CPU
+// time (every goroutine: the callers, the writer, SQLite), the writer's
+// mean batch, the pages the writer wrote to the WAL and the pages the
+// read pool fetched from the files.
+func meterWrites(b *testing.B, db *DB) (report func()) {
+	b.Helper()
+	batches, items := db.w.batches.Load(), db.w.items.Load()
+	pages0, misses0 := writerPages(b, db), readerMisses(b, db)
+	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	cpu0, cpuOK := cpuTime()
+	b.ResetTimer()
+	return func() {
+		b.StopTimer()
+		if cpu1, ok := cpuTime(); ok && cpuOK {
+			b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+		}
+		if c := db.w.batches.Load() - batches; c > 0 {
+			b.ReportMetric(float64(db.w.items.Load()-items)/float64(c), "writes/commit")
+		}
+		b.ReportMetric(float64(writerPages(b, db)-pages0)/float64(b.N), "pages/op")
+		b.ReportMetric(float64(readerMisses(b, db)-misses0)/float64(b.N), "read-misses/op")
 	}
-	if c := db.w.batches.Load() - batches; c > 0 {
-		b.ReportMetric(float64(db.w.items.Load()-items)/float64(c), "writes/commit")
-	}
-	b.ReportMetric(float64(writerPages(b, db)-pages0)/float64(b.N), "pages/op")
-	b.ReportMetric(float64(readerMisses(b, db)-misses0)/float64(b.N), "read-misses/op")
 }
 
 // writerPages returns how many pages the writer connection wrote so far
@@ -206,11 +219,7 @@ func BenchmarkSessionRefreshWrites(b *testing.B) {
 		b.Fatal(err)
 	}
 	var n atomic.Int64
-	pages0, misses0 := writerPages(b, db), readerMisses(b, db)
-	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
-	b.ReportAllocs()
-	cpu0, cpuOK := cpuTime()
-	b.ResetTimer()
+	report := meterWrites(b, db) // the sessions' creation included
 	b.RunParallel(func(pb *testing.PB) {
 		id := fmt.Sprint("s", n.Add(1))
 		old := seal.Hash("first of " + id)
@@ -235,11 +244,5 @@ func BenchmarkSessionRefreshWrites(b *testing.B) {
 			old = next
 		}
 	})
-	b.StopTimer()
-	if cpu1, ok := cpuTime(); ok && cpuOK {
-		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
-	}
-	// As in BenchmarkRefreshWrites (the sessions' creation included).
-	b.ReportMetric(float64(writerPages(b, db)-pages0)/float64(b.N), "pages/op")
-	b.ReportMetric(float64(readerMisses(b, db)-misses0)/float64(b.N), "read-misses/op")
+	report()
 }
