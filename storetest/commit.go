@@ -32,6 +32,16 @@ func testCommitLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 		t.Helper()
 		return st.CommitLedger(t.Context(), commitKind, old, claimID, sealed, now, now.Add(window), r)
 	}
+	// mustCommit commits and fails unless the call wrote its entry.
+	mustCommit := func(t *testing.T, st flashauth.Store, claimID string, now time.Time, r *flashauth.SessionRotation) flashauth.LedgerEntry {
+		t.Helper()
+		e, committed, err := commit(t, st, claimID, now, r)
+		must(t, "CommitLedger", err)
+		if !committed {
+			t.Fatal("not committed")
+		}
+		return e
+	}
 	// setup stores user u1 with session s1, whose refresh hash is old.
 	setup := func(t *testing.T, st flashauth.Store) flashauth.Session {
 		t.Helper()
@@ -66,11 +76,7 @@ func testCommitLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 		run  func(t *testing.T, st flashauth.Store)
 	}{
 		{"without a rotation: a done entry", func(t *testing.T, st flashauth.Store) {
-			e, committed, err := commit(t, st, "c1", base, nil)
-			must(t, "CommitLedger", err)
-			if !committed {
-				t.Fatal("not committed")
-			}
+			e := mustCommit(t, st, "c1", base, nil)
 			want := done("c1", base)
 			diff(t, "returned entry", want, doneFields(e))
 			stored(t, st, &want)
@@ -78,11 +84,7 @@ func testCommitLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 		{"with a rotation: the entry and the rotation", func(t *testing.T, st flashauth.Store) {
 			s := setup(t, st)
 			now := at(time.Hour)
-			_, committed, err := commit(t, st, "c1", now, rotation(now))
-			must(t, "CommitLedger", err)
-			if !committed {
-				t.Fatal("not committed")
-			}
+			mustCommit(t, st, "c1", now, rotation(now))
 			want := done("c1", now)
 			stored(t, st, &want)
 			got, current := findSession(t, st, old)
@@ -127,11 +129,7 @@ func testCommitLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 			setup(t, st)
 			must(t, "first CommitLedger", func() error { _, _, err := commit(t, st, "c1", base, nil); return err }())
 			now := at(window)
-			_, committed, err := commit(t, st, "c2", now, rotation(now))
-			must(t, "CommitLedger", err)
-			if !committed {
-				t.Fatal("an expired entry stopped the commit")
-			}
+			mustCommit(t, st, "c2", now, rotation(now)) // an expired entry does not stop it
 			want := done("c2", now)
 			stored(t, st, &want)
 		}},
@@ -186,11 +184,7 @@ func testCommitLedger(t *testing.T, open func(*testing.T) flashauth.Store) {
 			setup(t, st)
 			claimHeld(t, st, next, "cn")
 			now := at(time.Second)
-			_, committed, err := commit(t, st, "c1", now, rotation(now))
-			must(t, "CommitLedger", err)
-			if !committed {
-				t.Fatal("not committed")
-			}
+			mustCommit(t, st, "c1", now, rotation(now))
 			want := pending(next, "cn", base)
 			want.Kind = commitKind
 			got, err := st.GetLedger(t.Context(), commitKind, next)
